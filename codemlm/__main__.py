@@ -1,0 +1,5 @@
+import sys
+
+from codemlm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""The ``codemlm`` command.
+
+Each subcommand lives in its own module with a ``register(subparsers)`` function; heavy
+imports (torch, datasets, lightning) happen inside the handlers so ``codemlm --help`` is fast.
+Library errors become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from codemlm import __version__
+from codemlm.errors import CodemlmError
+
+__all__ = ["main", "build_parser"]
+
+# Modules under codemlm.cli that contribute subcommands, in help order.
+_COMMAND_MODULES = (
+    "quickstart",
+    "corpus",
+    "tokenizer",
+    "train",
+    "complete",
+    "index",
+    "search",
+    "evaluate",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codemlm",
+        description="Code completion and code search from a code encoder trained on your code.",
+    )
+    parser.add_argument("--version", action="version", version=f"codemlm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"codemlm.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"codemlm.cli.{name}":
+                continue  # command not built yet in this tree
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except CodemlmError as exc:
+        print(f"codemlm: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("codemlm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed: not an error for a CLI.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
