@@ -24,8 +24,8 @@ from codemlm.errors import PositionError
 
 __all__ = [
     "TextPositions",
-    "offset_from_line_col",
     "line_col_from_offset",
+    "offset_from_line_col",
     "offset_from_utf16",
     "utf16_from_offset",
 ]
