@@ -266,7 +266,8 @@ def _read_weights(file: Path, config: ModelConfig) -> CodeEncoder:
             f"{file} does not match the config in {CONFIG_FILE}: "
             f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}"
         )
-    for name, tensor in state.items():
+    for name in expected:  # in module order, so the first mismatch reported is the earliest
+        tensor = state[name]
         want = tuple(expected[name].shape)
         if tuple(tensor.shape) != want:
             raise CheckpointError(
@@ -275,7 +276,9 @@ def _read_weights(file: Path, config: ModelConfig) -> CodeEncoder:
             )
         if not tensor.is_floating_point():
             raise CheckpointError(f"{file}: tensor {name!r} has non-float dtype {tensor.dtype}")
-        tensor = tensor.float()
+        # A copy: safetensors may hand out views of a memory-mapped file, which would crash
+        # (SIGBUS) if the file were later rewritten in place under a running server.
+        tensor = tensor.to(torch.float32, copy=True)
         if not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{file}: tensor {name!r} contains NaN or infinite values")
         state[name] = tensor
