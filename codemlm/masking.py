@@ -130,7 +130,7 @@ def select_random_runs(
         start = int(candidates[rng.integers(candidates.size)])
         length = min(int(rng.integers(run_min, run_max + 1)), remaining)
         # Extend over consecutive free positions only.
-        stop = start + length
+        stop = min(start + length, n)
         blocked = np.flatnonzero(~free[start:stop])
         if blocked.size:
             stop = start + int(blocked[0])
@@ -187,9 +187,10 @@ def select_identifier(
 ) -> MaskSelection:
     """Whole identifier spans; with ``all_occurrences`` every occurrence of a chosen name.
 
-    A name is its token id sequence. Names are taken in random order while all their
-    occurrences fit the budget; single occurrences then fill what is left, and random runs
-    the rest (a sequence without identifiers gets only runs).
+    A name is its token id sequence. Names are taken in random order when all their
+    occurrences fit the remaining budget (never some occurrences of a name: the model could
+    copy a visible one); random runs spend what is left, and all of the budget in a
+    sequence without identifiers.
     """
     n = input_ids.shape[0]
     selection = MaskSelection(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int8))
@@ -205,23 +206,23 @@ def select_identifier(
             for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
                 groups.setdefault(raw[a * 8 : b * 8], []).append(i)
             members = list(groups.values())
-            remaining = budget
-            for g in rng.permutation(len(members)).tolist():
-                group = members[g]
-                size = sum(ends[i] - starts[i] for i in group)
-                if size > remaining or any(selection.selected[starts[i] : ends[i]].any() for i in group):
-                    continue
-                for i in group:
-                    selection.selected[starts[i] : ends[i]] = True
-                    selection.kinds[starts[i] : ends[i]] = kind
-                    selection.spans.append((starts[i], ends[i], kind))
-                remaining -= size
-                if remaining == 0:
-                    break
-        order = rng.permutation(len(starts)).tolist()
-        _take_whole_spans(
-            selection, (starts[i] for i in order), (ends[i] for i in order), (kind for _ in order), budget
-        )
+        else:
+            members = [[i] for i in range(len(starts))]
+        remaining = budget
+        selected = selection.selected
+        # All or nothing per name: a name left visible elsewhere could just be copied.
+        for g in rng.permutation(len(members)).tolist():
+            group = members[g]
+            size = sum(ends[i] - starts[i] for i in group)
+            if size > remaining or any(selected[starts[i] : ends[i]].any() for i in group):
+                continue
+            for i in group:
+                selected[starts[i] : ends[i]] = True
+                selection.kinds[starts[i] : ends[i]] = kind
+                selection.spans.append((starts[i], ends[i], kind))
+            remaining -= size
+            if remaining == 0:
+                break
     return select_random_runs(maskable, budget - selection.count, rng, selection)
 
 

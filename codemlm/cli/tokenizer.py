@@ -1,0 +1,126 @@
+"""``codemlm tokenizer train|encode``: train the byte-level BPE, or show how a file tokenizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from codemlm.errors import CorpusError, InputError
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tokenizer", help="train or inspect the byte-level BPE tokenizer")
+    actions = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
+
+    train = actions.add_parser(
+        "train",
+        help="train a tokenizer on source repositories or a built corpus",
+        description="Train a byte-level BPE on source files (repositories walked like `corpus build`) "
+        "or on the train split of a corpus built by `codemlm corpus build` (--corpus DIR).",
+    )
+    train.add_argument("sources", nargs="*", metavar="SRC", help="repository folders or source files")
+    train.add_argument("--corpus", metavar="DIR", help="a corpus directory (reads DIR/files, train split)")
+    train.add_argument("--out", required=True, metavar="PATH", help="where to write tokenizer.json")
+    train.add_argument("--vocab-size", type=int, default=16384, metavar="N", help="default: %(default)s")
+    train.add_argument("--min-frequency", type=int, default=2, metavar="N", help="default: %(default)s")
+    train.set_defaults(handler=_train)
+
+    encode = actions.add_parser("encode", help="show the tokens of a file (or - for stdin)")
+    encode.add_argument("file", metavar="FILE")
+    encode.add_argument("--tokenizer", required=True, metavar="PATH", help="a tokenizer.json")
+    encode.add_argument("--json", action="store_true", help="print ids and byte offsets as one JSON object")
+    encode.set_defaults(handler=_encode)
+
+
+def _iter_source_texts(sources: list[str]) -> Iterator[str]:
+    from codemlm.config import CorpusConfig
+    from codemlm.corpus import CorpusStats, iter_repository
+
+    config = CorpusConfig()
+    for source in sources:
+        path = Path(source)
+        if path.is_file():
+            yield _read_text(path)
+        elif path.is_dir():
+            stats = CorpusStats()
+            for item in iter_repository(path, config, stats):
+                yield item.text
+        else:
+            raise InputError(f"no such file or folder: {path}")
+
+
+def _iter_corpus_texts(corpus_dir: str) -> Iterator[str]:
+    from datasets import DatasetDict, load_from_disk
+
+    files_dir = Path(corpus_dir) / "files"
+    try:
+        files = load_from_disk(str(files_dir))
+    except (FileNotFoundError, ValueError) as exc:
+        raise CorpusError(f"cannot read the corpus at {files_dir}: {exc}") from exc
+    train = files["train"] if isinstance(files, DatasetDict) else files
+    if "text" not in train.column_names:
+        raise CorpusError(f"{files_dir} has no 'text' column")
+    for start in range(0, len(train), 256):
+        yield from train[start : start + 256]["text"]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from codemlm.tokenizer import CodeTokenizer
+
+    if bool(args.sources) == bool(args.corpus):
+        raise InputError("give source folders/files or --corpus DIR (exactly one of them)")
+    count = {"files": 0, "bytes": 0}
+
+    def counted(texts: Iterator[str]) -> Iterator[str]:
+        for text in texts:
+            count["files"] += 1
+            count["bytes"] += len(text.encode("utf-8"))
+            yield text
+
+    texts = _iter_corpus_texts(args.corpus) if args.corpus else _iter_source_texts(args.sources)
+    tokenizer = CodeTokenizer.train_from_iterator(
+        counted(texts), vocab_size=args.vocab_size, min_frequency=args.min_frequency
+    )
+    if count["files"] == 0:
+        raise CorpusError("no source files found to train on")
+    out = tokenizer.save(args.out)
+    print(
+        f"trained a {tokenizer.vocab_size}-token vocabulary on {count['files']} files "
+        f"({count['bytes'] / 1e6:.2f} MB) -> {out}"
+    )
+    return 0
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from codemlm.tokenizer import CodeTokenizer
+
+    tokenizer = CodeTokenizer.from_file(args.tokenizer)
+    text = sys.stdin.read() if args.file == "-" else _read_text(Path(args.file))
+    encoded = tokenizer.encode(text)
+    n_bytes = len(text.encode("utf-8"))
+    if args.json:
+        print(json.dumps({"ids": encoded.ids, "offsets": encoded.offsets, "bytes": n_bytes}))
+        return 0
+    for token_id, piece, (start, end) in zip(
+        encoded.ids, tokenizer.tokens(encoded.ids), encoded.offsets, strict=True
+    ):
+        print(f"{start:>7}-{end:<7} {token_id:>6}  {json.dumps(piece, ensure_ascii=False)}")
+    ratio = n_bytes / len(encoded.ids) if encoded.ids else 0.0
+    print(f"{len(encoded.ids)} tokens, {n_bytes} bytes, {ratio:.2f} bytes/token")
+    return 0
