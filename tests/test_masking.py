@@ -33,7 +33,9 @@ STRATEGIES = ("token", "identifier", "ast", "mixed")
 SPAN_KINDS = [k.value for k in SpanKind if k is not SpanKind.NONE]
 
 
-def random_tree_spans(rng: np.random.Generator, start: int, end: int, depth: int = 0) -> list[tuple[int, int, int]]:
+def random_tree_spans(
+    rng: np.random.Generator, start: int, end: int, depth: int = 0
+) -> list[tuple[int, int, int]]:
     """A laminar family of spans over [start, end), like a syntax tree in token space."""
     spans: list[tuple[int, int, int]] = []
     pos = start
@@ -41,7 +43,9 @@ def random_tree_spans(rng: np.random.Generator, start: int, end: int, depth: int
         size = int(rng.integers(1, max(2, min(end - pos, 60)) + 1))
         size = min(size, end - pos)
         if rng.random() < 0.8:
-            kind = SpanKind.IDENTIFIER.value if size <= 2 and rng.random() < 0.7 else int(rng.choice(SPAN_KINDS))
+            kind = (
+                SpanKind.IDENTIFIER.value if size <= 2 and rng.random() < 0.7 else int(rng.choice(SPAN_KINDS))
+            )
             spans.append((pos, pos + size, kind))
             if size > 2 and depth < 6:
                 spans.extend(random_tree_spans(rng, pos + 1, pos + size - (rng.random() < 0.5), depth + 1))
@@ -49,7 +53,9 @@ def random_tree_spans(rng: np.random.Generator, start: int, end: int, depth: int
     return spans
 
 
-def make_row(rng: np.random.Generator, index: int, length: int | None = None, n_names: int = 12) -> dict[str, Any]:
+def make_row(
+    rng: np.random.Generator, index: int, length: int | None = None, n_names: int = 12
+) -> dict[str, Any]:
     """A training-view row: <cls> body <sep>, identifiers drawn from a small set of names."""
     length = length if length is not None else int(rng.integers(8, 400))
     body = rng.integers(5, VOCAB, size=length - 2)
@@ -93,7 +99,9 @@ def rows() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("rate", [0.15, 0.3])
-def test_rate_over_100k_tokens_hits_the_target(rows: list[dict[str, Any]], strategy: str, rate: float) -> None:
+def test_rate_over_100k_tokens_hits_the_target(
+    rows: list[dict[str, Any]], strategy: str, rate: float
+) -> None:
     c = collator(strategy, rate=rate)
     masked = maskable = 0
     for i in range(0, len(rows), 64):
@@ -171,7 +179,9 @@ def test_ast_spans_are_masked_whole_and_stay_inside(seed: int, rate: float) -> N
     assert (m.input_ids[m.selection.selected] == MASK).all()
 
 
-def reference_candidates(starts: np.ndarray, ends: np.ndarray, theta: np.ndarray, max_tokens: int) -> list[int]:
+def reference_candidates(
+    starts: np.ndarray, ends: np.ndarray, theta: np.ndarray, max_tokens: int
+) -> list[int]:
     """The recursive AST-T5 walk over an explicit tree: stop at the first small node on each path."""
     order = list(range(len(starts)))
     children: dict[int, list[int]] = {-1: []}
@@ -198,12 +208,21 @@ def reference_candidates(starts: np.ndarray, ends: np.ndarray, theta: np.ndarray
 
 @settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), theta_max=st.integers(1, 80), max_tokens=st.integers(1, 64))
-def test_vectorized_candidates_equal_the_recursive_tree_walk(seed: int, theta_max: int, max_tokens: int) -> None:
+def test_vectorized_candidates_equal_the_recursive_tree_walk(
+    seed: int, theta_max: int, max_tokens: int
+) -> None:
     rng = np.random.default_rng(seed)
     spans = np.array(random_tree_spans(rng, 1, int(rng.integers(3, 300))) or [(1, 2, 1)], dtype=np.int64)
     s, e, _ = clean_spans(spans[:, 0], spans[:, 1], spans[:, 2], np.ones(400, dtype=bool))
     theta_min = int(rng.integers(1, theta_max + 1))
-    got = ast_candidates(s, e, np.random.default_rng(seed), theta_min=theta_min, theta_max=theta_max, max_span_tokens=max_tokens)
+    got = ast_candidates(
+        s,
+        e,
+        np.random.default_rng(seed),
+        theta_min=theta_min,
+        theta_max=theta_max,
+        max_span_tokens=max_tokens,
+    )
     theta = np.random.default_rng(seed).integers(theta_min, theta_max + 1, size=s.size)
     assert sorted(got.tolist()) == reference_candidates(s, e, theta, max_tokens)
 
@@ -228,12 +247,18 @@ def test_identifier_masks_every_occurrence_of_a_chosen_name(seed: int) -> None:
     rng = np.random.default_rng(seed)
     row = make_row(rng, 0, length=int(rng.integers(20, 300)), n_names=6)
     ids = np.array(row["input_ids"])
-    maskable = (ids >= 5)
-    s, e, k = clean_spans(np.array(row["span_start"]), np.array(row["span_end"]), np.array(row["span_kind"]), maskable)
+    maskable = ids >= 5
+    s, e, k = clean_spans(
+        np.array(row["span_start"]), np.array(row["span_end"]), np.array(row["span_kind"]), maskable
+    )
     budget = mask_budget(int(maskable.sum()), 0.3)
     sel = select_identifier(ids, s, e, k, maskable, budget, np.random.default_rng(seed))
     assert sel.count == budget
-    ident = [(a, b) for a, b, kk in zip(s.tolist(), e.tolist(), k.tolist(), strict=True) if kk == SpanKind.IDENTIFIER]
+    ident = [
+        (a, b)
+        for a, b, kk in zip(s.tolist(), e.tolist(), k.tolist(), strict=True)
+        if kk == SpanKind.IDENTIFIER
+    ]
     chosen_names = {tuple(ids[a:b]) for a, b, _ in sel.spans}
     for a, b in ident:
         if tuple(ids[a:b]) in chosen_names:
@@ -261,8 +286,17 @@ def test_sequence_without_spans_falls_back_to_random_runs() -> None:
     is_special = np.zeros(VOCAB, dtype=bool)
     is_special[:5] = True
     empty = np.zeros(0, dtype=np.int64)
-    m = mask_sequence(ids, empty, empty, empty, config, np.random.default_rng(3), is_special=is_special,
-                      mask_id=MASK, random_pool=np.arange(5, VOCAB))
+    m = mask_sequence(
+        ids,
+        empty,
+        empty,
+        empty,
+        config,
+        np.random.default_rng(3),
+        is_special=is_special,
+        mask_id=MASK,
+        random_pool=np.arange(5, VOCAB),
+    )
     assert m.selection.count == 20 and m.selection.spans == []
     # Runs are 1..9 tokens long.
     runs = np.diff(np.flatnonzero(np.diff(np.concatenate(([0], m.selection.selected.astype(int), [0])))))[::2]
@@ -280,7 +314,9 @@ def test_bert_replacement_proportions() -> None:
     rng = np.random.default_rng(0)
     ids = rng.integers(5, VOCAB, size=200_000)
     selected = rng.random(ids.size) < 0.15
-    corrupted, labels = apply_replacement(ids, selected, "bert", rng, mask_id=MASK, random_pool=np.arange(5, VOCAB))
+    corrupted, labels = apply_replacement(
+        ids, selected, "bert", rng, mask_id=MASK, random_pool=np.arange(5, VOCAB)
+    )
     n = selected.sum()
     as_mask = (corrupted[selected] == MASK).mean()
     kept = (corrupted[selected] == ids[selected]).mean()
@@ -290,7 +326,9 @@ def test_bert_replacement_proportions() -> None:
     assert (labels[selected] == ids[selected]).all() and (labels[~selected] == IGNORE_INDEX).all() and n > 0
 
 
-def test_token_strategy_uses_bert_replacement_and_span_strategies_full_mask(rows: list[dict[str, Any]]) -> None:
+def test_token_strategy_uses_bert_replacement_and_span_strategies_full_mask(
+    rows: list[dict[str, Any]],
+) -> None:
     for strategy, expected in [("token", 0.8), ("ast", 1.0), ("identifier", 1.0)]:
         batch = collator(strategy)(rows[:64])
         chosen = batch["labels"] != IGNORE_INDEX
@@ -347,6 +385,8 @@ def test_row_with_out_of_vocabulary_ids_is_rejected() -> None:
 
 def test_spans_touching_specials_or_out_of_range_are_ignored() -> None:
     maskable = np.array([False, True, True, True, False])
-    s, e, k = clean_spans(np.array([0, 1, 2, 3, 1, 2]), np.array([2, 4, 9, 3, 4, 3]), np.array([1, 2, 3, 4, 5, 6]), maskable)
+    s, e, k = clean_spans(
+        np.array([0, 1, 2, 3, 1, 2]), np.array([2, 4, 9, 3, 4, 3]), np.array([1, 2, 3, 4, 5, 6]), maskable
+    )
     # (0,2) touches <cls>, (2,9) runs past the end, (3,3) is empty; the duplicate (1,4) keeps its first kind.
     assert list(zip(s.tolist(), e.tolist(), k.tolist(), strict=True)) == [(1, 4, 2), (2, 3, 6)]

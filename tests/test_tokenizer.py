@@ -36,15 +36,21 @@ def tokenizer() -> CodeTokenizer:
 # (surrogates excluded: they cannot be UTF-8 encoded, so no source file holds them).
 code_alphabet = st.sampled_from(list(" \t\r\n\n    ()[]{}.:;,=+-*/<>'\"#_$@\\`~|&^%!?0123456789abcxyzXYZ"))
 any_char = st.characters(blacklist_categories=("Cs",))
-texts = st.lists(st.one_of(code_alphabet, any_char, st.sampled_from(["<mask>", "<pad>", "é", "🙂", "\r\n"])), max_size=80).map(
-    "".join
-)
+texts = st.lists(
+    st.one_of(code_alphabet, any_char, st.sampled_from(["<mask>", "<pad>", "é", "🙂", "\r\n"])), max_size=80
+).map("".join)
 
 
 def test_special_tokens_have_ids_zero_to_four(tokenizer: CodeTokenizer) -> None:
     for expected, token in enumerate(SPECIAL_TOKENS):
         assert tokenizer.token_to_id(token) == expected
-    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id) == (0, 1, 2, 3, 4)
+    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id) == (
+        0,
+        1,
+        2,
+        3,
+        4,
+    )
     assert tokenizer.special_ids == frozenset(range(5))
     assert 256 + 5 < tokenizer.vocab_size <= 1200
 
@@ -106,7 +112,7 @@ def test_encode_batch_matches_encode(tokenizer: CodeTokenizer) -> None:
 def test_save_load_round_trip(tokenizer: CodeTokenizer, tmp_path: Path) -> None:
     path = tokenizer.save(tmp_path / "sub" / "tokenizer.json")
     loaded = CodeTokenizer.from_file(path)
-    text = "fn main() {\n    println!(\"héllo\");\n}\n"
+    text = 'fn main() {\n    println!("héllo");\n}\n'
     assert loaded.encode(text) == tokenizer.encode(text)
     assert loaded.vocab_size == tokenizer.vocab_size
     assert CodeTokenizer.from_str(tokenizer.to_str()).encode(text) == tokenizer.encode(text)
@@ -164,7 +170,11 @@ def test_token_bytes_rejects_ids_outside_the_vocabulary(tokenizer: CodeTokenizer
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(
-        [sys.executable, "-m", "codemlm", "tokenizer", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "codemlm", "tokenizer", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
