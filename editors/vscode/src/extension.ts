@@ -1,0 +1,27 @@
+// Entry point: wires the pieces together on activation and tears them down on deactivation.
+import * as vscode from 'vscode';
+import { registerCommands } from './commands';
+import { CodemlmServer } from './server';
+import { StatusBar } from './statusBar';
+
+let server: CodemlmServer | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const output = vscode.window.createOutputChannel('CodeMLM');
+  const status = new StatusBar();
+  server = new CodemlmServer(output, status);
+  const s = server;
+  context.subscriptions.push(
+    output,
+    status,
+    ...registerCommands(s, output),
+    vscode.workspace.onDidChangeConfiguration((event) => void s.onConfigurationChanged(event)),
+  );
+  // Not awaited: activation returns at once; commands wait for the start that is in flight.
+  void s.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await server?.stop();
+  server = undefined;
+}
