@@ -1,0 +1,292 @@
+"""Training data: the windows of ``DIR/tokens`` in a resumable order, masked by the collator.
+
+Exact resume rests on one rule: **what a step sees is a pure function of (seed, epoch,
+position)**. The order of an epoch is a permutation drawn from ``(seed, epoch)``; each rank
+takes every ``world_size``-th entry of it; the masks come from the collator's
+``rng([seed, epoch, index])``. The data module stores ``(epoch, batches consumed)`` in
+Lightning checkpoints and the sampler skips exactly those batches when the run resumes, so a
+resumed run sees the same batches, with the same masks, as one that never stopped — no
+matter how many workers prefetch ahead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from codemlm.config import MaskingConfig
+from codemlm.errors import CorpusError
+from codemlm.masking import MaskingCollator
+from codemlm.tokenizer import CodeTokenizer
+
+__all__ = ["EpochShardSampler", "TokenWindowsDataModule", "WindowDataset", "data_stats"]
+
+# Columns of the training view the collator needs (the rest stay on disk).
+_COLUMNS = ("input_ids", "span_start", "span_end", "span_kind")
+
+
+class WindowDataset(Dataset):
+    """Rows of one split of ``DIR/tokens``, keyed by ``(index, epoch)`` as the sampler yields them.
+
+    Each example is the row plus ``index`` and ``epoch``, which seed its mask.
+    """
+
+    def __init__(self, rows: Any) -> None:
+        missing = [c for c in _COLUMNS if c not in rows.column_names]
+        if missing:
+            raise CorpusError(f"token dataset lacks columns {missing}; rebuild it with `codemlm corpus build`")
+        self.rows = rows.select_columns(list(_COLUMNS))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+        # One columnar read for the whole batch: far cheaper than a read per row.
+        indices = [int(k[0]) for k in keys]
+        columns = self.rows[indices]
+        return [
+            {**{c: columns[c][i] for c in _COLUMNS}, "index": index, "epoch": int(key[1])}
+            for i, (index, key) in enumerate(zip(indices, keys, strict=True))
+        ]
+
+
+class EpochShardSampler(Sampler[tuple[int, int]]):
+    """Yields ``(row index, epoch)``: a (seed, epoch) permutation, sharded round-robin over ranks.
+
+    Every rank gets the same number of rows (the order wraps around to pad), as DDP needs.
+    :meth:`resume_at` makes the next pass over ``epoch`` start after the rows a checkpoint
+    already consumed; ``__len__`` stays the full epoch length, as Lightning expects of a
+    resumable loader.
+    """
+
+    def __init__(self, num_rows: int, *, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> None:
+        if num_rows < 1:
+            raise CorpusError("the token dataset split is empty")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.num_rows = num_rows
+        self.seed = seed
+        self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, rows to skip on this rank)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every training epoch."""
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, rows_consumed: int) -> None:
+        self._resume = (epoch, rows_consumed)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_rows / self.world_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """This rank's row indices for an epoch (before any resume skip)."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_rows)
+        else:
+            order = np.arange(self.num_rows)
+        padded = len(self) * self.world_size
+        if padded > self.num_rows:
+            order = np.concatenate([order, order[: padded - self.num_rows]])
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        start = 0
+        if self._resume is not None:
+            resume_epoch, consumed = self._resume
+            self._resume = None  # one pass only: the next epoch starts at its beginning
+            if resume_epoch == epoch:
+                start = consumed
+        for index in self.order(epoch)[start:]:
+            yield int(index), epoch
+
+
+def data_stats(data_dir: Path) -> dict[str, Any]:
+    """The build summary of a data directory (``stats.json``), or {} when absent."""
+    path = Path(data_dir) / "stats.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+class TokenWindowsDataModule(LightningDataModule):
+    """Train/validation loaders over ``DIR/tokens`` with dynamic masking.
+
+    Sharding over ranks is done here (Trainer ``use_distributed_sampler=False``) so the order
+    stays a pure function of the seed, and so it can be resumed mid-epoch.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        masking: MaskingConfig,
+        batch_size: int,
+        num_workers: int = 0,
+        seed: int = 0,
+        max_len: int | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.masking = masking
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.max_len = max_len
+        self.pin_memory = pin_memory
+        self.tokenizer = load_data_tokenizer(self.data_dir)
+        self._splits: dict[str, WindowDataset] = {}
+        self._train_sampler: EpochShardSampler | None = None
+        self._pending_resume: dict[str, int] | None = None
+
+    # ------------------------------------------------------------------ data
+    def _load(self) -> None:
+        if self._splits:
+            return
+        from datasets import DatasetDict, load_from_disk
+
+        path = self.data_dir / "tokens"
+        if not path.is_dir():
+            raise CorpusError(f"{path} not found: build the data directory with `codemlm corpus build SRC --out {self.data_dir}`")
+        try:
+            splits = load_from_disk(str(path))
+        except (OSError, ValueError) as exc:
+            raise CorpusError(f"cannot read token dataset {path}: {exc}") from exc
+        if not isinstance(splits, DatasetDict) or "train" not in splits:
+            raise CorpusError(f"{path} must be a DatasetDict with a 'train' split")
+        self._splits = {name: WindowDataset(rows) for name, rows in splits.items() if len(rows) > 0}
+        if "train" not in self._splits:
+            raise CorpusError(f"{path}: the train split is empty")
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load()
+
+    def max_window_tokens(self) -> int:
+        """Length of the longest window (the model's context must reach it)."""
+        import pyarrow.compute as pc
+
+        self._load()
+        longest = 0
+        for split in self._splits.values():
+            table = split.rows.data.table if hasattr(split.rows.data, "table") else split.rows.data
+            column = table.column("input_ids")
+            if len(column):
+                longest = max(longest, int(pc.max(pc.list_value_length(column)).as_py() or 0))
+        return longest
+
+    def num_rows(self, split: str) -> int:
+        self._load()
+        return len(self._splits[split]) if split in self._splits else 0
+
+    def _collator(self) -> MaskingCollator:
+        tok = self.tokenizer
+        return MaskingCollator(
+            self.masking,
+            pad_id=tok.pad_id,
+            mask_id=tok.mask_id,
+            vocab_size=tok.vocab_size,
+            special_ids=tok.special_ids,
+            seed=self.seed,
+            max_len=self.max_len,
+        )
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _loader(self, dataset: WindowDataset, sampler: EpochShardSampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=self._collator(),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,  # workers must see the sampler's epoch afresh every epoch
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self._load()
+        rank, world = self._rank_and_world()
+        sampler = EpochShardSampler(
+            len(self._splits["train"]), seed=self.seed, shuffle=True, rank=rank, world_size=world
+        )
+        if self._pending_resume is not None:
+            sampler.resume_at(self._pending_resume["epoch"], self._pending_resume["rows"])
+            sampler.set_epoch(self._pending_resume["epoch"])
+            self._pending_resume = None
+        self._train_sampler = sampler
+        return self._loader(self._splits["train"], sampler)
+
+    def val_dataloader(self) -> DataLoader | list:
+        self._load()
+        if "validation" not in self._splits:
+            return []
+        rank, world = self._rank_and_world()
+        # Fixed order and epoch 0 masks: every validation scores the same masked tokens.
+        sampler = EpochShardSampler(
+            len(self._splits["validation"]), seed=self.seed, shuffle=False, rank=rank, world_size=world
+        )
+        return self._loader(self._splits["validation"], sampler)
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the data at checkpoint time, from Lightning's own batch counter.
+
+        The loader may have prefetched further; what counts is what the model consumed,
+        which the fit loop's progress tracks exactly (a checkpoint taken after batch b of an
+        epoch has ``ready == b + 1``).
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {
+            "epoch": int(trainer.current_epoch),
+            "batches": int(progress.ready),
+            "batch_size": self.batch_size,
+            "world_size": int(trainer.world_size),
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        batches, batch_size = int(state["batches"]), int(state["batch_size"])
+        rows = batches * batch_size
+        _, world = self._rank_and_world()
+        if batch_size != self.batch_size or int(state["world_size"]) != world or state.get("seed") != self.seed:
+            # Different batch size or world: skip the same number of rows overall (approximate).
+            rank_zero_warn(
+                "resuming with a different batch size, world size or seed than the checkpoint; "
+                "the data position is approximate"
+            )
+            rows = (batches * batch_size * int(state["world_size"])) // max(world, 1)
+        self._pending_resume = {"epoch": int(state["epoch"]), "rows": rows}
+
+
+def load_data_tokenizer(data_dir: Path) -> CodeTokenizer:
+    path = Path(data_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise CorpusError(f"{path} not found: is {data_dir} a data directory made by `codemlm corpus build`?")
+    return CodeTokenizer.from_file(path)

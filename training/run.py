@@ -1,0 +1,267 @@
+"""The training entry point: pick the task, build the Lightning Trainer, export the model.
+
+``run(config)`` looks ``config.task`` up in :data:`TASKS` (``"module:function"`` strings,
+imported only when chosen, so a task can be added by adding its module and one line here)
+and calls it. Tasks use the helpers below so that every task gets the same hardware
+handling, checkpoints, resume and export:
+
+- :func:`build_trainer` — accelerator/devices/nodes/strategy (ddp, fsdp) and precision
+  (``auto`` → bf16-mixed on a GPU, 32-bit on a CPU), step-based validation, a Lightning
+  checkpoint every N steps (``last.ckpt``), CSV logs, the Rich progress bar.
+- :func:`resolve_resume` — ``--resume last`` or a path.
+- :func:`export_encoder` — the trained encoder as a model directory
+  (:func:`codemlm.checkpoint.save_model_dir`), gathered on rank 0 under FSDP.
+
+Multi-GPU and multi-node runs are launched by ``torchrun`` or SLURM (Lightning detects both);
+``--devices N`` on one machine makes Lightning start the other processes itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codemlm.errors import ConfigError, CorpusError, InputError
+from training.config import TrainConfig
+
+__all__ = [
+    "TASKS",
+    "RunResult",
+    "build_trainer",
+    "checkpoint_dir",
+    "export_encoder",
+    "final_metrics",
+    "resolve_data_dir",
+    "resolve_precision",
+    "resolve_resume",
+    "resolve_task",
+    "run",
+    "save_final_checkpoint",
+    "uses_gpu",
+]
+
+# task name -> "module:function"; the function takes (config, *, command, callbacks) -> RunResult.
+TASKS: dict[str, str] = {
+    "mlm": "training.mlm:train_mlm",
+    "contrastive": "training.contrastive:train_contrastive",
+}
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced (``model_dir`` is None on ranks other than 0)."""
+
+    model_dir: Path | None
+    checkpoint_dir: Path
+    global_step: int
+    tokens: int
+    seconds: float
+    metrics: dict[str, float]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_task(name: str) -> Callable[..., RunResult]:
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
+    module_name, _, func_name = TASKS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name in ("lightning", "datasets"):
+            raise ConfigError(f"training needs the '{exc.name}' package: pip install 'codemlm[train]'") from exc
+        if exc.name == module_name:
+            raise ConfigError(f"task {name!r} is not available in this installation ({module_name} missing)") from exc
+        raise
+    task: Callable[..., RunResult] = getattr(module, func_name)
+    return task
+
+
+def run(
+    config: TrainConfig, *, command: Sequence[str] | None = None, callbacks: Sequence[Any] = ()
+) -> RunResult:
+    """Train as ``config`` says. ``callbacks`` (Lightning callbacks) are added to the trainer's."""
+    task = resolve_task(config.task)
+    return task(config, command=command, callbacks=callbacks)
+
+
+# --------------------------------------------------------------------------- helpers for tasks
+
+
+def uses_gpu(config: TrainConfig) -> bool:
+    accelerator = config.trainer.accelerator
+    if accelerator in ("gpu", "cuda"):
+        return True
+    if accelerator != "auto":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_precision(config: TrainConfig) -> str:
+    precision = config.trainer.precision
+    if precision == "auto":
+        return "bf16-mixed" if uses_gpu(config) else "32-true"
+    return "32-true" if precision == "32" else precision
+
+
+def resolve_data_dir(config: TrainConfig) -> Path:
+    """The configured data directory, or the standard-library one (built on first use)."""
+    if config.data.dir is None:
+        from training.data import ensure_stdlib_data
+
+        return ensure_stdlib_data(config.data)
+    path = Path(config.data.dir).expanduser()
+    if not (path / "tokens").is_dir():
+        raise CorpusError(
+            f"{path} is not a data directory (no tokens/ inside); make one with `codemlm corpus build SRC --out {path}`"
+        )
+    return path
+
+
+def checkpoint_dir(config: TrainConfig) -> Path:
+    return config.out_dir / "checkpoints"
+
+
+def resolve_resume(config: TrainConfig) -> str | None:
+    """``trainer.resume``: ``last`` → OUT/checkpoints/last.ckpt; a path must exist."""
+    resume = config.trainer.resume
+    if not resume:
+        return None
+    path = checkpoint_dir(config) / LAST_CHECKPOINT if resume == "last" else Path(resume).expanduser()
+    if not path.is_file():
+        raise InputError(f"no checkpoint to resume from at {path}")
+    return str(path)
+
+
+def _strategy(config: TrainConfig) -> Any:
+    name = config.trainer.strategy
+    if name == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        from codemlm.model import Block
+
+        # One FSDP unit per transformer block; full (consolidated) checkpoints keep resume simple.
+        return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full")
+    if name == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(gradient_as_bucket_view=True, static_graph=False)
+    return name
+
+
+def _devices(config: TrainConfig) -> int | str:
+    devices = config.trainer.devices
+    if isinstance(devices, str) and devices.lstrip("-").isdigit():
+        return int(devices)
+    return devices
+
+
+def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:
+    """A Lightning Trainer for ``config`` (see the module docstring)."""
+    import torch
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    t, opt = config.trainer, config.optim
+    if uses_gpu(config):
+        torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left under autocast
+    all_callbacks: list[Any] = list(callbacks)
+    if t.checkpoint_every:
+        all_callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoint_dir(config),
+                every_n_train_steps=t.checkpoint_every,
+                save_top_k=0,  # only last.ckpt, overwritten: long runs keep one resumable state
+                save_last=True,
+                save_on_train_epoch_end=False,
+                enable_version_counter=False,
+            )
+        )
+    if t.progress:
+        all_callbacks.append(RichProgressBar(leave=True))
+    validate = t.val_check_interval > 0 and t.limit_val_batches > 0
+    return Trainer(
+        accelerator="gpu" if t.accelerator == "cuda" else t.accelerator,
+        devices=_devices(config),
+        num_nodes=t.num_nodes,
+        strategy=_strategy(config),
+        precision=resolve_precision(config),  # type: ignore[arg-type]
+        max_steps=opt.max_steps,
+        max_epochs=-1,
+        accumulate_grad_batches=opt.accumulate,
+        gradient_clip_val=opt.grad_clip if opt.grad_clip > 0 else None,
+        # Validation every N optimizer steps, counted across epochs (so short epochs are fine).
+        val_check_interval=t.val_check_interval * opt.accumulate if validate else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.limit_val_batches if validate else 0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every,
+        callbacks=all_callbacks,
+        logger=CSVLogger(str(config.out_dir), name="logs"),
+        enable_checkpointing=bool(t.checkpoint_every),
+        enable_progress_bar=t.progress,
+        enable_model_summary=t.progress,
+        # The data module shards by rank itself, so the order stays resumable.
+        use_distributed_sampler=False,
+        default_root_dir=str(config.out_dir),
+    )
+
+
+def save_final_checkpoint(trainer: Any, config: TrainConfig) -> None:
+    """A resumable ``last.ckpt`` at the final step too (every rank calls: FSDP gathers)."""
+    if not config.trainer.checkpoint_every:
+        return
+    trainer.save_checkpoint(str(checkpoint_dir(config) / LAST_CHECKPOINT))
+
+
+def final_metrics(trainer: Any) -> dict[str, float]:
+    """The last logged value of every metric (train on its last log step, val on its last run)."""
+    out = {}
+    for name, value in sorted(trainer.callback_metrics.items()):
+        try:
+            out[name] = round(float(value), 6)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def export_encoder(
+    trainer: Any,
+    encoder: Any,
+    model_config: Any,
+    tokenizer: Any,
+    config: TrainConfig,
+    summary: dict[str, Any],
+    *,
+    prefix: str = "encoder.",
+) -> Path | None:
+    """Write the trained encoder as a model directory on rank 0; returns its path there.
+
+    ``strategy.lightning_module_state_dict()`` gathers the full weights under FSDP, so every
+    rank must call this. The weights go into a fresh CPU encoder (uncompiled, fp32) first.
+    """
+    from codemlm.checkpoint import save_model_dir
+    from codemlm.model import CodeEncoder
+
+    state = trainer.strategy.lightning_module_state_dict()
+    out: Path | None = None
+    if trainer.is_global_zero:
+        weights = {k[len(prefix) :]: v.detach().cpu() for k, v in state.items() if k.startswith(prefix)}
+        fresh = CodeEncoder(model_config)
+        fresh.load_state_dict(weights)
+        fresh.eval()
+        out = save_model_dir(config.export_dir, fresh, tokenizer, summary=summary)
+    trainer.strategy.barrier("codemlm-export")
+    return out
+
+
+def is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0
