@@ -51,7 +51,8 @@ class RotaryEmbedding(nn.Module):
     def build_cache(self, seq_len: int, device: torch.device | str | None = None) -> None:
         # Non-persistent buffers: derived from the config, never stored in a checkpoint.
         inv_freq = 1.0 / (
-            self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device) / self.head_dim)
+            self.theta
+            ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device) / self.head_dim)
         )  # [Dh/2]
         t = torch.arange(seq_len, dtype=torch.float32, device=device)  # [T]
         freqs = torch.outer(t, inv_freq)  # [T, Dh/2]

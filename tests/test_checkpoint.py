@@ -183,7 +183,9 @@ def test_missing_format_version(saved):
 
 def test_config_shape_not_matching_weights(saved):
     edit_config(saved, mlp_hidden=96)
-    with pytest.raises(CheckpointError, match=r"'blocks\.0\.mlp\.up\.weight' has shape \(256, 64\).*\(192, 64\)"):
+    with pytest.raises(
+        CheckpointError, match=r"'blocks\.0\.mlp\.up\.weight' has shape \(256, 64\).*\(192, 64\)"
+    ):
         load_model_dir(saved)
 
 

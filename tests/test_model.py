@@ -236,3 +236,25 @@ def test_tiny_model_overfits_a_fixed_batch():
     final = model.mlm_loss(inputs, None, labels).loss.item()
     assert first > 4.0  # about ln(97) at init
     assert final < 0.25 * first
+
+
+@pytest.mark.parametrize("with_peer", [False, True])
+def test_training_benchmark_reports_one_json_line(capsys, with_peer):
+    import json
+
+    from training import bench
+
+    if with_peer:
+        pytest.importorskip("transformers", reason="the benchmark peer is an optional extra")
+    argv = ["--preset", "tiny", "--batch-size", "2", "--seq-len", "32", "--steps", "1", "--warmup", "0"]
+    assert bench.main([*argv, "--device", "cpu"] + ([] if with_peer else ["--no-peer"])) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (result,) = report["results"]
+    assert result["preset"] == "tiny" and result["seq_len"] == 32
+    assert result["ours"]["params"] == MODEL_PRESETS["tiny"].num_parameters()
+    assert result["ours"]["tokens_per_s"] > 0 and result["ours"]["mfu"] > 0
+    if with_peer:
+        assert result["peer"]["params"] == result["ours"]["params"]  # the same shape
+        assert result["ratio_tokens_per_s"] > 0
+    else:
+        assert result["peer"] is None

@@ -1,0 +1,394 @@
+"""Training throughput: tokens/s and MFU of one MLM training step, ours against a peer.
+
+For each preset, times forward + backward + AdamW on random batches for :class:`CodeEncoder`
+and, in the same run on the same batches, for Hugging Face ``transformers``'
+``ModernBertForMaskedLM`` of the same shape (width, layers, heads, gated-MLP width, vocabulary,
+sequence length; all layers global attention, logits only at masked positions, like ours;
+``BertForMaskedLM`` with an MLP of equal parameter count if ModernBERT is unavailable).
+
+MFU = model FLOPs per token x tokens/s / peak FLOPs. Model FLOPs: 6 per weight per token for
+every matmul the token passes through (the MLM head only for masked tokens) plus attention
+(12 x layers x width x seq_len). Peak: the datasheet dense bf16 figure for known GPUs, else a
+measured matmul peak (on CPU always measured, fp32, so CPU "MFU" is relative to what this
+machine's matmul reaches).
+
+    python -m training.bench --preset base --compile                # on a GPU
+    python -m training.bench --preset tiny small --batch-size 4 --seq-len 128 --steps 3
+
+The last line of stdout is one JSON object with every figure. The peer needs
+``pip install transformers`` (the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from codemlm.config import MODEL_PRESETS, MaskingConfig, ModelConfig
+from codemlm.model import IGNORE_INDEX, CodeEncoder
+
+__all__ = ["GPU_PEAK_BF16_FLOPS", "BenchResult", "main", "measure_matmul_peak", "peak_flops", "run_bench"]
+
+MASK_ID = 4  # <mask> in codemlm's tokenizer (SPECIAL_TOKENS order)
+FIRST_ORDINARY_ID = 5
+
+# Dense bf16 tensor-core peaks from NVIDIA datasheets (no sparsity), by device-name substring.
+# Order matters: the more specific names come first.
+GPU_PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
+    ("GH200", 989.4e12),
+    ("H200", 989.4e12),
+    ("H100 NVL", 835e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989.4e12),  # SXM
+    ("H800", 989.4e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("A10", 125e12),
+)
+
+
+@dataclass
+class BenchResult:
+    name: str
+    params: int
+    tokens_per_s: float
+    step_ms: float
+    mfu: float
+    loss: float
+    max_memory_gb: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "params": self.params,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "step_ms": round(self.step_ms, 2),
+            "mfu": round(self.mfu, 4),
+            "loss": round(self.loss, 4),
+            "max_memory_gb": None if self.max_memory_gb is None else round(self.max_memory_gb, 2),
+        }
+
+
+# --------------------------------------------------------------------------- peak FLOPs
+def measure_matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:
+    """Best observed FLOP/s of an n x n matmul (a practical peak, not a datasheet one)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(reps + 1):  # the first run warms up
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def peak_flops(device: torch.device) -> tuple[float, str]:
+    """(peak FLOP/s, where the figure came from) for the dtype the benchmark trains in."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, flops in GPU_PEAK_BF16_FLOPS:
+            if key in name:
+                return flops, f"datasheet dense bf16 for {key} ({name})"
+        return measure_matmul_peak(device, torch.bfloat16, n=8192, reps=10), f"measured bf16 matmul ({name})"
+    return measure_matmul_peak(
+        device, torch.float32
+    ), f"measured fp32 matmul ({platform.processor() or 'cpu'})"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --------------------------------------------------------------------------- batches and models
+def make_batches(
+    config: ModelConfig, batch_size: int, seq_len: int, mask_rate: float, count: int, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Random MLM batches: (input_ids with <mask> at chosen positions, labels -100 elsewhere)."""
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(count):
+        ids = torch.randint(FIRST_ORDINARY_ID, config.vocab_size, (batch_size, seq_len), generator=g)
+        chosen = torch.rand(ids.shape, generator=g) < mask_rate
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
+        inputs = torch.where(chosen, torch.full_like(ids, MASK_ID), ids)
+        batches.append((inputs.to(device), labels.to(device)))
+    return batches
+
+
+def build_peer(config: ModelConfig, seq_len: int) -> tuple[nn.Module, str]:
+    """The same shape in transformers: ModernBertForMaskedLM, else BertForMaskedLM."""
+    try:
+        from transformers import ModernBertConfig, ModernBertForMaskedLM
+    except ImportError:  # transformers < 4.48: no ModernBERT
+        return _build_bert_peer(config, seq_len)
+    peer_config = ModernBertConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.dim,
+        intermediate_size=config.mlp_hidden,  # ModernBERT's Wi is [D, 2*intermediate]: GeGLU like ours
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        max_position_embeddings=max(seq_len, config.max_seq_len),
+        layer_types=["full_attention"] * config.n_layers,  # every layer global, as ours
+        sparse_prediction=True,  # logits only at masked positions, as ours
+        decoder_bias=False,
+        pad_token_id=0,
+        bos_token_id=2,
+        cls_token_id=2,
+        eos_token_id=3,
+        sep_token_id=3,
+    )
+    peer_config._attn_implementation = "sdpa"
+    return ModernBertForMaskedLM(peer_config), "transformers.ModernBertForMaskedLM"
+
+
+def _build_bert_peer(config: ModelConfig, seq_len: int) -> tuple[nn.Module, str]:
+    from transformers import BertConfig, BertForMaskedLM
+
+    bert_config = BertConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.dim,
+        intermediate_size=3 * config.mlp_hidden // 2,  # same MLP parameter count as a GeGLU of mlp_hidden
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        max_position_embeddings=max(seq_len, config.max_seq_len),
+        pad_token_id=0,
+    )
+    bert_config._attn_implementation = "sdpa"
+    return BertForMaskedLM(bert_config), "transformers.BertForMaskedLM"
+
+
+def _ours_step(model: CodeEncoder) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return lambda ids, labels: model.mlm_loss(ids, None, labels).loss
+
+
+def _peer_step(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return lambda ids, labels: model(input_ids=ids, labels=labels).loss
+
+
+# --------------------------------------------------------------------------- timing
+def time_training(
+    model: nn.Module,
+    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    compile_model: bool,
+) -> tuple[float, float]:
+    """(seconds per step, last loss) of forward + backward + AdamW, after warmup steps."""
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    run = torch.compile(step_loss) if compile_model else step_loss
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    batch_iter: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
+        batches[i % len(batches)] for i in range(warmup + steps)
+    )
+    loss = torch.zeros(())
+    for i, (ids, labels) in enumerate(batch_iter):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        with autocast():
+            loss = run(ids, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    return elapsed / steps, float(loss.detach().float().item())
+
+
+def bench_one(
+    name: str,
+    model: nn.Module,
+    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    flops_per_token: float,
+    peak: float,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    compile_model: bool,
+) -> BenchResult:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    params = sum(p.numel() for p in model.parameters())
+    step_s, loss = time_training(
+        model, step_loss, batches, device=device, warmup=warmup, steps=steps, compile_model=compile_model
+    )
+    tokens = batches[0][0].numel()
+    tokens_per_s = tokens / step_s
+    memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return BenchResult(
+        name=name,
+        params=params,
+        tokens_per_s=tokens_per_s,
+        step_ms=step_s * 1e3,
+        mfu=flops_per_token * tokens_per_s / peak,
+        loss=loss,
+        max_memory_gb=memory,
+    )
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    peak, peak_source = peak_flops(device)
+    print(f"device {device} | peak {peak / 1e12:.2f} TFLOP/s ({peak_source})", flush=True)
+    presets = args.preset or (["base"] if device.type == "cuda" else ["tiny", "small"])
+    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+
+    results = []
+    for preset in presets:
+        config = ModelConfig.from_preset(
+            preset, **({"vocab_size": args.vocab_size} if args.vocab_size else {})
+        )
+        seq_len = args.seq_len or config.max_seq_len
+        batches = make_batches(config, batch_size, seq_len, args.mask_rate, min(4, args.steps), device)
+        torch.manual_seed(0)
+        ours_model = CodeEncoder(config)
+        flops = ours_model.flops_per_token(seq_len, masked_fraction=args.mask_rate)
+        common = {
+            "batches": batches,
+            "flops_per_token": flops,
+            "peak": peak,
+            "device": device,
+            "warmup": args.warmup,
+            "steps": args.steps,
+            "compile_model": args.compile,
+        }
+        ours = bench_one("codemlm.CodeEncoder", ours_model, _ours_step(ours_model), **common)
+        del ours_model
+        _free(device)
+        print(_line(preset, ours, batch_size, seq_len), flush=True)
+
+        peer: BenchResult | None = None
+        peer_error = None
+        if not args.no_peer:
+            try:
+                torch.manual_seed(0)
+                peer_model, peer_name = build_peer(config, seq_len)
+            except ImportError as exc:
+                peer_error = f"transformers not installed ({exc}); pip install transformers"
+                print(f"peer skipped: {peer_error}", flush=True)
+            else:
+                peer = bench_one(peer_name, peer_model, _peer_step(peer_model), **common)
+                del peer_model
+                _free(device)
+                print(_line(preset, peer, batch_size, seq_len), flush=True)
+                print(
+                    f"{preset}: ours/peer tokens/s = {ours.tokens_per_s / peer.tokens_per_s:.2f}x", flush=True
+                )
+        results.append(
+            {
+                "preset": preset,
+                "batch_size": batch_size,
+                "seq_len": seq_len,
+                "mask_rate": args.mask_rate,
+                "model_flops_per_token": flops,
+                "ours": ours.as_dict(),
+                "peer": peer.as_dict() if peer else None,
+                "peer_error": peer_error,
+                "ratio_tokens_per_s": round(ours.tokens_per_s / peer.tokens_per_s, 3) if peer else None,
+            }
+        )
+    return {
+        "benchmark": "training_throughput",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "dtype": "bf16-autocast" if device.type == "cuda" else "fp32",
+        "peak_flops": peak,
+        "peak_source": peak_source,
+        "compile": args.compile,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "torch": torch.__version__,
+        "transformers": _transformers_version(),
+        "command": " ".join(["python -m training.bench", *sys.argv[1:]]),
+        "results": results,
+    }
+
+
+def _line(preset: str, r: BenchResult, batch_size: int, seq_len: int) -> str:
+    memory = f" | {r.max_memory_gb:.1f} GiB" if r.max_memory_gb is not None else ""
+    return (
+        f"{preset:>5} {r.name:<36} {r.params / 1e6:7.2f}M params | B={batch_size} T={seq_len} | "
+        f"{r.tokens_per_s:10.0f} tok/s | {r.step_ms:8.1f} ms/step | MFU {100 * r.mfu:5.1f}% | loss {r.loss:.3f}{memory}"
+    )
+
+
+def _transformers_version() -> str | None:
+    try:
+        import transformers
+    except ImportError:
+        return None
+    return str(transformers.__version__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--preset", nargs="+", choices=sorted(MODEL_PRESETS), help="default: base on GPU, tiny small on CPU"
+    )
+    parser.add_argument("--batch-size", type=int, help="default: 32 on GPU, 4 on CPU")
+    parser.add_argument("--seq-len", type=int, help="default: the preset's max_seq_len")
+    parser.add_argument("--vocab-size", type=int, help="default: the preset's (16384)")
+    parser.add_argument("--mask-rate", type=float, default=MaskingConfig().rate)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, autotuning)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the training step (both models)"
+    )
+    parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--no-peer", action="store_true", help="skip the transformers peer")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or not 0.0 < args.mask_rate < 1.0:
+        print("bench: --steps must be >= 1, --warmup >= 0, --mask-rate in (0, 1)", file=sys.stderr)
+        return 2
+    report = run_bench(args)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
