@@ -1,0 +1,96 @@
+"""``codemlm index [PATH]``: build or update a repository's search index.
+
+``open_index`` is shared with ``codemlm search``: resolve the model (falling back to a
+lexical-only index with a one-line notice when there is none), open the index, report a
+rebuild, and run an incremental update behind a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from codemlm.index import RepoIndex, UpdateStats
+
+__all__ = ["load_embedder", "open_index", "register", "update_with_progress"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="build or update the search index of a repository",
+        description="Index a repository for `codemlm search` (incremental: only changed files are re-read).",
+    )
+    parser.add_argument("path", nargs="?", default=".", help="repository root (default: the current directory)")
+    add_index_arguments(parser)
+    parser.set_defaults(handler=_run)
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="DIR", default=None, help="model directory (default: $CODEMLM_MODEL or the shipped model)")
+    parser.add_argument("--index-path", metavar="P", default=None, help="index file (default: in the user cache directory)")
+    parser.add_argument("--rebuild", action="store_true", help="discard the existing index and build it again")
+
+
+def load_embedder(model: str | None, err: Any) -> Any:
+    """A ModelEmbedder, or None (with a notice on ``err``) when no model can be found."""
+    from codemlm.checkpoint import load_model_dir, resolve_model_dir
+    from codemlm.embedder import ModelEmbedder
+    from codemlm.errors import ModelNotFoundError
+
+    try:
+        model_dir = resolve_model_dir(model)
+    except ModelNotFoundError as exc:
+        if model:  # asked for a model that is not there: that is an error, not a fallback
+            raise
+        err.print(f"[yellow]note:[/yellow] no model found, using lexical search only ({exc})", highlight=False, soft_wrap=True)
+        return None
+    return ModelEmbedder(load_model_dir(model_dir))
+
+
+def update_with_progress(index: RepoIndex, err: Any) -> UpdateStats:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("scanning", total=None)
+
+        def on_progress(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"indexing {path[-40:]}")
+
+        return index.update(progress=on_progress)
+
+
+def open_index(repo: str, model: str | None, index_path: str | None, rebuild: bool, err: Any) -> RepoIndex:
+    from codemlm.errors import InputError
+    from codemlm.index import RepoIndex
+
+    # The rebuild notice is printed below; keep the library's log record from printing it twice.
+    logging.getLogger("codemlm.index").addHandler(logging.NullHandler())
+    root = Path(repo).expanduser()
+    if not root.is_dir():
+        raise InputError(f"not a directory: {root}")
+    embedder = load_embedder(model, err)
+    index = RepoIndex.open(root, index_path=index_path, embedder=embedder, rebuild=rebuild)
+    if index.rebuilt_reason:
+        err.print(f"[yellow]note:[/yellow] rebuilding the index {index.path}: {index.rebuilt_reason}", highlight=False, soft_wrap=True)
+    return index
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    index = open_index(args.path, args.model, args.index_path, args.rebuild, err)
+    try:
+        stats = update_with_progress(index, err)
+        kind = "hybrid" if index.embedder is not None else "lexical-only"
+        print(f"{stats} in {stats.seconds:.1f} s; {index.count_chunks()} chunks ({kind}) in {index.path}")
+    finally:
+        index.close()
+    return 0

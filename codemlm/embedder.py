@@ -1,0 +1,125 @@
+"""Turning code chunks and search queries into vectors.
+
+``Embedder`` is the seam between the index and whatever produces vectors: the index only
+needs a ``model_id`` (stored in the index, so vectors from two different models are never
+mixed), a ``dim`` and two batch functions. ``ModelEmbedder`` is the real one, built on
+``CodeEncoder.embed`` (mean over real tokens, L2-normalized) and the model's own tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch and the checkpoint module stay out of a lexical-only CLI run
+    from codemlm.checkpoint import LoadedModel
+
+__all__ = ["Embedder", "ModelEmbedder", "model_fingerprint", "normalize_rows"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Produces float32 ``[N, dim]`` L2-normalized vectors for code chunks and queries."""
+
+    model_id: str
+    dim: int
+
+    def embed_code(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """float32 copy with unit rows (all-zero rows stay zero rather than becoming NaN)."""
+    out = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def model_fingerprint(loaded: LoadedModel) -> str:
+    """A short id that changes whenever the weights change (an index built with other
+    weights must be rebuilt, and the model directory's name alone cannot tell)."""
+    digest = hashlib.blake2b(digest_size=8)
+    weights = loaded.path / "model.safetensors"
+    if weights.is_file():
+        with weights.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:  # an in-memory model (tests): hash the tensors themselves
+        for name, tensor in sorted(loaded.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+    return f"codemlm:{loaded.config.name}:{digest.hexdigest()}"
+
+
+class ModelEmbedder:
+    """Embeds with a trained ``CodeEncoder``.
+
+    A chunk is cut to ``max_tokens`` tokens: for a definition that is its name, signature and
+    the start of its body, which carry most of what a query asks about, and it keeps the
+    cost of one chunk bounded on a laptop CPU. Queries go through the same path, optionally
+    behind ``query_prefix`` (empty by default: the contrastive stage trains the two sides
+    with the same encoding).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        batch_size: int = 32,
+        *,
+        max_tokens: int = 256,
+        query_prefix: str = "",
+        device: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.batch_size = batch_size
+        self.max_tokens = max(4, min(max_tokens, loaded.config.max_seq_len))
+        self.query_prefix = query_prefix
+        self.device = device or str(next(self.model.parameters()).device)
+        self.dim = int(loaded.config.dim)
+        self.model_id = model_fingerprint(loaded)
+
+    def embed_code(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(list(texts))
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed([self.query_prefix + t for t in texts])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        body = self.max_tokens - 2  # room for <cls> ... <sep>
+        ids = [
+            [self.tokenizer.cls_id, *enc[:body].tolist(), self.tokenizer.sep_id]
+            for enc in self.tokenizer.encode_ids_batch(texts)
+        ]
+        # Batch similar lengths together so short chunks do not pay for a long neighbour's padding.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), self.batch_size):
+                    rows = order[start : start + self.batch_size]
+                    width = max(len(ids[i]) for i in rows)
+                    batch = torch.full((len(rows), width), self.tokenizer.pad_id, dtype=torch.long)
+                    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+                    for r, i in enumerate(rows):
+                        batch[r, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+                        mask[r, : len(ids[i])] = True
+                    vectors = self.model.embed(batch.to(self.device), mask.to(self.device))
+                    out[rows] = vectors.float().cpu().numpy()
+        finally:
+            if was_training:
+                self.model.train()
+        return normalize_rows(out)
