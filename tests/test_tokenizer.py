@@ -188,7 +188,9 @@ def test_cli_train_from_sources_and_encode(tmp_path: Path) -> None:
     source.write_text("def hello(name):\n    return name\n", encoding="utf-8")
     shown = run_cli("encode", str(source), "--tokenizer", str(out))
     assert shown.returncode == 0, shown.stderr
-    assert "hello" in shown.stdout and "tokens" in shown.stdout
+    assert '"def"' in shown.stdout and "tokens, 33 bytes" in shown.stdout
+    as_json = run_cli("encode", str(source), "--tokenizer", str(out), "--json")
+    assert json.loads(as_json.stdout)["offsets"][-1][1] == 33
 
 
 def test_cli_reports_a_bad_tokenizer_cleanly(tmp_path: Path) -> None:
@@ -197,3 +199,21 @@ def test_cli_reports_a_bad_tokenizer_cleanly(tmp_path: Path) -> None:
     result = run_cli("encode", str(source), "--tokenizer", str(tmp_path / "missing.json"))
     assert result.returncode == 1
     assert "codemlm: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_train_from_a_built_corpus(tmp_path: Path) -> None:
+    from codemlm.corpus import build_corpus
+
+    build_corpus([FIXTURE_REPO], tmp_path / "data", progress=False)
+    out = tmp_path / "tok.json"
+    result = run_cli("train", "--corpus", str(tmp_path / "data"), "--out", str(out), "--vocab-size", "500")
+    assert result.returncode == 0, result.stderr
+    assert "files" in result.stdout
+    assert CodeTokenizer.from_file(out).vocab_size <= 500
+
+
+def test_cli_train_needs_exactly_one_kind_of_source(tmp_path: Path) -> None:
+    result = run_cli("train", "--out", str(tmp_path / "t.json"))
+    assert result.returncode == 1 and "exactly one" in result.stderr
+    missing = run_cli("train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t.json"))
+    assert missing.returncode == 1 and "not found" in missing.stderr

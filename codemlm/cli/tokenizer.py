@@ -42,16 +42,11 @@ def _iter_source_texts(sources: list[str]) -> Iterator[str]:
     from codemlm.corpus import CorpusStats, iter_repository
 
     config = CorpusConfig()
+    stats = CorpusStats()
     for source in sources:
-        path = Path(source)
-        if path.is_file():
-            yield _read_text(path)
-        elif path.is_dir():
-            stats = CorpusStats()
-            for item in iter_repository(path, config, stats):
-                yield item.text
-        else:
-            raise InputError(f"no such file or folder: {path}")
+        # Files and folders alike, with the corpus filters (vendored, generated, binary...).
+        for item in iter_repository(source, config, stats):
+            yield item.text
 
 
 def _iter_corpus_texts(corpus_dir: str) -> Iterator[str]:
