@@ -1,0 +1,140 @@
+"""Neovim as a real LSP client: the editors/neovim plugin against the real codemlm server.
+
+Runs ``nvim --headless -u NONE -c "luafile editors/neovim/test/test.lua"`` on a copy of the
+fixture repository with a tiny trained model; the Lua script sets the plugin up, opens a Python
+file (FileType starts and attaches the server), waits for ``codemlm/status`` ready, runs
+``:CodemlmSearch``, asks for completions and runs fill-selection, and writes what it saw as JSON,
+which this test checks. Skipped when nvim is not installed (``apt-get install neovim``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._tiny_model import tiny_model_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_LUA = ROOT / "editors" / "neovim" / "test" / "test.lua"
+FIXTURE_REPO = ROOT / "tests" / "fixtures" / "multilang_repo"
+NVIM = shutil.which("nvim")
+
+pytestmark = [
+    pytest.mark.skipif(NVIM is None, reason="nvim is not installed (apt-get install neovim)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("lsp_server.__main__") is None,
+        reason="the language server (python -m lsp_server) is not installed in this environment",
+    ),
+]
+
+QUERY = "euclidean distance between two points"
+FILE = "src/geometry/shapes.py"
+FILL_LINE = 11  # `    return math.hypot(x2 - x1, y2 - y1)` in FILE
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory)
+
+
+def run_neovim(tmp_path: Path, model_dir: Path, **extra_env: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    workspace = tmp_path / "repo"
+    shutil.copytree(FIXTURE_REPO, workspace)
+    out = tmp_path / "nvim_report.json"
+    env = {
+        **os.environ,
+        "CODEMLM_NVIM_PYTHON": sys.executable,
+        "CODEMLM_NVIM_WORKSPACE": str(workspace),
+        "CODEMLM_NVIM_FILE": FILE,
+        "CODEMLM_NVIM_QUERY": QUERY,
+        "CODEMLM_NVIM_OUT": str(out),
+        "CODEMLM_NVIM_MODEL": str(model_dir),
+        "CODEMLM_NVIM_INDEX": str(tmp_path / "index.sqlite"),
+        "CODEMLM_NVIM_FILL_LINE": str(FILL_LINE),
+        "CODEMLM_NVIM_TIMEOUT_MS": "60000",
+        "CODEMLM_CACHE_DIR": str(tmp_path / "cache"),
+        # Neovim writes its LSP log and shada under these; keep them out of the user's home.
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "xdg_cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "OMP_NUM_THREADS": "1",
+        **extra_env,
+    }
+    assert NVIM is not None
+    proc = subprocess.run(
+        [NVIM, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {TEST_LUA}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    report = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    return proc, report
+
+
+def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Path) -> None:
+    proc, report = run_neovim(tmp_path, model_dir)
+    assert report, f"no report from nvim (exit {proc.returncode}): {proc.stdout}\n{proc.stderr}"
+    assert "error" not in report, report["error"]
+    assert proc.returncode == 0
+
+    # setup() made the commands and the documented keymap.
+    assert report["commands"] == {"search": True, "fill": True, "reindex": True}
+    assert report["keymap"] is True
+
+    # FileType started the server and attached the buffer; the root is the repository.
+    assert report["filetype"] == "python"
+    assert report["client_name"] == "codemlm"
+    assert report["attached"] is True
+    assert Path(report["root_dir"]).name == "repo"
+    assert {"codemlm.search", "codemlm.reindex", "codemlm.fillSelection"} <= set(report["server_commands"])
+
+    # codemlm/status reached "ready" (after indexing) and the statusline helper shows it.
+    assert report["status"]["state"] == "ready"
+    assert report["statuses"][-1] == "ready"
+    assert report["statusline"] == "codemlm: ready"
+
+    # :CodemlmSearch put real hits in the quickfix list: the `distance` function of shapes.py
+    # (the one in src/ or its copy in legacy/) is among the first results, with its line.
+    assert report["quickfix_title"] == f"codemlm: {QUERY}"
+    hits = report["quickfix"]
+    assert hits, "empty quickfix list"
+    top = [(h["path"], h["lnum"]) for h in hits[:3]]
+    assert any(path.endswith("shapes.py") and lnum == 9 for path, lnum in top), hits[:3]
+    assert all(h["lnum"] >= 1 and h["col"] >= 1 for h in hits)
+    assert any("distance" in h["text"] for h in hits[:3])
+
+    # Completion answered through the plugin's client (items may be few with a tiny model).
+    assert isinstance(report["completion_labels"], list)
+
+    # Fill selection returned candidates, and the server's workspace/applyEdit changed the line
+    # to the top candidate.
+    fill = report["fill"]
+    assert fill["error"] is None
+    assert fill["candidates"], "fillSelection returned no candidate"
+    assert fill["line_after"] == fill["candidates"][0]["text"].split("\n")[0]
+
+
+def test_neovim_reports_a_server_that_cannot_start(tmp_path: Path, model_dir: Path) -> None:
+    # A Python without the server: the plugin must not hang, and the script reports the failure.
+    proc, report = run_neovim(
+        tmp_path,
+        model_dir,
+        CODEMLM_NVIM_PYTHON="/nonexistent/bin/python3",
+        CODEMLM_NVIM_TIMEOUT_MS="3000",
+    )
+    assert proc.returncode == 1
+    assert "timed out" in report["error"] and "initialize" in report["error"]
+    # The user was told what is wrong and how to fix it.
+    assert any("not executable" in n and "pip install" in n for n in report["notifications"]), report
+
