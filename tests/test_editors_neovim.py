@@ -44,7 +44,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model_dir(tmp_path_factory)
 
 
-def run_neovim(tmp_path: Path, model_dir: Path, **extra_env: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+def run_neovim(
+    tmp_path: Path, model_dir: Path, **extra_env: str
+) -> tuple[subprocess.CompletedProcess[str], dict]:
     workspace = tmp_path / "repo"
     shutil.copytree(FIXTURE_REPO, workspace)
     out = tmp_path / "nvim_report.json"
@@ -137,4 +139,3 @@ def test_neovim_reports_a_server_that_cannot_start(tmp_path: Path, model_dir: Pa
     assert "timed out" in report["error"] and "initialize" in report["error"]
     # The user was told what is wrong and how to fix it.
     assert any("not executable" in n and "pip install" in n for n in report["notifications"]), report
-
