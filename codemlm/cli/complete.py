@@ -1,0 +1,144 @@
+"""``codemlm complete FILE --line L --column C``: fill the hole at a position of a file.
+
+Lines and columns are 1-based on the command line (as editors show them); columns count
+characters (code points). ``--end-line/--end-column`` make the hole a selection, which the
+candidates replace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from codemlm.errors import InputError, PositionError
+from codemlm.positions import TextPositions
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "complete",
+        help="fill the hole at a line/column of a file with the model (masked-span completion)",
+        description="Print ranked candidates for the hole at --line/--column (1-based) of FILE. "
+        "With --end-line/--end-column the selection between the two positions is replaced.",
+    )
+    parser.add_argument("file", help="source file")
+    parser.add_argument("--line", type=int, required=True, help="1-based line of the cursor / selection start")
+    parser.add_argument("--column", type=int, required=True, help="1-based column (characters)")
+    parser.add_argument("--end-line", type=int, help="1-based line of the selection end")
+    parser.add_argument("--end-column", type=int, help="1-based column of the selection end")
+    parser.add_argument("-k", type=int, default=5, help="number of candidates (default 5)")
+    parser.add_argument("--model", help="model directory (default: $CODEMLM_MODEL or the shipped model)")
+    parser.add_argument("--language", help="language name (default: from the file extension)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=_run)
+
+
+def _read_source(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"no such file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path} is a directory, not a source file") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    if b"\x00" in data:
+        raise InputError(f"{path} looks binary (contains NUL bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    if (args.end_line is None) != (args.end_column is None):
+        raise InputError("--end-line and --end-column go together")
+    if args.k < 1:
+        raise InputError(f"-k must be at least 1, got {args.k}")
+    for name in ("line", "column", "end_line", "end_column"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise PositionError(f"--{name.replace('_', '-')} is 1-based, got {value}")
+    path = Path(args.file)
+    text = _read_source(path)
+    if not text:
+        raise InputError(f"{path} is empty: nothing to complete")
+
+    from codemlm.languages import get_language, language_for_path
+
+    language = get_language(args.language).name if args.language else None
+    if language is None:
+        found = language_for_path(path)
+        language = found.name if found else None
+    positions = TextPositions(text)
+    start = _offset(positions, args.line, args.column)
+    end = _offset(positions, args.end_line, args.end_column) if args.end_line is not None else None
+    if end is not None and end < start:
+        raise PositionError("the selection ends before it starts")
+
+    import torch
+
+    from codemlm.checkpoint import load_model_dir, resolve_model_dir
+    from codemlm.infill import InfillConfig, InfillEngine
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_model_dir(resolve_model_dir(args.model))
+    engine = InfillEngine(loaded, config=InfillConfig())
+    began = time.perf_counter()
+    candidates = engine.complete(text, start, end, language=language, k=args.k)
+    elapsed_ms = (time.perf_counter() - began) * 1000
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "language": language,
+                    "line": args.line,
+                    "column": args.column,
+                    "latency_ms": round(elapsed_ms, 1),
+                    "candidates": [
+                        {
+                            "text": c.text,
+                            "score": round(c.score, 4),
+                            "syntax_ok": c.syntax_ok,
+                            "start": _position_json(positions, c.start_byte),
+                            "end": _position_json(positions, c.end_byte),
+                        }
+                        for c in candidates
+                    ],
+                }
+            )
+        )
+        return 0
+    if not candidates:
+        print("no candidates")
+        return 0
+    print(f"{len(candidates)} candidates for {path}:{args.line}:{args.column} ({elapsed_ms:.0f} ms)")
+    for rank, c in enumerate(candidates, 1):
+        flag = "ok" if c.syntax_ok else "syntax!"
+        print(f"{rank:>2}. {c.score:8.3f}  {flag:<7}  {c.text!r}")
+    return 0
+
+
+def _offset(positions: TextPositions, line: int, column: int) -> int:
+    """Byte offset of a 1-based (line, column), with an error message in the same terms."""
+    if line > positions.line_count:
+        raise PositionError(f"line {line} is past the end of the file ({positions.line_count} lines)")
+    length = len(positions.line_text(line - 1))
+    if column > length + 1:
+        raise PositionError(
+            f"column {column} is past the end of line {line} ({length} characters; "
+            f"the last cursor column is {length + 1})"
+        )
+    return positions.offset(line - 1, column - 1)
+
+
+def _position_json(positions: TextPositions, offset: int) -> dict[str, int]:
+    line, col = positions.line_col(offset)
+    return {"line": line + 1, "column": col + 1}

@@ -1,0 +1,491 @@
+"""Masked-span completion: fill the hole at the cursor from the code on both sides.
+
+The encoder predicts masked tokens, but the hole's length in tokens is unknown. So:
+
+1. **Window.** Take the code around the hole within a token budget (more on the left than
+   on the right; a side that runs out gives its share to the other), cut at line boundaries.
+2. **Lengths.** Put 1, 2, 3, 4, 6, 8 ``<mask>`` tokens (fewer for an identifier, more for a
+   multi-line selection) into the window: one sequence per length, all in ONE batch.
+3. **Mask-Predict.** Predict every mask in parallel; keep the best lengths, branch on the
+   top tokens of the first position (diversity for the top-k), then for a few rounds re-mask
+   the least confident ``n = N·(T−t)/T`` tokens and predict them again, in one batch a round.
+4. **Rank** by length-normalized log-likelihood (mean log-probability of the tokens), with a
+   bonus for names that already occur in the file; drop empty and duplicate candidates
+   (whitespace-trimmed); cut single-line holes at the line end.
+5. **Syntax check** (tree-sitter, when the language is known): a candidate that leaves the
+   window with more ERROR/MISSING nodes than the empty hole does is ranked after every
+   candidate that does not, and flagged ``syntax_ok=False``.
+
+Hole rules (what the editor sees in ``Candidate.start_byte/end_byte``):
+
+* A cursor strictly inside an identifier (identifier characters on both sides) makes the hole
+  run to the end of that identifier, so a candidate *replaces* the rest of the word instead of
+  being inserted into it. The part left of the cursor stays as context.
+* A cursor or a selection within one line is a single-line hole: candidates stop at the line
+  end. A selection that spans lines may be filled with several lines.
+* A single space just left of the hole is handed to the model as part of the hole, because the
+  tokenizer joins one leading space to the next word (``" return"``); a candidate that starts
+  with that space gets it removed, so every candidate is inserted at the original position.
+
+Latency: everything is a handful of batched forwards over short windows in
+``torch.inference_mode``; on CPUs with native bf16 the forwards run under bf16 autocast
+(``precision="auto"``). The syntax check parses the window, not the whole file, so its cost
+does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from codemlm.errors import ConfigError, InputError, PositionError
+
+if TYPE_CHECKING:
+    from codemlm.checkpoint import LoadedModel
+
+__all__ = ["Candidate", "InfillConfig", "InfillEngine", "extend_hole"]
+
+# Identifier characters for the hole rules and the known-name bonus (Unicode letters, digits, _).
+_IDENT_CHAR = re.compile(r"[^\W]", re.UNICODE)
+_IDENT = re.compile(r"[^\W\d]\w*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One completion: insert ``text`` in place of bytes ``[start_byte, end_byte)``."""
+
+    text: str
+    score: float  # mean token log-probability (+ known-name bonus); higher is better
+    start_byte: int
+    end_byte: int
+    syntax_ok: bool
+
+
+@dataclass(frozen=True)
+class InfillConfig:
+    """Knobs of the completion engine; defaults are tuned for a ``small`` model on 2 CPU cores."""
+
+    max_context_tokens: int = 160  # whole window incl. the masks and <cls>/<sep>
+    left_share: float = 0.67  # share of the context budget before the hole
+    line_lengths: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    identifier_lengths: tuple[int, ...] = (1, 2, 3)
+    block_lengths: tuple[int, ...] = (2, 4, 8, 12, 16, 24)
+    rounds: int = 2  # Mask-Predict iterations including the first prediction
+    refine_lengths: int = 2  # how many of the best lengths (>1 token) are refined
+    branches: int = 2  # top tokens tried at the first position of each refined length
+    known_name_bonus: float = 0.3  # added when every name in a candidate occurs in the file
+    precision: str = "auto"  # "auto" (bf16 where the CPU has it natively), "fp32", "bf16"
+    threads: int | None = None  # torch intra-op threads; None leaves the process setting
+
+    def __post_init__(self) -> None:
+        if self.max_context_tokens < 16:
+            raise ConfigError(f"infill.max_context_tokens must be >= 16, got {self.max_context_tokens}")
+        if not 0.0 < self.left_share < 1.0:
+            raise ConfigError(f"infill.left_share must be in (0, 1), got {self.left_share}")
+        for name in ("line_lengths", "identifier_lengths", "block_lengths"):
+            lengths = getattr(self, name)
+            if not lengths or any(n < 1 for n in lengths):
+                raise ConfigError(f"infill.{name} must be positive token counts, got {lengths}")
+        if self.rounds < 1 or self.refine_lengths < 0 or self.branches < 1:
+            raise ConfigError("infill.rounds and infill.branches must be >= 1, refine_lengths >= 0")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"infill.precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+@dataclass
+class _Hole:
+    start: int  # bytes replaced by a candidate (after the hole rules)
+    end: int
+    model_start: int  # where the model's hole starts (one healed space earlier, or = start)
+    single_line: bool
+    identifier: bool
+    selected_tokens: int  # token length of the selected text (0 for a cursor)
+
+
+@dataclass
+class _Window:
+    left_ids: list[int]
+    right_ids: list[int]
+    left_text: str  # the code the window covers, for the syntax check
+    right_text: str
+
+
+@dataclass
+class _Draft:
+    """One masked sequence being decoded: a length, maybe a fixed first token."""
+
+    length: int
+    tokens: list[int]
+    logp: list[float]
+    fixed: int = 0  # leading positions that are never re-masked
+    scores: list[float] = field(default_factory=list)
+
+
+def extend_hole(text: str, start_byte: int, end_byte: int) -> int:
+    """End of the hole after the identifier rule: a cursor strictly inside an identifier
+    extends to the identifier's end; anything else is left as it is."""
+    if start_byte != end_byte:
+        return end_byte
+    data = text.encode("utf-8")
+    before = data[:start_byte].decode("utf-8")[-1:]
+    after = data[start_byte:].decode("utf-8")
+    if not before or not after or not _IDENT_CHAR.match(before) or not _IDENT_CHAR.match(after[0]):
+        return end_byte
+    match = re.match(r"\w+", after)
+    return start_byte + len(match.group(0).encode("utf-8")) if match else end_byte
+
+
+class InfillEngine:
+    """Ranked completions for a hole in a document, from a loaded model directory."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        max_context_tokens: int | None = None,
+        config: InfillConfig | None = None,
+    ) -> None:
+        config = config or InfillConfig()
+        if max_context_tokens is not None:
+            config = replace(config, max_context_tokens=max_context_tokens)
+        self.config = config
+        self.model = loaded.model.eval()
+        self.tokenizer = loaded.tokenizer
+        self.device = next(self.model.parameters()).device
+        # The window can never exceed what the model was built for.
+        self.max_tokens = min(config.max_context_tokens, loaded.config.max_seq_len)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.autocast_bf16 = self._use_bf16(config.precision)
+        # Predicting specials (<pad>, <mask>, ...) is never a completion.
+        self._special = torch.tensor(sorted(self.tokenizer.special_ids), dtype=torch.long)
+
+    # ------------------------------------------------------------------ public API
+    def complete(
+        self,
+        text: str,
+        start_byte: int,
+        end_byte: int | None = None,
+        *,
+        language: str | None = None,
+        k: int = 5,
+    ) -> list[Candidate]:
+        """Top-``k`` candidates for the bytes ``[start_byte, end_byte)`` of ``text``
+        (a cursor when ``end_byte`` is None), best first; see the module doc for the rules."""
+        if k < 1:
+            raise InputError(f"k must be >= 1, got {k}")
+        data = _validate(text, start_byte, end_byte)
+        hole = self._shape_hole(text, data, start_byte, start_byte if end_byte is None else end_byte)
+        lengths = self._lengths(hole)
+        window = self._window(data, hole, max(lengths))
+        drafts = self._decode(window, lengths, k)
+        candidates = self._candidates(drafts, hole, text, data)
+        return self._rank(candidates, window, language, k)
+
+    # ------------------------------------------------------------------ hole and window
+    def _shape_hole(self, text: str, data: bytes, start: int, end: int) -> _Hole:
+        cursor = start == end
+        end = extend_hole(text, start, end)
+        selected = data[start:end].decode("utf-8")
+        single_line = "\n" not in selected and "\r" not in selected
+        identifier = bool(selected and _IDENT.fullmatch(selected)) or (
+            not selected and data[:start].endswith(b".")
+        )
+        if cursor and end > start:
+            identifier = True  # the rest of an identifier
+        # Heal one space: the tokenizer trains " name" as one token, never " " + "name".
+        model_start = start - 1 if data[:start].endswith(b" ") and not selected.startswith(" ") else start
+        # Token length of what the model's hole covers now (the healed space joins the first word).
+        selected_tokens = len(self.tokenizer.encode(data[model_start:end].decode("utf-8")).ids) if selected else 0
+        return _Hole(start, end, model_start, single_line, identifier, selected_tokens)
+
+    def _lengths(self, hole: _Hole) -> list[int]:
+        c = self.config
+        base = c.identifier_lengths if hole.identifier else c.line_lengths if hole.single_line else c.block_lengths
+        lengths = set(base)
+        if hole.selected_tokens:
+            # The selection's own length is a good guess at the length of what replaces it.
+            lengths.add(hole.selected_tokens)
+        # Leave room for at least a few tokens of context on each side.
+        cap = max(1, self.max_tokens - 2 - 8)
+        return sorted({min(n, cap) for n in lengths})
+
+    def _window(self, data: bytes, hole: _Hole, longest: int) -> _Window:
+        budget = self.max_tokens - 2 - longest
+        left_budget = int(budget * self.config.left_share)
+        right_budget = budget - left_budget
+        # Tokenize generous byte slices only (a token is rarely > 16 bytes), never the whole file.
+        left_bytes = _cut_left(data[max(0, hole.model_start - 16 * budget) : hole.model_start], data, hole)
+        right_bytes = _cut_right(data[hole.end : hole.end + 16 * budget], hole.end + 16 * budget < len(data))
+        left = self.tokenizer.encode(left_bytes.decode("utf-8"))
+        right = self.tokenizer.encode(right_bytes.decode("utf-8"))
+        # A side shorter than its share gives the rest to the other side.
+        if len(left.ids) < left_budget:
+            right_budget = budget - len(left.ids)
+        elif len(right.ids) < right_budget:
+            left_budget = budget - len(right.ids)
+        left_keep = _keep_left(left.ids, left.offsets, left_bytes, left_budget)
+        right_keep = _keep_right(right.ids, right.offsets, right_bytes, right_budget)
+        left_cut = left.offsets[-left_keep][0] if left_keep else len(left_bytes)
+        right_cut = right.offsets[right_keep - 1][1] if right_keep else 0
+        return _Window(
+            left_ids=left.ids[len(left.ids) - left_keep :],
+            right_ids=right.ids[:right_keep],
+            left_text=left_bytes[left_cut:].decode("utf-8", "replace")
+            + data[hole.model_start : hole.start].decode("utf-8"),
+            right_text=right_bytes[:right_cut].decode("utf-8", "replace"),
+        )
+
+    # ------------------------------------------------------------------ decoding
+    def _decode(self, window: _Window, lengths: list[int], k: int) -> list[_Draft]:
+        c = self.config
+        with torch.inference_mode():
+            first = self._predict(window, [[self.tokenizer.mask_id] * n for n in lengths], width=max(k, c.branches))
+        drafts: list[_Draft] = []
+        refine: list[tuple[float, _Draft, list[tuple[int, float]]]] = []
+        for n, (tokens, logp, top) in zip(lengths, first, strict=True):
+            draft = _Draft(n, tokens, logp)
+            drafts.append(draft)
+            if n == 1:
+                # One position: its top-k tokens are the k best candidates of this length.
+                drafts.extend(_Draft(1, [tok], [lp]) for tok, lp in top[0][1:k])
+            else:
+                refine.append((sum(logp) / n, draft, top[0]))
+        refine.sort(key=lambda item: -item[0])
+        active: list[_Draft] = []
+        for _, draft, first_top in refine[: c.refine_lengths]:
+            for rank, (tok, lp) in enumerate(first_top[: c.branches]):
+                tokens, logp = list(draft.tokens), list(draft.logp)
+                tokens[0], logp[0] = tok, lp
+                branch = _Draft(draft.length, tokens, logp, fixed=1 if rank else 0)
+                active.append(branch)
+        drafts.extend(active)
+        for t in range(1, c.rounds):
+            masked: list[list[int]] = []
+            for d in active:
+                free = range(d.fixed, d.length)
+                n = (d.length * (c.rounds - t)) // c.rounds
+                worst = sorted(free, key=lambda i: d.logp[i])[: min(n, len(free))]
+                masked.append(sorted(worst))
+            todo = [(d, m) for d, m in zip(active, masked, strict=True) if m]
+            if not todo:
+                break
+            seqs = [[self.tokenizer.mask_id if i in m else tok for i, tok in enumerate(d.tokens)] for d, m in todo]
+            with torch.inference_mode():
+                results = self._predict(window, seqs, width=1)
+            for (d, m), (tokens, logp, _) in zip(todo, results, strict=True):
+                for i in m:
+                    d.tokens[i], d.logp[i] = tokens[i], logp[i]
+        return drafts
+
+    def _predict(
+        self, window: _Window, holes: list[list[int]], *, width: int
+    ) -> list[tuple[list[int], list[float], list[list[tuple[int, float]]]]]:
+        """One batched forward: every hole filling in its own copy of the window.
+
+        Returns per sequence the argmax token and its log-probability at each hole position
+        (fixed positions echo their token), plus the top-``width`` (token, logp) per position.
+        """
+        tok = self.tokenizer
+        seqs = [[tok.cls_id, *window.left_ids, *h, *window.right_ids, tok.sep_id] for h in holes]
+        longest = max(map(len, seqs))
+        ids = torch.full((len(seqs), longest), tok.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(seqs), longest), dtype=torch.bool)
+        for row, seq in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            attention[row, : len(seq)] = True
+        offset = 1 + len(window.left_ids)
+        is_mask = torch.zeros_like(attention)
+        for row, h in enumerate(holes):
+            for i, token in enumerate(h):
+                is_mask[row, offset + i] = token == tok.mask_id
+        ids, attention, is_mask = ids.to(self.device), attention.to(self.device), is_mask.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            hidden = self.model(ids, attention)  # [B, T, D]
+            logits = self.model.mlm_logits(hidden[is_mask])  # [N, V], only the masks
+        logits = logits.float()
+        logits[:, self._special.to(logits.device)] = -math.inf
+        logp = torch.log_softmax(logits, dim=-1)
+        top = logp.topk(width, dim=-1)  # [N, width]
+        top_lp: list[list[float]] = top.values.cpu().tolist()
+        top_ids: list[list[int]] = top.indices.cpu().tolist()
+        out = []
+        cursor = 0
+        for h in holes:
+            tokens, scores = list(h), [0.0] * len(h)
+            tops: list[list[tuple[int, float]]] = []
+            for i, token in enumerate(h):
+                if token == tok.mask_id:
+                    tokens[i], scores[i] = top_ids[cursor][0], top_lp[cursor][0]
+                    tops.append(list(zip(top_ids[cursor], top_lp[cursor], strict=True)))
+                    cursor += 1
+                else:
+                    tops.append([(token, 0.0)])
+            out.append((tokens, scores, tops))
+        return out
+
+    # ------------------------------------------------------------------ ranking
+    def _candidates(self, drafts: list[_Draft], hole: _Hole, text: str, data: bytes) -> list[Candidate]:
+        names = set(_IDENT.findall(data[: hole.model_start].decode("utf-8"))) | set(
+            _IDENT.findall(data[hole.end :].decode("utf-8"))
+        )
+        healed = hole.model_start < hole.start
+        best: dict[str, Candidate] = {}
+        for d in drafts:
+            tokens, logp = d.tokens, d.logp
+            if hole.single_line:
+                # Stop at the line end: newline tokens are whitespace-only pieces.
+                cut = next((i for i, t in enumerate(tokens) if b"\n" in self.tokenizer.token_bytes(t)
+                            or b"\r" in self.tokenizer.token_bytes(t)), len(tokens))
+                tokens, logp = tokens[:cut], logp[:cut]
+            if not tokens:
+                continue
+            raw = self.tokenizer.decode_bytes(tokens)
+            try:
+                fill = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                continue  # ends inside a multi-byte character
+            if healed and fill.startswith(" "):
+                fill = fill[1:]
+            key = fill.strip()
+            if not key:
+                continue
+            score = sum(logp) / len(logp)
+            used = _IDENT.findall(key)
+            if used and all(name in names for name in used):
+                score += self.config.known_name_bonus
+            if key not in best or best[key].score < score:
+                best[key] = Candidate(fill, score, hole.start, hole.end, True)
+        return sorted(best.values(), key=lambda c: -c.score)
+
+    def _rank(self, candidates: list[Candidate], window: _Window, language: str | None, k: int) -> list[Candidate]:
+        check = _syntax_checker(language)
+        if check is None:
+            return candidates[:k]
+        baseline = check(window.left_text + window.right_text)
+        flagged = [
+            replace(c, syntax_ok=check(window.left_text + c.text + window.right_text) <= baseline)
+            for c in candidates
+        ]
+        # Stable: within each group the score order is kept.
+        flagged.sort(key=lambda c: not c.syntax_ok)
+        return flagged[:k]
+
+    def _use_bf16(self, precision: str) -> bool:
+        if precision == "fp32":
+            return False
+        if precision == "bf16":
+            return True
+        if self.device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        try:  # native bf16 (AVX512-BF16 / AMX) makes CPU inference ~3x faster; emulated is slower
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and _cpu_has_native_bf16()
+        except (AttributeError, RuntimeError):
+            return False
+
+
+# ---------------------------------------------------------------------- helpers
+def _validate(text: str, start: int, end: int | None) -> bytes:
+    if not isinstance(text, str):
+        raise InputError(f"text must be a str, got {type(text).__name__}")
+    if not text:
+        raise InputError("cannot complete in an empty document")
+    if "\x00" in text:
+        raise InputError("the document contains NUL bytes (binary content); nothing to complete")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates
+        raise InputError(f"the document is not valid Unicode text: {exc.reason}") from exc
+    end_ = start if end is None else end
+    for name, pos in (("start", start), ("end", end_)):
+        if not 0 <= pos <= len(data):
+            raise PositionError(f"{name} byte {pos} is outside the document (length {len(data)} bytes)")
+        if pos < len(data) and data[pos] & 0xC0 == 0x80:
+            raise PositionError(f"{name} byte {pos} falls inside a multi-byte UTF-8 character")
+    if end_ < start:
+        raise PositionError(f"end byte {end_} comes before start byte {start}")
+    return data
+
+
+def _cut_left(chunk: bytes, data: bytes, hole: _Hole) -> bytes:
+    """Start a left slice at a line start unless it already begins the file."""
+    if hole.model_start - len(chunk) <= 0:
+        return chunk
+    newline = chunk.find(b"\n")
+    return chunk[newline + 1 :] if newline >= 0 else chunk[_first_char_boundary(chunk) :]
+
+
+def _cut_right(chunk: bytes, truncated: bool) -> bytes:
+    """End a right slice at a line end when it was cut from a longer file."""
+    if not truncated:
+        return chunk
+    newline = chunk.rfind(b"\n")
+    if newline >= 0:
+        return chunk[: newline + 1]
+    i = len(chunk)
+    while i > 0 and chunk[i - 1] & 0xC0 == 0x80:
+        i -= 1
+    return chunk[: max(i - 1, 0)] if i and chunk[i - 1] >= 0xC0 else chunk[:i]
+
+
+def _first_char_boundary(chunk: bytes) -> int:
+    i = 0
+    while i < len(chunk) and chunk[i] & 0xC0 == 0x80:
+        i += 1
+    return i
+
+
+def _keep_left(ids: list[int], offsets: list[tuple[int, int]], raw: bytes, budget: int) -> int:
+    """How many tokens to keep from the end of the left context: within budget, starting at a
+    line start when possible."""
+    if len(ids) <= budget:
+        return len(ids)
+    first = len(ids) - max(budget, 0)
+    for i in range(first, len(ids)):
+        start = offsets[i][0]
+        if start == 0 or raw[start - 1 : start] == b"\n":
+            return len(ids) - i
+    return max(budget, 0)  # one very long line: keep the tokens nearest the hole
+
+
+def _keep_right(ids: list[int], offsets: list[tuple[int, int]], raw: bytes, budget: int) -> int:
+    """How many tokens to keep from the start of the right context, ending at a line end."""
+    if len(ids) <= budget:
+        return len(ids)
+    for i in range(max(budget, 0), 0, -1):
+        if b"\n" in raw[offsets[i - 1][0] : offsets[i - 1][1]]:
+            return i
+    return max(budget, 0)
+
+
+def _syntax_checker(language: str | None) -> Callable[[str], int] | None:
+    """error_count for a supported language, else None (unknown languages skip the check)."""
+    if not language:
+        return None
+    from codemlm.errors import UnsupportedLanguageError
+    from codemlm.languages import get_language
+
+    try:
+        name = get_language(language).name
+    except UnsupportedLanguageError:
+        return None
+    from codemlm.syntax import error_count
+
+    return lambda code: error_count(code, name)
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split())
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return False

@@ -1,0 +1,214 @@
+"""Masked-span completion with a real tiny model that learned one file, and the `complete` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from codemlm.checkpoint import LoadedModel, load_model_dir
+from codemlm.cli import main
+from codemlm.errors import InputError, PositionError
+from codemlm.infill import Candidate, InfillConfig, InfillEngine, extend_hole
+from codemlm.syntax import error_count
+from tests._tiny_model import SNIPPET, tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def loaded(model_dir: Path) -> LoadedModel:
+    torch.set_num_threads(1)
+    return load_model_dir(model_dir)
+
+
+@pytest.fixture(scope="session")
+def engine(loaded: LoadedModel) -> InfillEngine:
+    return InfillEngine(loaded, config=InfillConfig(precision="fp32"))
+
+
+def _cursor_after(text: str, marker: str) -> int:
+    return len(text[: text.index(marker) + len(marker)].encode("utf-8"))
+
+
+HOLED = SNIPPET.replace("return a + b", "return ")
+
+
+def _assert_well_formed(candidates: list[Candidate], k: int) -> None:
+    assert 0 < len(candidates) <= k
+    keys = [c.text.strip() for c in candidates]
+    assert all(keys), "no empty candidates"
+    assert len(set(keys)) == len(keys), "no duplicates (whitespace-trimmed)"
+    # Scores are sorted within each syntax group, and every syntax_ok=False comes last.
+    flags = [c.syntax_ok for c in candidates]
+    assert flags == sorted(flags, reverse=True)
+    for group in (True, False):
+        scores = [c.score for c in candidates if c.syntax_ok is group]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_fills_a_three_token_hole_it_has_learned(engine: InfillEngine) -> None:
+    cursor = _cursor_after(HOLED, "return ")
+    candidates = engine.complete(HOLED, cursor, language="python", k=5)
+    _assert_well_formed(candidates, 5)
+    texts = [c.text for c in candidates]
+    assert "a + b" in texts  # the healed space is not repeated
+    assert all(c.start_byte == cursor and c.end_byte == cursor for c in candidates)
+
+
+def test_selection_is_replaced_by_the_learned_expression(engine: InfillEngine) -> None:
+    start = len(SNIPPET[: SNIPPET.index("a * b")].encode())
+    candidates = engine.complete(SNIPPET, start, start + 5, language="python", k=5)
+    _assert_well_formed(candidates, 5)
+    assert candidates[0].text == "a * b"
+    assert (candidates[0].start_byte, candidates[0].end_byte) == (start, start + 5)
+
+
+def test_flagged_candidates_really_parse_worse_than_the_hole(engine: InfillEngine) -> None:
+    cursor = _cursor_after(HOLED, "return ")
+    candidates = engine.complete(HOLED, cursor, language="python", k=10)
+    _assert_well_formed(candidates, 10)
+    baseline = error_count(HOLED, "python")
+    for c in candidates:
+        filled = HOLED[:cursor] + c.text + HOLED[cursor:]
+        assert (error_count(filled, "python") <= baseline) is c.syntax_ok, c
+    assert any(not c.syntax_ok for c in candidates)  # this hole draws broken fills too
+
+
+def test_unknown_language_skips_the_syntax_check(engine: InfillEngine) -> None:
+    cursor = _cursor_after(HOLED, "return ")
+    for language in (None, "cobol"):
+        candidates = engine.complete(HOLED, cursor, language=language, k=10)
+        assert candidates and all(c.syntax_ok for c in candidates)
+        assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
+
+
+def test_single_line_holes_stop_at_the_line_end(engine: InfillEngine) -> None:
+    text = SNIPPET.replace("total = add(1, 2)", "total = ")
+    cursor = _cursor_after(text, "total = ")
+    candidates = engine.complete(text, cursor, language="python", k=10)
+    assert candidates
+    assert not any("\n" in c.text or "\r" in c.text for c in candidates)
+
+
+def test_multi_line_selection_gets_block_lengths(engine: InfillEngine) -> None:
+    start = len(SNIPPET[: SNIPPET.index("    total")].encode())
+    end = len(SNIPPET.encode())
+    hole = engine._shape_hole(SNIPPET, SNIPPET.encode(), start, end)
+    assert not hole.single_line
+    lengths = engine._lengths(hole)
+    assert max(lengths) >= max(InfillConfig().block_lengths)
+    candidates = engine.complete(SNIPPET, start, end, language="python", k=5)
+    _assert_well_formed(candidates, 5)
+
+
+def test_cursor_inside_an_identifier_replaces_its_rest(engine: InfillEngine) -> None:
+    cursor = _cursor_after(SNIPPET, "print(to")
+    assert extend_hole(SNIPPET, cursor, cursor) == cursor + len("tal")
+    # At the end of a word or between non-word characters nothing is extended.
+    assert extend_hole(SNIPPET, cursor + 3, cursor + 3) == cursor + 3
+    candidates = engine.complete(SNIPPET, cursor, language="python", k=3)
+    assert candidates and all(c.end_byte == cursor + 3 for c in candidates)
+
+
+def test_window_fits_the_budget_and_cuts_at_lines(loaded: LoadedModel) -> None:
+    engine = InfillEngine(loaded, max_context_tokens=64, config=InfillConfig(precision="fp32"))
+    text = "\n".join(f"value_{i} = compute({i}, {i + 1})" for i in range(2000)) + "\n"
+    cursor = _cursor_after(text, "value_1000 = ")
+    hole = engine._shape_hole(text, text.encode(), cursor, cursor)
+    window = engine._window(text.encode(), hole, 8)
+    assert 2 + len(window.left_ids) + 8 + len(window.right_ids) <= 64
+    assert len(window.left_ids) > len(window.right_ids) > 0
+    assert window.left_text.startswith("value_")  # a whole line
+    assert window.right_text.endswith("\n")
+    assert window.left_text.endswith("value_1000 = ")
+    candidates = engine.complete(text, cursor, language="python", k=3)
+    assert candidates
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "error", "message"),
+    [
+        ("", 0, None, InputError, "empty document"),
+        ("a\x00b", 1, None, InputError, "binary"),
+        ("abc", 4, None, PositionError, "outside the document"),
+        ("abc", -1, None, PositionError, "outside the document"),
+        ("abc", 2, 1, PositionError, "before start"),
+        ("abc", 1, 9, PositionError, "outside the document"),
+        ("é", 1, None, PositionError, "inside a multi-byte"),
+        ("a\ud800b", 0, None, InputError, "not valid Unicode"),
+    ],
+)
+def test_bad_input_raises_clear_errors(
+    engine: InfillEngine, text: str, start: int, end: int | None, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        engine.complete(text, start, end)
+
+
+def test_k_must_be_positive(engine: InfillEngine) -> None:
+    with pytest.raises(InputError, match="k must be"):
+        engine.complete(HOLED, 3, k=0)
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_complete_prints_json(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "ops.py"
+    source.write_text(HOLED, encoding="utf-8")
+    line = HOLED[: HOLED.index("return ")].count("\n") + 1
+    column = len("    return ") + 1
+    rc = main(["complete", str(source), "--line", str(line), "--column", str(column),
+               "--model", str(model_dir), "--json", "-k", "5"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["language"] == "python"
+    assert "a + b" in [c["text"] for c in result["candidates"]]
+    assert result["candidates"][0]["start"] == {"line": line, "column": column}
+
+
+def test_cli_complete_human_output(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "ops.py"
+    source.write_text(SNIPPET, encoding="utf-8")
+    rc = main(["complete", str(source), "--line", "6", "--column", "12", "--end-line", "6",
+               "--end-column", "17", "--model", str(model_dir)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "candidates for" in out and "'a - b'" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (SNIPPET, ["--line", "99", "--column", "1"], "line 99 is past the end of the file"),
+        (SNIPPET, ["--line", "1", "--column", "40"], "column 40 is past the end of line 1"),
+        (SNIPPET, ["--line", "0", "--column", "1"], "1-based"),
+        (SNIPPET, ["--line", "2", "--column", "1", "--end-line", "1", "--end-column", "1"], "ends before"),
+        (SNIPPET, ["--line", "1", "--column", "1", "--end-line", "2"], "go together"),
+        ("", ["--line", "1", "--column", "1"], "is empty"),
+        ("x = 1\x00\n", ["--line", "1", "--column", "1"], "binary"),
+    ],
+)
+def test_cli_complete_bad_input_is_one_line_and_exit_1(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, args: list[str], message: str
+) -> None:
+    source = tmp_path / "f.py"
+    source.write_text(content, encoding="utf-8")
+    rc = main(["complete", str(source), *args, "--model", str(model_dir)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("codemlm: error:") and message in err
+
+
+def test_cli_complete_missing_file_and_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["complete", str(tmp_path / "nope.py"), "--line", "1", "--column", "1"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    source = tmp_path / "f.py"
+    source.write_text("x = 1\n", encoding="utf-8")
+    rc = main(["complete", str(source), "--line", "1", "--column", "1", "--model", str(tmp_path / "nomodel")])
+    assert rc == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
