@@ -1,0 +1,89 @@
+"""``codemlm eval infill CASES.jsonl`` and ``codemlm eval search --repo DIR --queries Q.jsonl``.
+
+Both print a human table, or with ``--json`` one JSON object as the last line of stdout.
+The search evaluator lives in :mod:`codemlm.eval_search` and is imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model: infill cases or search queries (DESIGN.md case formats)",
+        description="Evaluate masked-span completion (infill) or code search on held-out cases.",
+    )
+    tasks = parser.add_subparsers(dest="eval_task", metavar="TASK")
+
+    infill = tasks.add_parser(
+        "infill",
+        help="exact match, edit similarity, parse rate and latency of completions",
+        description="Fill the hole of each case (JSON Lines: id, language, path?, kind?, prefix, "
+        "suffix, target) and report EM@1, EM@5, edit similarity, parse rate and latency "
+        "overall, per kind and per language.",
+    )
+    infill.add_argument("cases", help="JSON Lines case file")
+    infill.add_argument("--model", help="model directory (default: $CODEMLM_MODEL or the shipped model)")
+    infill.add_argument("-k", type=int, default=5, help="candidates per case (default 5)")
+    infill.add_argument("--limit", type=int, help="evaluate only the first N cases")
+    infill.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    infill.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    infill.set_defaults(handler=_run_infill)
+
+    search = tasks.add_parser(
+        "search",
+        help="MRR, recall@1/10, latency and indexing time of code search",
+        description="Index --repo and run each query of --queries (JSON Lines: id, query, "
+        "language?, path, line); report MRR, recall@1, recall@10, latency and indexing time.",
+    )
+    search.add_argument("--repo", required=True, help="repository folder the queries refer to")
+    search.add_argument("--queries", required=True, help="JSON Lines query file")
+    search.add_argument("--model", help="model directory (default: $CODEMLM_MODEL or the shipped model)")
+    search.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    search.set_defaults(handler=_run_search)
+
+    parser.set_defaults(handler=lambda args: _missing_task(parser))
+
+
+def _missing_task(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _run_infill(args: argparse.Namespace) -> int:
+    from codemlm.errors import InputError
+
+    if args.k < 1:
+        raise InputError(f"-k must be at least 1, got {args.k}")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be at least 1, got {args.limit}")
+    from codemlm.eval_infill import evaluate_infill, format_infill_report, load_infill_cases
+
+    load_infill_cases(args.cases)  # fail on a malformed file before loading a model
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    report = evaluate_infill(args.cases, model_dir=args.model, k=args.k, limit=args.limit)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_infill_report(report))
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from codemlm.eval_search import evaluate_search, format_search_report
+
+    report = evaluate_search(args.repo, args.queries, model_dir=args.model)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_search_report(report))
+    return 0
