@@ -187,7 +187,9 @@ def redact_secrets(text: str) -> tuple[str, int]:
         if match.group("value") == REDACTED:
             return match.group(0)
         count += 1
-        return f"{match.group('key')}{match.group('op')}{match.group('quote')}{REDACTED}{match.group('quote')}"
+        return (
+            f"{match.group('key')}{match.group('op')}{match.group('quote')}{REDACTED}{match.group('quote')}"
+        )
 
     text = _ASSIGNED_SECRET.sub(_replace_value, text)
     return text, count
@@ -366,18 +368,19 @@ def _walk(
             elif entry.name in VENDORED_DIRS:
                 stats.counts["vendored"] += 1
             elif is_link:
-                # Inside the root its files are walked at their real place (following could
-                # loop); outside it, they are not part of this repository.
-                if not _inside(Path(entry.path).resolve(), root):
-                    stats.counts["symlink_outside"] += 1
+                # Outside the root it is not part of this repository; inside, its files are
+                # walked at their real place (following the link could loop).
+                outside = not _inside(Path(entry.path).resolve(), root)
+                stats.counts["symlink_outside" if outside else "duplicate"] += 1
             else:
                 yield from _walk(Path(entry.path), child_rel, rules, root, repo, config, stats)
             continue
         if _is_ignored(child_rel, False, rules):
             stats.counts["gitignored"] += 1
             continue
-        if is_link and not _inside(Path(entry.path).resolve(), root):
-            stats.counts["symlink_outside"] += 1
+        if is_link and entry.is_file():  # a dangling link falls through and is counted unreadable
+            outside = not _inside(Path(entry.path).resolve(), root)
+            stats.counts["symlink_outside" if outside else "duplicate"] += 1  # inside: read at its real path
             continue
         lang = language_for_path(entry.name)
         if not _wanted_language(lang, config):
@@ -547,6 +550,7 @@ def iter_hf_dataset(
 
 # --- building DIR/files -----------------------------------------------------------------------
 
+
 def split_of(key: str, seed: int, validation_fraction: float) -> str:
     """``"validation"`` or ``"train"`` for a file or repository key: stable for a seed."""
     return "validation" if _unit(key, seed) < validation_fraction else "train"
@@ -623,7 +627,13 @@ def _annotate(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
     """datasets.map function: syntax spans and boundaries of each file (module level: picklable)."""
     from codemlm.syntax import parse
 
-    out: dict[str, list[Any]] = {"span_start": [], "span_end": [], "span_kind": [], "boundaries": [], "_parse_errors": []}
+    out: dict[str, list[Any]] = {
+        "span_start": [],
+        "span_end": [],
+        "span_kind": [],
+        "boundaries": [],
+        "_parse_errors": [],
+    }
     for text, language in zip(batch["text"], batch["language"], strict=True):
         try:
             result = parse(text, language)
@@ -820,6 +830,7 @@ def _counts_line(stats: CorpusStats) -> str:
 
 # --- stats.json -------------------------------------------------------------------------------
 
+
 def write_stats(out_dir: str | Path, data: dict[str, Any]) -> Path:
     path = Path(out_dir) / "stats.json"
     tmp = path.with_name("stats.json.tmp")
@@ -833,7 +844,9 @@ def load_stats(out_dir: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"no stats.json in {out_dir}: build the corpus first (codemlm corpus build)") from None
+        raise InputError(
+            f"no stats.json in {out_dir}: build the corpus first (codemlm corpus build)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise CorpusError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):

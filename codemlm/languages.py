@@ -113,6 +113,7 @@ def _set(names: str) -> frozenset[str]:
 
 # --- Python -----------------------------------------------------------------------------------
 
+
 def _load_python() -> Any:
     import tree_sitter_python
 
@@ -163,7 +164,9 @@ _JS_STATEMENTS = """expression_statement lexical_declaration variable_declaratio
     throw_statement switch_statement break_statement continue_statement import_statement
     export_statement labeled_statement debugger_statement"""
 _JS_BLOCKS = "statement_block class_body switch_body"
-_JS_DEFINITIONS = "function_declaration generator_function_declaration class_declaration class method_definition"
+_JS_DEFINITIONS = (
+    "function_declaration generator_function_declaration class_declaration class method_definition"
+)
 _JS_STRINGS = "string template_string comment"
 _JS_FUNCTION_VALUES = _set("arrow_function function_expression generator_function")
 _JS_DEFINITION_TYPES = {
@@ -224,7 +227,9 @@ def _typescript_entry(name: str, extensions: tuple[str, ...], load: Callable[[],
         node_kinds=_kinds(
             identifiers=_JS_IDENTIFIERS + " type_identifier",
             arguments="arguments formal_parameters type_arguments",
-            expressions=ts_expressions + " as_expression satisfies_expression non_null_expression" + jsx_nodes,
+            expressions=ts_expressions
+            + " as_expression satisfies_expression non_null_expression"
+            + jsx_nodes,
             statements=_JS_STATEMENTS + " type_alias_declaration public_field_definition",
             blocks=_JS_BLOCKS + " interface_body enum_body",
             definitions=_JS_DEFINITIONS
@@ -249,6 +254,7 @@ TSX = _typescript_entry("tsx", (".tsx",), _load_tsx, jsx=True)
 
 
 # --- Go -----------------------------------------------------------------------------------------
+
 
 def _load_go() -> Any:
     import tree_sitter_go
@@ -283,6 +289,7 @@ GO = Language(
 
 
 # --- Rust ---------------------------------------------------------------------------------------
+
 
 def _load_rust() -> Any:
     import tree_sitter_rust
@@ -325,6 +332,7 @@ RUST = Language(
 
 
 # --- Java ---------------------------------------------------------------------------------------
+
 
 def _load_java() -> Any:
     import tree_sitter_java
@@ -416,7 +424,11 @@ C = Language(
     },
     comments=_set("comment"),
     # `struct point p;` mentions a struct; only `struct point { ... }` defines one.
-    requires={"struct_specifier": _C_WITH_BODY, "union_specifier": _C_WITH_BODY, "enum_specifier": _C_WITH_BODY},
+    requires={
+        "struct_specifier": _C_WITH_BODY,
+        "union_specifier": _C_WITH_BODY,
+        "enum_specifier": _C_WITH_BODY,
+    },
 )
 
 CPP = Language(

@@ -121,7 +121,9 @@ def parse(text: str, language: str) -> ParseResult:
         else:
             continue
         break
-    spans = [Span(s, e, k) for (s, e), k in sorted(by_range.items(), key=lambda item: (item[0][0], -item[0][1]))]
+    spans = [
+        Span(s, e, k) for (s, e), k in sorted(by_range.items(), key=lambda item: (item[0][0], -item[0][1]))
+    ]
     return ParseResult(
         language=lang.name,
         spans=spans,
@@ -229,7 +231,11 @@ def _collect_definitions(
                 docstring, doc_node = _documentation(node, outer, lang, data)
                 start_line = outer.start_point.row
                 end_point = outer.end_point
-                end_line = end_point.row - 1 if end_point.column == 0 and end_point.row > start_line else end_point.row
+                end_line = (
+                    end_point.row - 1
+                    if end_point.column == 0 and end_point.row > start_line
+                    else end_point.row
+                )
                 definition = Definition(
                     name=name,
                     kind=kind,

@@ -100,8 +100,10 @@ def test_boundaries_end_top_level_items(language):
         after_newline = data.find(b"\n", end) + 1
         assert end in result.boundaries or after_newline in result.boundaries, child.type
     for boundary in result.boundaries:  # and every cut lies at a line start or a node end
-        assert boundary == len(data) or data[boundary - 1 : boundary] == b"\n" or any(
-            e == boundary for (_s, e) in _node_ranges(text, language)
+        assert (
+            boundary == len(data)
+            or data[boundary - 1 : boundary] == b"\n"
+            or any(e == boundary for (_s, e) in _node_ranges(text, language))
         )
 
 
@@ -130,7 +132,9 @@ def test_byte_offsets_with_non_ascii_text():
     assert "grüße" in identifiers and "name" in identifiers
     (definition,) = definitions(text, "python")
     assert definition.name == "grüße"
-    assert text.encode("utf-8")[definition.start_byte : definition.end_byte].decode("utf-8") == definition.text
+    assert (
+        text.encode("utf-8")[definition.start_byte : definition.end_byte].decode("utf-8") == definition.text
+    )
 
 
 @pytest.mark.parametrize("language", sorted(BROKEN_FILES))
@@ -150,7 +154,7 @@ def test_broken_code_still_yields_spans_and_counts_errors(language):
     ("language", "text"),
     [
         ("python", "def f(x:\n    return x +\n"),
-        ("go", "func main() {\n\tfmt.Println(\"hi\"\n"),
+        ("go", 'func main() {\n\tfmt.Println("hi"\n'),
         ("rust", "fn main() { let x = ; }"),
         ("java", "class A { void f( { } }"),
         ("c", "int main( { return 0 }"),
@@ -184,6 +188,7 @@ def test_empty_text():
 
 
 # --- definitions and doc pairs ------------------------------------------------------------------
+
 
 def _defs(language: str) -> dict[str, Definition]:
     text = _read(CLEAN_FILES[language])
@@ -226,7 +231,9 @@ def test_python_doc_pairs_cut_the_docstring_out():
         "    return math.hypot(x2 - x1, y2 - y1)"
     )
     circle = pairs["Circle"]
-    assert "A circle given" not in circle.code and circle.code.startswith("@dataclass\nclass Circle:\n    x: float")
+    assert "A circle given" not in circle.code and circle.code.startswith(
+        "@dataclass\nclass Circle:\n    x: float"
+    )
     assert '"""Area enclosed by the circle."""' in circle.code  # only the class's own docstring goes
 
 
@@ -239,7 +246,15 @@ def test_python_multiline_docstring_is_cleaned():
 
 def test_javascript_definitions_and_jsdoc():
     defs = _defs("javascript")
-    assert {"subtotal", "withTax", "Cart", "Cart.constructor", "Cart.add", "Cart.total", "Cart.summary"} <= set(defs)
+    assert {
+        "subtotal",
+        "withTax",
+        "Cart",
+        "Cart.constructor",
+        "Cart.add",
+        "Cart.total",
+        "Cart.summary",
+    } <= set(defs)
     assert defs["Cart.add"].kind == "method" and defs["Cart"].kind == "class"
     assert defs["subtotal"].text.startswith("export function subtotal")  # the export wrapper is included
     assert defs["subtotal"].docstring == (
@@ -265,7 +280,10 @@ def test_typescript_and_tsx_definitions():
 
 def test_go_definitions_with_receivers():
     defs = _defs("go")
-    assert defs["NewStore"].kind == "function" and defs["NewStore"].docstring == "NewStore returns an empty store."
+    assert (
+        defs["NewStore"].kind == "function"
+        and defs["NewStore"].docstring == "NewStore returns an empty store."
+    )
     assert defs["Store.Get"].kind == "method" and defs["Store.Get"].docstring == "Get looks an item up by id."
     assert defs["Store"].kind == "class" and defs["Store"].text.startswith("type Store struct")
     assert defs["Item"].docstring == "Item is one product in the inventory."
@@ -299,7 +317,10 @@ def test_c_and_cpp_definitions():
     assert (struct.name, struct.kind) == ("ring_buffer", "class")
     cpp = _defs("cpp")
     assert cpp["Matrix"].kind == "class"
-    assert cpp["Matrix.at"].kind == "method" and cpp["Matrix.at"].docstring == "Element access with bounds checking."
+    assert (
+        cpp["Matrix.at"].kind == "method"
+        and cpp["Matrix.at"].docstring == "Element access with bounds checking."
+    )
     # Defined out of class as `Matrix::multiply`: the qualifier is the parent.
     assert cpp["Matrix.multiply"].kind == "method"
     assert (cpp["Matrix.multiply"].docstring or "").startswith("Naive triple-loop product")

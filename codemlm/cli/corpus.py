@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hf.add_argument("--hf-language", metavar="LANG", help="the language of every row, when no column says")
     hf.add_argument("--hf-limit", type=int, metavar="N", help="read at most N rows")
     filters = build.add_argument_group("filters and split")
-    filters.add_argument("--max-file-bytes", type=int, default=1_000_000, metavar="B", help="default: %(default)s")
+    filters.add_argument(
+        "--max-file-bytes", type=int, default=1_000_000, metavar="B", help="default: %(default)s"
+    )
     filters.add_argument(
         "--validation-fraction", type=float, default=0.05, metavar="F", help="default: %(default)s"
     )
@@ -55,9 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tok = build.add_argument_group("tokenizer and windows")
     tok.add_argument("--tokenizer", metavar="PATH", help="use this tokenizer.json instead of training one")
     tok.add_argument("--vocab-size", type=int, default=16384, metavar="V", help="default: %(default)s")
-    tok.add_argument("--seq-len", type=int, default=512, metavar="L", help="window length; default: %(default)s")
+    tok.add_argument(
+        "--seq-len", type=int, default=512, metavar="L", help="window length; default: %(default)s"
+    )
     tok.add_argument("--no-tokenize", action="store_true", help="stop after DIR/files and stats.json")
-    build.add_argument("--num-proc", type=int, default=1, metavar="N", help="parallel workers; default: %(default)s")
+    build.add_argument(
+        "--num-proc", type=int, default=1, metavar="N", help="parallel workers; default: %(default)s"
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
     build.add_argument("--json", action="store_true", help="print stats.json as the last line of stdout")
     build.set_defaults(handler=_build)
@@ -74,7 +80,9 @@ def _corpus_config(args: argparse.Namespace) -> Any:
 
     languages: tuple[str, ...] = ()
     if args.languages:
-        languages = tuple(get_language(name.strip()).name for name in args.languages.split(",") if name.strip())
+        languages = tuple(
+            get_language(name.strip()).name for name in args.languages.split(",") if name.strip()
+        )
     return CorpusConfig(
         max_file_bytes=args.max_file_bytes,
         validation_fraction=args.validation_fraction,
@@ -121,7 +129,9 @@ def _build(args: argparse.Namespace) -> int:
         from codemlm.windows import tokenize_corpus
 
         console.print(f"cutting windows of {chunking.seq_len} tokens")
-        token_stats = tokenize_corpus(out / "files", tokenizer, chunking, out / "tokens", num_proc=args.num_proc)
+        token_stats = tokenize_corpus(
+            out / "files", tokenizer, chunking, out / "tokens", num_proc=args.num_proc
+        )
         data = load_stats(out)
         data["tokens"] = token_stats
         data["tokenizer"] = {"path": "tokenizer.json", "vocab_size": tokenizer.vocab_size}
