@@ -6,6 +6,9 @@ and, in the same run on the same batches, for Hugging Face ``transformers``'
 sequence length; all layers global attention, logits only at masked positions, like ours;
 ``BertForMaskedLM`` with an MLP of equal parameter count if ModernBERT is unavailable).
 
+Both models are built once and timed in alternating rounds; the best round of each counts,
+which keeps the ratio honest on a machine shared with other work.
+
 MFU = model FLOPs per token x tokens/s / peak FLOPs. Model FLOPs: 6 per weight per token for
 every matmul the token passes through (the MLM head only for masked tokens) plus attention
 (12 x layers x width x seq_len). Peak: the datasheet dense bf16 figure for known GPUs, else a
@@ -28,7 +31,7 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +41,16 @@ from torch import nn
 from codemlm.config import MODEL_PRESETS, MaskingConfig, ModelConfig
 from codemlm.model import IGNORE_INDEX, CodeEncoder
 
-__all__ = ["GPU_PEAK_BF16_FLOPS", "BenchResult", "main", "measure_matmul_peak", "peak_flops", "run_bench"]
+__all__ = [
+    "GPU_PEAK_BF16_FLOPS",
+    "BenchResult",
+    "StepTimer",
+    "bench_preset",
+    "main",
+    "measure_matmul_peak",
+    "peak_flops",
+    "run_bench",
+]
 
 MASK_ID = 4  # <mask> in codemlm's tokenizer (SPECIAL_TOKENS order)
 FIRST_ORDINARY_ID = 5
@@ -69,7 +81,7 @@ class BenchResult:
     step_ms: float
     mfu: float
     loss: float
-    max_memory_gb: float | None
+    rounds_tokens_per_s: list[float]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +91,7 @@ class BenchResult:
             "step_ms": round(self.step_ms, 2),
             "mfu": round(self.mfu, 4),
             "loss": round(self.loss, 4),
-            "max_memory_gb": None if self.max_memory_gb is None else round(self.max_memory_gb, 2),
+            "rounds_tokens_per_s": [round(x, 1) for x in self.rounds_tokens_per_s],
         }
 
 
@@ -183,81 +195,133 @@ def _peer_step(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch
 
 
 # --------------------------------------------------------------------------- timing
-def time_training(
-    model: nn.Module,
-    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    device: torch.device,
-    warmup: int,
-    steps: int,
-    compile_model: bool,
-) -> tuple[float, float]:
-    """(seconds per step, last loss) of forward + backward + AdamW, after warmup steps."""
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    run = torch.compile(step_loss) if compile_model else step_loss
+class StepTimer:
+    """One model's training step (forward + backward + AdamW), timed over a few steps at a time."""
 
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        if device.type == "cuda":
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        device: torch.device,
+        *,
+        compile_model: bool,
+    ) -> None:
+        self.name = name
+        self.model = model.to(device).train()
+        self.params = sum(p.numel() for p in model.parameters())
+        self.device = device
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        self.step_loss = torch.compile(step_loss) if compile_model else step_loss
+        self.loss = float("nan")
+        self.step_seconds: list[float] = []  # one entry per timed round
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    batch_iter: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
-        batches[i % len(batches)] for i in range(warmup + steps)
-    )
-    loss = torch.zeros(())
-    for i, (ids, labels) in enumerate(batch_iter):
-        if i == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        with autocast():
-            loss = run(ids, labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    return elapsed / steps, float(loss.detach().float().item())
+    def run(
+        self, batches: list[tuple[torch.Tensor, torch.Tensor]], steps: int, *, timed: bool = True
+    ) -> None:
+        _sync(self.device)
+        start = time.perf_counter()
+        loss = torch.zeros(())
+        for i in range(steps):
+            ids, labels = batches[i % len(batches)]
+            with self._autocast():
+                loss = self.step_loss(ids, labels)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        _sync(self.device)
+        if timed:
+            self.step_seconds.append((time.perf_counter() - start) / steps)
+        self.loss = float(loss.detach().float().item())
 
-
-def bench_one(
-    name: str,
-    model: nn.Module,
-    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *,
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    flops_per_token: float,
-    peak: float,
-    device: torch.device,
-    warmup: int,
-    steps: int,
-    compile_model: bool,
-) -> BenchResult:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    params = sum(p.numel() for p in model.parameters())
-    step_s, loss = time_training(
-        model, step_loss, batches, device=device, warmup=warmup, steps=steps, compile_model=compile_model
-    )
-    tokens = batches[0][0].numel()
-    tokens_per_s = tokens / step_s
-    memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return BenchResult(
-        name=name,
-        params=params,
-        tokens_per_s=tokens_per_s,
-        step_ms=step_s * 1e3,
-        mfu=flops_per_token * tokens_per_s / peak,
-        loss=loss,
-        max_memory_gb=memory,
-    )
+    def result(self, tokens_per_step: int, flops_per_token: float, peak: float) -> BenchResult:
+        best = min(self.step_seconds)  # best round: the least disturbed by other load
+        tokens_per_s = tokens_per_step / best
+        return BenchResult(
+            name=self.name,
+            params=self.params,
+            tokens_per_s=tokens_per_s,
+            step_ms=best * 1e3,
+            mfu=flops_per_token * tokens_per_s / peak,
+            loss=self.loss,
+            rounds_tokens_per_s=[tokens_per_step / s for s in self.step_seconds],
+        )
 
 
 def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def bench_preset(preset: str, args: argparse.Namespace, device: torch.device, peak: float) -> dict[str, Any]:
+    """Ours and the peer on the same batches, timed in alternating rounds (best round reported)."""
+    overrides = {"vocab_size": args.vocab_size} if args.vocab_size else {}
+    config = ModelConfig.from_preset(preset, **overrides)
+    seq_len = args.seq_len or config.max_seq_len
+    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    batches = make_batches(config, batch_size, seq_len, args.mask_rate, min(4, args.steps), device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    torch.manual_seed(0)
+    ours_model = CodeEncoder(config)
+    flops = ours_model.flops_per_token(seq_len, masked_fraction=args.mask_rate)
+    timers = [
+        StepTimer(
+            "codemlm.CodeEncoder", ours_model, _ours_step(ours_model), device, compile_model=args.compile
+        )
+    ]
+    peer_error = None
+    if not args.no_peer:
+        try:
+            torch.manual_seed(0)
+            peer_model, peer_name = build_peer(config, seq_len)
+        except ImportError as exc:
+            peer_error = f"transformers not installed ({exc}); pip install transformers"
+            print(f"peer skipped: {peer_error}", flush=True)
+        else:
+            timers.append(
+                StepTimer(peer_name, peer_model, _peer_step(peer_model), device, compile_model=args.compile)
+            )
+
+    for timer in timers:
+        timer.run(batches, args.warmup, timed=False)
+    for round_index in range(args.rounds):
+        # Alternate who goes first, so neither always runs right after the other.
+        for timer in timers if round_index % 2 == 0 else timers[::-1]:
+            timer.run(batches, args.steps)
+
+    tokens = batch_size * seq_len
+    # Both models are resident together, so this is the pair's peak, not one model's.
+    memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    ours, *rest = (t.result(tokens, flops, peak) for t in timers)
+    peer = rest[0] if rest else None
+    for r in (ours, peer):
+        if r is not None:
+            print(_line(preset, r, batch_size, seq_len), flush=True)
+    ratio = ours.tokens_per_s / peer.tokens_per_s if peer else None
+    if ratio is not None:
+        print(f"{preset}: ours/peer tokens/s = {ratio:.2f}x", flush=True)
+    del timers
+    _free(device)
+    return {
+        "preset": preset,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "mask_rate": args.mask_rate,
+        "model_flops_per_token": flops,
+        "ours": ours.as_dict(),
+        "peer": peer.as_dict() if peer else None,
+        "peer_error": peer_error,
+        "ratio_tokens_per_s": round(ratio, 3) if ratio is not None else None,
+        "max_memory_gb_both_models": None if memory is None else round(memory, 2),
+    }
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -270,62 +334,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     peak, peak_source = peak_flops(device)
     print(f"device {device} | peak {peak / 1e12:.2f} TFLOP/s ({peak_source})", flush=True)
     presets = args.preset or (["base"] if device.type == "cuda" else ["tiny", "small"])
-    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
-
-    results = []
-    for preset in presets:
-        config = ModelConfig.from_preset(
-            preset, **({"vocab_size": args.vocab_size} if args.vocab_size else {})
-        )
-        seq_len = args.seq_len or config.max_seq_len
-        batches = make_batches(config, batch_size, seq_len, args.mask_rate, min(4, args.steps), device)
-        torch.manual_seed(0)
-        ours_model = CodeEncoder(config)
-        flops = ours_model.flops_per_token(seq_len, masked_fraction=args.mask_rate)
-        common = {
-            "batches": batches,
-            "flops_per_token": flops,
-            "peak": peak,
-            "device": device,
-            "warmup": args.warmup,
-            "steps": args.steps,
-            "compile_model": args.compile,
-        }
-        ours = bench_one("codemlm.CodeEncoder", ours_model, _ours_step(ours_model), **common)
-        del ours_model
-        _free(device)
-        print(_line(preset, ours, batch_size, seq_len), flush=True)
-
-        peer: BenchResult | None = None
-        peer_error = None
-        if not args.no_peer:
-            try:
-                torch.manual_seed(0)
-                peer_model, peer_name = build_peer(config, seq_len)
-            except ImportError as exc:
-                peer_error = f"transformers not installed ({exc}); pip install transformers"
-                print(f"peer skipped: {peer_error}", flush=True)
-            else:
-                peer = bench_one(peer_name, peer_model, _peer_step(peer_model), **common)
-                del peer_model
-                _free(device)
-                print(_line(preset, peer, batch_size, seq_len), flush=True)
-                print(
-                    f"{preset}: ours/peer tokens/s = {ours.tokens_per_s / peer.tokens_per_s:.2f}x", flush=True
-                )
-        results.append(
-            {
-                "preset": preset,
-                "batch_size": batch_size,
-                "seq_len": seq_len,
-                "mask_rate": args.mask_rate,
-                "model_flops_per_token": flops,
-                "ours": ours.as_dict(),
-                "peer": peer.as_dict() if peer else None,
-                "peer_error": peer_error,
-                "ratio_tokens_per_s": round(ours.tokens_per_s / peer.tokens_per_s, 3) if peer else None,
-            }
-        )
+    results = [bench_preset(preset, args, device, peak) for preset in presets]
     return {
         "benchmark": "training_throughput",
         "device": torch.cuda.get_device_name(device)
@@ -337,6 +346,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "compile": args.compile,
         "steps": args.steps,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "torch": torch.__version__,
         "transformers": _transformers_version(),
         "command": " ".join(["python -m training.bench", *sys.argv[1:]]),
@@ -345,10 +355,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _line(preset: str, r: BenchResult, batch_size: int, seq_len: int) -> str:
-    memory = f" | {r.max_memory_gb:.1f} GiB" if r.max_memory_gb is not None else ""
     return (
         f"{preset:>5} {r.name:<36} {r.params / 1e6:7.2f}M params | B={batch_size} T={seq_len} | "
-        f"{r.tokens_per_s:10.0f} tok/s | {r.step_ms:8.1f} ms/step | MFU {100 * r.mfu:5.1f}% | loss {r.loss:.3f}{memory}"
+        f"{r.tokens_per_s:10.0f} tok/s | {r.step_ms:8.1f} ms/step | MFU {100 * r.mfu:5.1f}% | loss {r.loss:.3f}"
     )
 
 
@@ -369,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seq-len", type=int, help="default: the preset's max_seq_len")
     parser.add_argument("--vocab-size", type=int, help="default: the preset's (16384)")
     parser.add_argument("--mask-rate", type=float, default=MaskingConfig().rate)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="timed rounds, ours and peer alternating; the best round counts"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, autotuning)")
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the training step (both models)"
@@ -382,8 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.steps < 1 or args.warmup < 0 or not 0.0 < args.mask_rate < 1.0:
-        print("bench: --steps must be >= 1, --warmup >= 0, --mask-rate in (0, 1)", file=sys.stderr)
+    if args.steps < 1 or args.rounds < 1 or args.warmup < 0 or not 0.0 < args.mask_rate < 1.0:
+        print(
+            "bench: --steps and --rounds must be >= 1, --warmup >= 0, --mask-rate in (0, 1)", file=sys.stderr
+        )
         return 2
     report = run_bench(args)
     print(json.dumps(report))
