@@ -68,8 +68,8 @@ class RotaryEmbedding(nn.Module):
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (x[..., :Dh/2], x[..., Dh/2:]) by position-dependent angles. x: [B, H, T, Dh]."""
-    # In x's dtype (bf16 under autocast), as HF and litgpt do: fp32 copies of q and k would
-    # double the memory traffic of this step for no measurable gain at these lengths.
+    # In x's dtype (bf16 under autocast), as HF's ModernBERT and litgpt do: fp32 copies of
+    # q and k would add memory traffic to every layer.
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)  # [B, H, T, Dh/2] each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -89,7 +89,8 @@ def build_attention_mask(
         if attention_mask is None:
             return None
         keys = attention_mask.bool()  # [B, T]
-        # A sequence of padding only would mask every key: let it attend to itself (finite garbage).
+        # A sequence of padding only would mask every key: let it see all of its (padding) keys,
+        # which gives finite, ignorable outputs instead of NaN.
         keys = keys | ~keys.any(dim=-1, keepdim=True)
         return keys[:, None, None, :]  # [B, 1, 1, T]
     same_doc = document_ids[:, :, None] == document_ids[:, None, :]  # [B, T, T]
