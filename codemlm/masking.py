@@ -38,6 +38,7 @@ __all__ = [
     "apply_replacement",
     "ast_candidates",
     "clean_spans",
+    "greedy_fit",
     "kind_weight_table",
     "mask_budget",
     "mask_sequence",
@@ -49,6 +50,8 @@ __all__ = [
 
 IGNORE_INDEX = -100
 RUN_MIN, RUN_MAX = 1, 9  # lengths of the random runs that spend leftover budget
+# Odd 64-bit multipliers for hashing identifier token sequences (fixed: masks are reproducible).
+_NAME_HASH = np.random.default_rng(0x5EED).integers(1, 2**62, size=256, dtype=np.int64) | 1
 
 
 @dataclass
@@ -98,8 +101,10 @@ def clean_spans(
         ok = blocked[e] == blocked[s]  # no special or pad token inside
         s, e, k = s[ok], e[ok], k[ok]
     if s.size > 1:
-        order = np.lexsort((-e, s))
-        s, e, k = s[order], e[order], k[order]
+        step_s, step_e = s[1:] - s[:-1], e[1:] - e[:-1]
+        if not ((step_s > 0) | ((step_s == 0) & (step_e <= 0))).all():  # windows come sorted already
+            order = np.lexsort((-e, s))
+            s, e, k = s[order], e[order], k[order]
         first = np.ones(s.size, dtype=bool)
         first[1:] = (s[1:] != s[:-1]) | (e[1:] != e[:-1])
         s, e, k = s[first], e[first], k[first]
@@ -118,25 +123,39 @@ def select_random_runs(
     """Spend ``budget`` on runs of ``run_min``–``run_max`` free tokens (kind 0).
 
     ``free`` (Bool[T]) marks positions that may still be chosen; runs stop at the first
-    position that is not free, so they never cross specials, padding or chosen spans.
+    position that is not free, so they never cross specials, padding or chosen spans. Each
+    run starts at a uniformly drawn position among those still free.
     """
     n = free.shape[0]
     if selection is None:
         selection = MaskSelection(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int8))
-    free = free & ~selection.selected
-    remaining = min(budget, int(free.sum()))
-    while remaining > 0:
-        candidates = np.flatnonzero(free)
-        start = int(candidates[rng.integers(candidates.size)])
-        length = min(int(rng.integers(run_min, run_max + 1)), remaining)
-        # Extend over consecutive free positions only.
-        stop = min(start + length, n)
-        blocked = np.flatnonzero(~free[start:stop])
-        if blocked.size:
-            stop = start + int(blocked[0])
-        selection.selected[start:stop] = True
-        free[start:stop] = False
-        remaining -= stop - start
+    available = free & ~selection.selected
+    candidates = np.flatnonzero(available)
+    remaining = min(budget, int(candidates.size))
+    if remaining <= 0:
+        return selection
+    # Visiting free positions in a random order and skipping the ones taken since is the
+    # same as drawing uniformly among the still-free ones each time; plain Python lists
+    # because each run touches only a handful of positions.
+    starts = rng.permutation(candidates).tolist()
+    lengths = rng.integers(run_min, run_max + 1, size=remaining).tolist()
+    is_free = available.tolist()
+    chosen: list[int] = []
+    runs = 0
+    for start in starts:
+        if not is_free[start]:
+            continue
+        stop = min(start + min(lengths[runs], remaining), n)
+        runs += 1
+        position = start
+        while position < stop and is_free[position]:
+            is_free[position] = False
+            chosen.append(position)
+            position += 1
+        remaining -= position - start
+        if remaining == 0:
+            break
+    selection.selected[chosen] = True
     return selection
 
 
@@ -150,27 +169,51 @@ def select_token(maskable: np.ndarray, budget: int, rng: np.random.Generator) ->
     return MaskSelection(selected, np.zeros(n, dtype=np.int8))
 
 
-def _take_whole_spans(
-    selection: MaskSelection,
-    starts: Iterable[int],
-    ends: Iterable[int],
-    kinds: Iterable[int],
-    budget: int,
-) -> int:
-    """Mask spans in the given order when they fit the remaining budget and are still free."""
-    remaining = budget - selection.count
-    selected = selection.selected
-    for s, e, k in zip(starts, ends, kinds, strict=True):
-        if remaining <= 0:
+def greedy_fit(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Bool mask: walk ``sizes`` in order, taking each one that still fits the budget."""
+    taken = np.zeros(sizes.size, dtype=bool)
+    if budget <= 0 or sizes.size == 0:
+        return taken
+    totals = np.cumsum(sizes)
+    prefix = int(np.searchsorted(totals, budget, side="right"))  # these all fit, in a row
+    taken[:prefix] = True
+    remaining = budget - (int(totals[prefix - 1]) if prefix else 0)
+    position = prefix
+    while remaining > 0 and position < sizes.size:
+        fits = np.flatnonzero(sizes[position:] <= remaining)
+        if fits.size == 0:
             break
-        size = e - s
-        if size > remaining or selected[s:e].any():
-            continue
-        selected[s:e] = True
-        selection.kinds[s:e] = k
-        selection.spans.append((s, e, k))
-        remaining -= size
-    return remaining
+        position += int(fits[0])
+        taken[position] = True
+        remaining -= int(sizes[position])
+        position += 1
+    return taken
+
+
+def _mark_spans(selection: MaskSelection, starts: np.ndarray, ends: np.ndarray, kinds: np.ndarray) -> None:
+    """Select disjoint spans and record their kinds."""
+    if starts.size == 0:
+        return
+    sizes = ends - starts
+    # Positions of all spans at once: each span's start, repeated, plus 0..size-1.
+    first_of = np.cumsum(sizes) - sizes
+    positions = np.repeat(starts - first_of, sizes) + np.arange(int(sizes.sum()))
+    selection.selected[positions] = True
+    selection.kinds[positions] = np.repeat(kinds, sizes)
+    selection.spans.extend(zip(starts.tolist(), ends.tolist(), kinds.tolist(), strict=True))
+
+
+def _disjoint(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Bool mask over spans sorted by (start, -end): drop each one that overlaps an earlier kept one.
+
+    One pass of a running maximum: exact for nested families (a nested span is dropped with
+    its ancestor kept); for a chain of partial overlaps it may drop a span that only clashed
+    with a dropped one, which only costs a candidate.
+    """
+    if starts.size < 2:
+        return np.ones(starts.size, dtype=bool)
+    prior = np.maximum.accumulate(np.concatenate(([-1], ends[:-1])))
+    return starts >= prior
 
 
 def select_identifier(
@@ -190,39 +233,42 @@ def select_identifier(
     A name is its token id sequence. Names are taken in random order when all their
     occurrences fit the remaining budget (never some occurrences of a name: the model could
     copy a visible one); random runs spend what is left, and all of the budget in a
-    sequence without identifiers.
+    sequence without identifiers. An identifier span nested in another one (a qualified
+    name) counts as part of the outer name.
     """
     n = input_ids.shape[0]
     selection = MaskSelection(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int8))
     s, e, k = clean_spans(span_start, span_end, span_kind, maskable)
     keep = (k == SpanKind.IDENTIFIER) & (e - s <= max_span_tokens)
     s, e = s[keep], e[keep]
+    keep = _disjoint(s, e)
+    s, e = s[keep], e[keep]
     if s.size and budget > 0:
-        starts, ends = s.tolist(), e.tolist()
-        kind = int(SpanKind.IDENTIFIER)
+        sizes = e - s
         if all_occurrences:
-            raw = np.ascontiguousarray(input_ids, dtype=np.int64).tobytes()
-            groups: dict[bytes, list[int]] = {}
-            for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-                groups.setdefault(raw[a * 8 : b * 8], []).append(i)
-            members = list(groups.values())
+            # Names as rows of token ids padded with -1; equal rows are the same name.
+            width = int(sizes.max())
+            offsets = np.arange(width)
+            names = np.where(offsets < sizes[:, None], input_ids[np.minimum(s[:, None] + offsets, n - 1)], -1)
+            if width <= _NAME_HASH.size:
+                # One 64-bit hash per name (wrapping multiply-add) so a 1-D unique groups them;
+                # a collision would only hide two names together, never break the budget.
+                with np.errstate(over="ignore"):
+                    hashed = ((names + 1) * _NAME_HASH[:width]).sum(axis=1)
+                _, group = np.unique(hashed, return_inverse=True)
+            else:
+                _, group = np.unique(names, axis=0, return_inverse=True)
+            group = group.reshape(-1)
         else:
-            members = [[i] for i in range(len(starts))]
-        remaining = budget
-        selected = selection.selected
-        # All or nothing per name: a name left visible elsewhere could just be copied.
-        for g in rng.permutation(len(members)).tolist():
-            group = members[g]
-            size = sum(ends[i] - starts[i] for i in group)
-            if size > remaining or any(selected[starts[i] : ends[i]].any() for i in group):
-                continue
-            for i in group:
-                selected[starts[i] : ends[i]] = True
-                selection.kinds[starts[i] : ends[i]] = kind
-                selection.spans.append((starts[i], ends[i], kind))
-            remaining -= size
-            if remaining == 0:
-                break
+            group = np.arange(s.size)
+        group_sizes = np.bincount(group, weights=sizes).astype(np.int64)
+        order = rng.permutation(group_sizes.size)
+        chosen_groups = np.zeros(group_sizes.size, dtype=bool)
+        chosen_groups[order[greedy_fit(group_sizes[order], budget)]] = True
+        take = chosen_groups[group]
+        _mark_spans(
+            selection, s[take], e[take], np.full(int(take.sum()), int(SpanKind.IDENTIFIER), dtype=np.int64)
+        )
     return select_random_runs(maskable, budget - selection.count, rng, selection)
 
 
@@ -252,12 +298,8 @@ def ast_candidates(
     # In (start, -end) order an earlier span contains a later one iff its end reaches as far.
     previous_max_end = np.maximum.accumulate(np.concatenate(([-1], ends[:-1])))
     maximal = small[ends > previous_max_end]
-    if maximal.size > 1:
-        # Token spans of neighbouring nodes may share a token; keep the first of a clash.
-        m_ends = span_end[maximal]
-        prior = np.maximum.accumulate(np.concatenate(([-1], m_ends[:-1])))
-        maximal = maximal[span_start[maximal] >= prior]
-    return maximal
+    # Token spans of neighbouring nodes may share a token; keep the first of a clash.
+    return maximal[_disjoint(span_start[maximal], span_end[maximal])]
 
 
 def select_ast(
@@ -287,7 +329,8 @@ def select_ast(
             # Weighted sampling without replacement (Efraimidis–Spirakis keys).
             keys = np.log(rng.random(chosen.size)) / weights
             chosen = chosen[np.argsort(-keys, kind="stable")]
-            _take_whole_spans(selection, s[chosen].tolist(), e[chosen].tolist(), k[chosen].tolist(), budget)
+            chosen = chosen[greedy_fit(e[chosen] - s[chosen], budget)]
+            _mark_spans(selection, s[chosen], e[chosen], k[chosen].astype(np.int64))
     return select_random_runs(maskable, budget - selection.count, rng, selection)
 
 

@@ -18,6 +18,7 @@ from codemlm.masking import (
     apply_replacement,
     ast_candidates,
     clean_spans,
+    greedy_fit,
     kind_weight_table,
     mask_budget,
     mask_sequence,
@@ -257,8 +258,10 @@ def test_identifier_masks_every_occurrence_of_a_chosen_name(seed: int) -> None:
     ident = [
         (a, b)
         for a, b, kk in zip(s.tolist(), e.tolist(), k.tolist(), strict=True)
-        if kk == SpanKind.IDENTIFIER
+        if kk == SpanKind.IDENTIFIER and b - a <= 64
     ]
+    # An identifier inside another identifier span is part of that name, not an occurrence.
+    ident = [(a, b) for a, b in ident if not any(c <= a and b <= d and (c, d) != (a, b) for c, d in ident)]
     chosen_names = {tuple(ids[a:b]) for a, b, _ in sel.spans}
     for a, b in ident:
         if tuple(ids[a:b]) in chosen_names:
@@ -390,3 +393,13 @@ def test_spans_touching_specials_or_out_of_range_are_ignored() -> None:
     )
     # (0,2) touches <cls>, (2,9) runs past the end, (3,3) is empty; the duplicate (1,4) keeps its first kind.
     assert list(zip(s.tolist(), e.tolist(), k.tolist(), strict=True)) == [(1, 4, 2), (2, 3, 6)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.integers(1, 30), max_size=40), budget=st.integers(0, 200))
+def test_greedy_fit_takes_each_item_that_still_fits(sizes: list[int], budget: int) -> None:
+    expected, remaining = [], budget
+    for size in sizes:
+        expected.append(0 < size <= remaining)
+        remaining -= size if expected[-1] else 0
+    assert greedy_fit(np.array(sizes, dtype=np.int64), budget).tolist() == expected
