@@ -127,11 +127,11 @@ def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Pat
     assert fill["line_after"] == fill["candidates"][0]["text"].split("\n")[0]
 
 
-def test_neovim_reports_a_server_that_cannot_start(tmp_path: Path, model_dir: Path) -> None:
-    # A Python without the server: the plugin must not hang, and the script reports the failure.
+def test_neovim_reports_a_server_that_cannot_start(tmp_path: Path) -> None:
+    # A Python that does not exist: the plugin must not hang, and tells the user the fix.
     proc, report = run_neovim(
         tmp_path,
-        model_dir,
+        tmp_path / "no-model",
         CODEMLM_NVIM_PYTHON="/nonexistent/bin/python3",
         CODEMLM_NVIM_TIMEOUT_MS="3000",
     )
