@@ -258,3 +258,25 @@ def test_training_benchmark_reports_one_json_line(capsys, with_peer):
         assert result["ratio_tokens_per_s"] > 0
     else:
         assert result["peer"] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_step_matches_cpu_and_pads_correctly():
+    model = tiny(max_seq_len=1024)
+    ids = random_ids(2, 1024)
+    mask = torch.ones(2, 1024, dtype=torch.bool)
+    mask[1, 700:] = False
+    with torch.no_grad():
+        reference = model(ids, mask)
+    gpu = model.cuda()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = gpu(ids.cuda(), mask.cuda()).float().cpu()
+    torch.testing.assert_close(out[0], reference[0], atol=0.1, rtol=0.05)
+    torch.testing.assert_close(out[1, :700], reference[1, :700], atol=0.1, rtol=0.05)
+    labels = torch.where(torch.rand(ids.shape) < 0.15, ids, torch.full_like(ids, IGNORE_INDEX)).cuda()
+    gpu.train()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = gpu.mlm_loss(ids.cuda(), mask.cuda(), labels).loss
+    loss.backward()
+    assert torch.isfinite(loss) and gpu.tok_emb.weight.grad is not None
