@@ -1,0 +1,172 @@
+// Drives code-server in Debian's chromium (playwright-core) through what a user does with the
+// CodeMLM extension, checks each result on screen and saves a screenshot of each step.
+// Run by e2e.sh: node e2e-driver.mjs --url URL --out DIR --workspace DIR
+import { createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const require = createRequire(path.join(process.env.NODE_PATH ?? process.cwd(), 'noop.js'));
+const { chromium } = require('playwright-core');
+
+const { values: args } = parseArgs({
+  options: { url: { type: 'string' }, out: { type: 'string' }, workspace: { type: 'string' } },
+});
+const OUT = args.out;
+const QUERY = 'euclidean distance between two points';
+const steps = [];
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error(`check failed: ${message}`);
+  }
+  steps.push({ ok: true, check: message });
+  console.log(`ok - ${message}`);
+}
+
+async function shot(page, name) {
+  const file = path.join(OUT, `${name}.png`);
+  await page.screenshot({ path: file });
+  console.log(`   screenshot ${file}`);
+}
+
+/** The status bar item of the extension (its text, without icons, contains "CodeMLM"). */
+function statusItem(page) {
+  return page.locator('.statusbar-item', { hasText: 'CodeMLM' }).first();
+}
+
+async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ state: 'visible', timeout: 15000 });
+  await page.keyboard.press('Enter');
+}
+
+/** Quick Open (F1 without the ">"): a file by name, or ":N" for a line. */
+async function quickOpen(page, text, expectRow = true) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(text);
+  if (expectRow) {
+    await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ state: 'visible', timeout: 15000 });
+  }
+  await page.keyboard.press('Enter');
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(30000);
+  try {
+    await page.goto(args.url);
+    await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 90000 });
+    check(true, 'code-server workbench loaded');
+
+    // 1. The extension activated, started the server, and the index got built.
+    const item = statusItem(page);
+    await item.waitFor({ state: 'visible', timeout: 60000 });
+    check(true, `status bar item shown: "${(await item.innerText()).trim()}"`);
+    await page.waitForFunction(
+      () => {
+        const el = [...document.querySelectorAll('.statusbar-item')].find((e) => e.textContent?.includes('CodeMLM'));
+        return el !== undefined && el.querySelector('.codicon-check') !== null;
+      },
+      undefined,
+      { timeout: 180000, polling: 500 },
+    );
+    const tooltip = await item.getAttribute('aria-label');
+    check(true, `status bar shows the index ready (${tooltip})`);
+    await shot(page, '01-ready');
+
+    // 2. CodeMLM: Search Repository, typed as a user types; server-ranked rows appear.
+    await runCommand(page, 'CodeMLM: Search Repository');
+    const input = page.locator('.quick-input-widget input');
+    await page.locator('.quick-input-widget', { hasText: 'CodeMLM: Search Repository' }).waitFor({ state: 'visible' });
+    await input.pressSequentially(QUERY, { delay: 30 });
+    const hit = page.locator('.quick-input-list .monaco-list-row', { hasText: 'distance' }).first();
+    await hit.waitFor({ state: 'visible', timeout: 30000 });
+    const rows = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+    console.log(`   rows: ${JSON.stringify(rows.slice(0, 5))}`);
+    check(rows.length >= 1, `search shows ${rows.length} result rows`);
+    const firstThree = rows.slice(0, 3).join('\n');
+    check(/distance/.test(firstThree) && /shapes\.py:9/.test(firstThree), 'distance (shapes.py:9) is among the first three rows');
+    await shot(page, '02-search');
+    // Open the row that names distance.
+    const rowIndex = rows.findIndex((r) => /distance/.test(r) && /shapes\.py:9/.test(r));
+    for (let i = 0; i < rowIndex; i++) {
+      await page.keyboard.press('ArrowDown');
+    }
+    await page.keyboard.press('Enter');
+    await page.locator('.tab.active', { hasText: 'shapes.py' }).waitFor({ state: 'visible' });
+    await page.waitForTimeout(500);
+    const cursorLine = await page.locator('.editor-status-selection, [id="status.editor.selection"]').first().innerText();
+    check(/Ln 9\b/.test(cursorLine), `opened shapes.py at the hit (${cursorLine.trim()})`);
+    await shot(page, '03-opened');
+
+    // 3. Completion: at the hole in e2e_infill.py, the suggest widget lists codemlm's candidates.
+    await quickOpen(page, 'e2e_infill.py');
+    await page.locator('.tab.active', { hasText: 'e2e_infill.py' }).waitFor({ state: 'visible' });
+    await quickOpen(page, ':6', false);
+    await page.keyboard.press('End');
+    await page.keyboard.press('Control+Space');
+    const suggest = page.locator('.editor-widget.suggest-widget .monaco-list-row').first();
+    await suggest.waitFor({ state: 'visible', timeout: 30000 });
+    const labels = await page.locator('.editor-widget.suggest-widget .monaco-list-row').allInnerTexts();
+    console.log(`   suggestions: ${JSON.stringify(labels)}`);
+    check(labels.length >= 1, `completion shows ${labels.length} suggestion(s)`);
+    const widgetText = await page.locator('.editor-widget.suggest-widget').innerText();
+    check(/codemlm/.test(widgetText), 'the suggestion comes from codemlm (detail "codemlm  score …")');
+    await shot(page, '04-completion');
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(500);
+    const line6 = await page.locator('.view-line').nth(5).innerText();
+    check(line6.replace(/\u00a0/g, ' ').trim().length > 'return a -'.length, `accepting it edits line 6: "${line6.trim()}"`);
+    await shot(page, '05-accepted');
+
+    // 4. Fill Selection: select `a * b` on line 10 and let the server replace it.
+    await quickOpen(page, ':10', false);
+    await page.keyboard.press('End');
+    for (let i = 0; i < 5; i++) {
+      await page.keyboard.press('Shift+ArrowLeft');
+    }
+    const before = (await page.locator('.view-line').nth(9).innerText()).replace(/\u00a0/g, ' ');
+    await runCommand(page, 'CodeMLM: Fill Selection');
+    await page.waitForFunction(
+      (prev) => {
+        const lines = document.querySelectorAll('.view-line');
+        return lines[9] !== undefined && lines[9].textContent?.replace(/\u00a0/g, ' ') !== prev;
+      },
+      before,
+      { timeout: 30000, polling: 200 },
+    ).catch(() => undefined);
+    const after = (await page.locator('.view-line').nth(9).innerText()).replace(/\u00a0/g, ' ');
+    console.log(`   fill: "${before.trim()}" -> "${after.trim()}"`);
+    await shot(page, '06-fill-selection');
+    const noCandidate = await page.locator('.notifications-toasts', { hasText: 'no candidate' }).count();
+    check(after !== before || noCandidate > 0, 'Fill Selection replaced the selection (or said there was no candidate)');
+  } catch (error) {
+    steps.push({ ok: false, error: String(error?.stack ?? error) });
+    console.error(`not ok - ${error?.message ?? error}`);
+    await shot(page, '99-failure').catch(() => undefined);
+    process.exitCode = 1;
+  } finally {
+    writeFileSync(path.join(OUT, 'e2e-report.json'), JSON.stringify(steps, null, 2));
+    await browser.close();
+  }
+}
+
+await main();
