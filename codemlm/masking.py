@@ -253,8 +253,7 @@ def select_identifier(
             if width <= _NAME_HASH.size:
                 # One 64-bit hash per name (wrapping multiply-add) so a 1-D unique groups them;
                 # a collision would only hide two names together, never break the budget.
-                with np.errstate(over="ignore"):
-                    hashed = ((names + 1) * _NAME_HASH[:width]).sum(axis=1)
+                hashed = ((names + 1) * _NAME_HASH[:width]).sum(axis=1)  # int64 arrays wrap silently
                 _, group = np.unique(hashed, return_inverse=True)
             else:
                 _, group = np.unique(names, axis=0, return_inverse=True)

@@ -14,7 +14,7 @@ from codemlm.errors import CorpusError
 from codemlm.kinds import SpanKind
 from codemlm.languages import LANGUAGES, language_for_path
 from codemlm.masking import IGNORE_INDEX, MaskingCollator
-from codemlm.syntax import parse
+from codemlm.syntax import ParseResult, parse
 from codemlm.tokenizer import CodeTokenizer
 from codemlm.windows import Window, byte_spans_to_token_spans, cut_points, tokenize_corpus, windows_for_file
 
@@ -37,7 +37,7 @@ def tokenizer() -> CodeTokenizer:
 
 def file_windows(
     tokenizer: CodeTokenizer, text: str, lang: str, chunking: ChunkingConfig
-) -> tuple[list[Window], object]:
+) -> tuple[list[Window], ParseResult]:
     parsed = parse(text, lang)
     ids = np.asarray(tokenizer.encode(text).ids, dtype=np.int32)
     starts, ends = tokenizer.byte_offsets(ids)
@@ -162,7 +162,7 @@ def test_windows_over_real_parses_of_every_language(tokenizer: CodeTokenizer, se
             kept += len(w.span_start)
         # Spans wholly inside one window are all kept; with one big window, all non-empty spans.
         if len(windows) == 1:
-            assert kept == sum(1 for s in parsed.spans if s.end > s.start), path
+            assert kept == sum(s.end > s.start for s in parsed.spans), path
     assert seen_languages == set(LANGUAGES)  # the fixture repository has a file of each
 
 
@@ -197,7 +197,7 @@ def test_short_windows_are_dropped(tokenizer: CodeTokenizer) -> None:
 
 @pytest.mark.parametrize("strategy", ["token", "identifier", "ast", "mixed"])
 def test_collator_masks_real_windows_of_every_language(tokenizer: CodeTokenizer, strategy: str) -> None:
-    rows = []
+    rows: list[dict[str, object]] = []
     for path, lang, text in fixture_files():
         for w in file_windows(tokenizer, text, lang, ChunkingConfig(seq_len=128, min_tokens=4))[0]:
             rows.append(
