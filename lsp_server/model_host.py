@@ -1,0 +1,69 @@
+"""The model the server serves from: found, loaded once, or absent with a reason.
+
+Loading runs on the inference worker (it reads ~70 MB of safetensors for the ``small``
+preset), so the event loop answers ``initialize`` at once and completion requests simply
+queue behind the load. A missing or broken model is not an error for the server: it keeps
+serving lexical search and says why completion is off.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codemlm.errors import CodemlmError
+
+if TYPE_CHECKING:
+    from codemlm.checkpoint import LoadedModel
+    from codemlm.embedder import ModelEmbedder
+    from codemlm.infill import InfillEngine
+
+__all__ = ["ModelState", "load_model_state"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What the server can do with its model. ``problem`` says why there is none."""
+
+    loaded: LoadedModel | None = None
+    engine: InfillEngine | None = None
+    embedder: ModelEmbedder | None = None
+    problem: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.engine is not None
+
+    @property
+    def path(self) -> Path | None:
+        return self.loaded.path if self.loaded is not None else None
+
+
+def load_model_state(model_dir: str | None) -> ModelState:
+    """Resolve and load the model (the ``modelDir`` setting, else the library's default).
+
+    Never raises for a missing or broken model: the reason goes into ``problem``.
+    """
+    try:
+        # Heavy imports (torch) happen here, on the worker, not at server start.
+        from codemlm.checkpoint import load_model_dir, resolve_model_dir
+
+        path = resolve_model_dir(model_dir)
+        loaded = load_model_dir(path)
+    except CodemlmError as exc:
+        logger.warning("no usable model: %s", exc)
+        return ModelState(problem=str(exc))
+    except (ImportError, OSError, RuntimeError, ValueError) as exc:
+        # torch or safetensors failing on a file they cannot read: same outcome for a user.
+        logger.exception("loading the model failed")
+        return ModelState(problem=f"could not load the model: {exc}")
+
+    from codemlm.embedder import ModelEmbedder
+    from codemlm.infill import InfillEngine
+
+    logger.info("model loaded from %s (%s)", loaded.path, loaded.config.name)
+    return ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=ModelEmbedder(loaded))

@@ -1,0 +1,241 @@
+"""The codemlm language server: its state, and the wiring of the feature modules.
+
+Handlers live in small modules (``lifecycle``, ``sync``, ``completion``, ``commands``,
+``symbols``) and stay thin: they read the request, call the library through the helpers
+here, and shape the answer. This class owns what lives across requests: the settings, the
+model (loaded once on the inference worker), the live index and the status shown in the
+editor's status bar (``codemlm/status``, docs/INTERFACES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from lsp_server import __version__
+from lsp_server.holes import SharedHoleJobs
+from lsp_server.inference import LatestRequestRunner
+from lsp_server.live_index import LiveIndex
+from lsp_server.model_host import ModelState, load_model_state
+from lsp_server.options import ServerOptions
+from lsp_server.protocol import CodemlmProtocol
+from lsp_server.search_results import ResultRanges
+
+if TYPE_CHECKING:
+    from codemlm.search import SearchResult
+
+__all__ = ["STATUS_NOTIFICATION", "CodemlmLanguageServer", "create_server"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STATUS_NOTIFICATION = "codemlm/status"
+# Progress reports while indexing: at most this often (the index reports every file).
+_PROGRESS_INTERVAL_S = 0.2
+
+
+class CodemlmLanguageServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "codemlm-lsp",
+            __version__,
+            protocol_cls=CodemlmProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.options = ServerOptions()
+        self.pending_problems: list[str] = []  # settings problems to show once initialized
+        self.runner = LatestRequestRunner()
+        self.hole_jobs = SharedHoleJobs()  # completion + inline completion share model runs
+        self.live_index = LiveIndex()
+        self.root: Path | None = None
+        self._model_task: asyncio.Task[ModelState] | None = None
+        self._shown_model_problem: str | None = None
+        self._index_lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.walk_timer: asyncio.TimerHandle | None = None  # debounced walk after file events
+        self._progress_ids = itertools.count(1)
+        self.status: tuple[str, str] = ("indexing", "starting")
+
+    # ------------------------------------------------------------------ background work
+    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run in the background; keep a reference, and log (never lose) its failure."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[T]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                logger.error("background task failed", exc_info=finished.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    # ------------------------------------------------------------------ messages to the user
+    def send_status(self, state: str, message: str) -> None:
+        self.status = (state, message)
+        self.protocol.notify(STATUS_NOTIFICATION, {"state": state, "message": message})
+
+    def warn(self, message: str) -> None:
+        logger.warning("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def show_settings_problems(self, problems: list[str]) -> None:
+        if problems:
+            self.warn("codemlm: invalid settings, defaults used instead: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ model
+    def load_model(self) -> asyncio.Task[ModelState]:
+        """(Re)load the model named by the settings, on the inference worker."""
+        model_dir = self.options.model_dir
+        self._model_task = self.spawn(self.runner.run(load_model_state, model_dir))
+        return self._model_task
+
+    async def model(self) -> ModelState:
+        task = self._model_task or self.load_model()
+        state = await asyncio.shield(task)
+        if not state.available and state.problem != self._shown_model_problem:
+            self._shown_model_problem = state.problem
+            self.warn(f"codemlm: {state.problem}. Completion is off; search is lexical only.")
+        return state
+
+    # ------------------------------------------------------------------ workspace paths
+    def path_of(self, uri: str) -> Path | None:
+        path = to_fs_path(uri)
+        return Path(path) if path else None
+
+    def relative_path(self, uri: str) -> str | None:
+        """The workspace-relative posix path of a file URI, or None outside the workspace."""
+        if self.root is None:
+            return None
+        path = self.path_of(uri)
+        if path is None:
+            return None
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except (ValueError, OSError):
+            return None
+
+    def uri_for(self, rel_path: str) -> str:
+        assert self.root is not None
+        return (self.root / rel_path).as_uri()
+
+    # ------------------------------------------------------------------ search
+    async def search(
+        self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None
+    ) -> list[SearchResult]:
+        """Hybrid search over the live index, after applying the buffers typed just now."""
+        await self.live_index.flush()
+        results = await self.live_index.search(query, k=k, language=language, path_glob=path_glob)
+        if self.options.languages is not None:
+            results = [r for r in results if r.language in self.options.languages]
+        return results
+
+    def result_ranges(self) -> ResultRanges | None:
+        if self.root is None:
+            return None
+        encoding = str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+
+        def buffer_text(uri: str) -> str | None:
+            document = self.workspace.text_documents.get(uri)
+            return document.source if document is not None else None
+
+        return ResultRanges(self.root, encoding, buffer_text)
+
+    # ------------------------------------------------------------------ indexing
+    async def reindex(self, *, reopen: bool = False) -> dict[str, Any]:
+        """Bring the index up to date (opening it first if needed), with progress and status."""
+        if self._index_lock is None:
+            self._index_lock = asyncio.Lock()
+        async with self._index_lock:
+            state = await self.model()
+            ready_state = "ready" if state.available else "no-model"
+            if self.root is None:
+                self.send_status(ready_state, "no workspace folder: search is off")
+                return {"indexed": False, "reason": "no workspace folder"}
+            if reopen or not self.live_index.is_open:
+                await self.live_index.open(self.root, index_path=self.options.index_path, embedder=state.embedder)
+            if not self.live_index.is_open:
+                message = f"search is off: {self.live_index.problem}"
+                self.send_status(ready_state, message)
+                return {"indexed": False, "reason": self.live_index.problem}
+            self.send_status("indexing", f"indexing {self.root.name}")
+            stats = await self._with_progress("codemlm: indexing", self.live_index.update_all)
+            search_kind = "hybrid" if self.live_index.has_embeddings else "lexical"
+            model_note = "" if state.available else f" (no model: {state.problem})"
+            summary = str(stats) if stats is not None else "index unavailable"
+            self.send_status(ready_state, f"{search_kind} search ready: {summary}{model_note}")
+            if stats is None:
+                return {"indexed": False, "reason": "index unavailable"}
+            return {
+                "indexed": True,
+                "filesSeen": stats.files_seen,
+                "filesIndexed": stats.files_indexed,
+                "filesUnchanged": stats.files_unchanged,
+                "filesRemoved": stats.files_removed,
+                "chunksIndexed": stats.chunks_indexed,
+                "seconds": round(stats.seconds, 3),
+            }
+
+    async def _with_progress(
+        self, title: str, work: Callable[[Callable[[int, int, str], None] | None], Awaitable[T]]
+    ) -> T:
+        """Run ``work(progress_callback)`` inside a server-initiated work-done progress."""
+        window = self.client_capabilities.window
+        if window is None or not window.work_done_progress:
+            return await work(None)
+        token = f"codemlm-index-{next(self._progress_ids)}"
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception:  # the client refused the token: index without a progress bar
+            logger.warning("client refused progress token %s", token, exc_info=True)
+            return await work(None)
+        progress = self.work_done_progress
+        progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False, percentage=0))
+        loop = asyncio.get_running_loop()
+        last = 0.0
+
+        def report(done: int, total: int, path: str) -> None:
+            percentage = int(100 * done / total) if total else 100
+            progress.report(token, types.WorkDoneProgressReport(message=f"{done}/{total} {path}", percentage=percentage))
+
+        def on_file(done: int, total: int, path: str) -> None:  # called on the index thread
+            nonlocal last
+            now = time.monotonic()
+            if done == total or now - last >= _PROGRESS_INTERVAL_S:
+                last = now
+                loop.call_soon_threadsafe(report, done, total, path)
+
+        try:
+            result = await work(on_file)
+        finally:
+            progress.end(token, types.WorkDoneProgressEnd(message="done"))
+        return result
+
+    # ------------------------------------------------------------------ shutdown
+    def stop_background(self) -> None:
+        if self.walk_timer is not None:
+            self.walk_timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self.runner.shutdown()
+        self.live_index.shutdown()
+
+
+def create_server() -> CodemlmLanguageServer:
+    """A server with every feature registered (a fresh one per call: tests start several)."""
+    from lsp_server import commands, completion, lifecycle, symbols, sync
+
+    server = CodemlmLanguageServer()
+    for module in (lifecycle, sync, completion, commands, symbols):
+        module.register(server)
+    return server

@@ -1,0 +1,163 @@
+"""Start the real server (``python -m lsp_server``) over stdio and drive it with pytest-lsp.
+
+Every server gets its own copy of a workspace and its own ``CODEMLM_CACHE_DIR`` so the
+index it builds lives in the test's tmp directory, never in the user's cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+__all__ = [
+    "CALC_PY",
+    "FIXTURE_REPO",
+    "StatusLog",
+    "make_workspace",
+    "open_document",
+    "running_server",
+    "wait_until",
+]
+
+FIXTURE_REPO = Path(__file__).resolve().parents[1] / "fixtures" / "multilang_repo"
+
+# A file the tiny test model (tests/_tiny_model.py) has learned by heart, with a hole after
+# `return ` in sub(): the model knows it is `a - b`.
+CALC_PY = '''def add(a, b):
+    return a + b
+
+
+def sub(a, b):
+    return a - b
+
+
+def mul(a, b):
+    return a * b
+
+
+def main():
+    total = add(1, 2)
+    print(total)
+'''
+
+
+def make_workspace(tmp_path: Path) -> Path:
+    """The fixture repository copied to tmp, plus ``calc.py``."""
+    root = tmp_path / "workspace"
+    shutil.copytree(FIXTURE_REPO, root, symlinks=True)
+    (root / "calc.py").write_text(CALC_PY, encoding="utf-8")
+    return root
+
+
+class StatusLog:
+    """Every ``codemlm/status`` notification the client received, in order."""
+
+    def __init__(self) -> None:
+        self.states: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def record(self, params: Any) -> None:
+        # pygls hands custom notifications' params over as a namedtuple (pygls.protocol.Object).
+        value = params if isinstance(params, dict) else dict(params._asdict())
+        self.states.append(value)
+        self._changed.set()
+
+    async def wait_for(self, state: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The first status with ``state`` received after the last one we waited for."""
+
+        async def poll() -> dict[str, Any]:
+            while True:
+                for value in self.states:
+                    if value.get("state") == state:
+                        return value
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(poll(), timeout)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(interval)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+@asynccontextmanager
+async def running_server(
+    workspace: Path | None,
+    cache_dir: Path,
+    *,
+    initialization_options: Any = None,
+    client: str = "visual-studio-code",
+    configuration: dict[str, Any] | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> AsyncIterator[tuple[LanguageClient, StatusLog]]:
+    """An initialized session; shut down cleanly on exit."""
+    env = dict(os.environ)
+    env.pop("CODEMLM_MODEL", None)  # never a model from the developer's environment
+    env.update(
+        CODEMLM_CACHE_DIR=str(cache_dir),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",  # two shared cores: one thread per server keeps tests fair
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "lsp_server", "--log-level", "DEBUG", *extra_args],
+        server_env=env,
+    )
+    lsp_client: LanguageClient = await config.start()  # type: ignore[assignment]
+    status = StatusLog()
+    registrations: list[types.Registration] = []
+
+    def register_capability(params: types.RegistrationParams) -> None:
+        registrations.extend(params.registrations)
+
+    # pytest-lsp's client does not answer client/registerCapability itself.
+    lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)(register_capability)
+    lsp_client.registrations = registrations  # type: ignore[attr-defined]
+    lsp_client.feature("codemlm/status")(lambda params: status.record(params))
+    if configuration is not None:
+        for section, value in configuration.items():
+            lsp_client.set_configuration(value, section=section)
+    try:
+        await lsp_client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities(client),
+                root_uri=workspace.as_uri() if workspace is not None else None,
+                workspace_folders=(
+                    [types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)] if workspace else None
+                ),
+                initialization_options=initialization_options,
+            )
+        )
+        yield lsp_client, status
+        await lsp_client.shutdown_session()
+    finally:
+        await lsp_client.stop()
+
+
+def open_document(client: LanguageClient, path: Path, text: str | None = None, language_id: str = "python") -> str:
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri,
+                language_id=language_id,
+                version=1,
+                text=path.read_text(encoding="utf-8") if text is None else text,
+            )
+        )
+    )
+    return uri
