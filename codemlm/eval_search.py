@@ -129,7 +129,7 @@ def evaluate_search(
             search(index, cases[0].query, k=DEPTH, mode=effective_mode)  # warm: load the vector matrix once
             ranks: list[int | None] = []
             latencies: list[float] = []
-            per_case = []
+            per_case: list[dict[str, Any]] = []
             for case, answer in zip(cases, answers, strict=True):
                 t0 = time.perf_counter()
                 results = search(index, case.query, k=DEPTH, mode=effective_mode)

@@ -95,7 +95,7 @@ def test_malformed_cases_name_their_line(tmp_path: Path, bad_line: str, message:
 
 def test_cases_without_an_answer_or_file_are_errors(repo: Path, tmp_path: Path) -> None:
     blank_line = write_cases(tmp_path / "q.jsonl", [{"id": "gap", "query": "q", "path": "a.py", "line": 3}])
-    with pytest.raises(EvaluationError, match="case gap: no indexed definition in a.py contains line 3"):
+    with pytest.raises(EvaluationError, match=r"case gap: no indexed definition in a\.py contains line 3"):
         evaluate_search(repo, blank_line, mode="lexical")
     with pytest.raises(EvaluationError, match="no search cases"):
         read_search_cases(write_cases(tmp_path / "empty.jsonl", [""]))

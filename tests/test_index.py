@@ -330,7 +330,7 @@ def test_two_processes_updating_at_once_do_not_corrupt(tmp_path: Path, index_fil
         for _ in range(2)
     ]
     outputs = [w.communicate(timeout=120) for w in workers]
-    for worker, (out, err) in zip(workers, outputs, strict=True):
+    for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
     # Every file indexed exactly once between them (the loser of a race skips the file).
     assert sum(int(out.strip()) for out, _ in outputs) == 43

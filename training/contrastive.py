@@ -1,0 +1,464 @@
+"""Contrastive training of the encoder for code search (the ``contrastive`` task).
+
+MLM-only encoders are near useless for retrieval until a contrastive stage (CodeSage and
+every published code-search encoder). Pairs come from the corpus through tree-sitter:
+
+- doc -> code: the first paragraph of a definition's documentation -> the definition with the
+  documentation cut out (``syntax.doc_code_pairs``), so the model cannot just copy words;
+- code -> code: a definition's name and first line (its signature) -> the rest of its body.
+
+Pairs are deduplicated, and the validation pairs come only from files the training pairs
+never saw (the data directory's validation split, or a file-hash split of repositories).
+The loss is symmetric InfoNCE with in-batch negatives and a learnable temperature; batches
+are composed of small runs of pairs from one file, so neighbours in a batch are hard
+negatives (same vocabulary, same style) where a file has several. Optionally an MLM term
+on the code side keeps the encoder a good infiller. Validation logs recall@1 and MRR of
+query -> code over all validation pairs. Starts from ``init_from`` (an MLM model directory)
+and exports a model directory like every task.
+
+``task_options`` (all optional): ``repos`` (list of source roots, used instead of the data
+directory), ``max_query_tokens`` (64), ``max_code_tokens`` (256), ``temperature`` (0.05,
+initial), ``learn_temperature`` (true), ``same_file_run`` (4, pairs per file kept adjacent),
+``code_views`` (true), ``mlm_weight`` (0.0), ``mlm_rate`` (0.15), ``max_validation_pairs``
+(2000), ``validation_fraction`` (0.1, for ``repos``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback, LightningDataModule, LightningModule
+from torch.utils.data import DataLoader, Sampler
+
+from codemlm.config import ModelConfig
+from codemlm.errors import ConfigError, CorpusError
+from codemlm.model import IGNORE_INDEX, CodeEncoder
+from codemlm.tokenizer import CodeTokenizer
+from training.config import OptimConfig, TrainConfig
+from training.mlm import lr_factor, parameter_groups
+
+__all__ = [
+    "ContrastiveModule",
+    "ContrastiveOptions",
+    "Pair",
+    "PairDataModule",
+    "info_nce",
+    "pairs_from_files",
+    "retrieval_metrics",
+    "train_contrastive",
+]
+
+
+@dataclass(frozen=True)
+class ContrastiveOptions:
+    repos: tuple[str, ...] = ()
+    max_query_tokens: int = 64
+    max_code_tokens: int = 256
+    temperature: float = 0.05
+    learn_temperature: bool = True
+    same_file_run: int = 4
+    code_views: bool = True
+    mlm_weight: float = 0.0
+    mlm_rate: float = 0.15
+    max_validation_pairs: int = 2000
+    validation_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.max_query_tokens < 4 or self.max_code_tokens < 4:
+            raise ConfigError("task_options.max_query_tokens and max_code_tokens must be >= 4")
+        if not 0.0 < self.temperature < 1.0:
+            raise ConfigError("task_options.temperature must be in (0, 1)")
+        if self.same_file_run < 1:
+            raise ConfigError("task_options.same_file_run must be >= 1")
+        if self.mlm_weight < 0 or not 0.0 < self.mlm_rate < 1.0:
+            raise ConfigError("task_options.mlm_weight must be >= 0 and mlm_rate in (0, 1)")
+        if self.max_validation_pairs < 2:
+            raise ConfigError("task_options.max_validation_pairs must be >= 2")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError("task_options.validation_fraction must be in (0, 1)")
+
+    @classmethod
+    def from_task_options(cls, options: dict[str, Any]) -> ContrastiveOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown task_options for contrastive: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        values = dict(options)
+        if "repos" in values:
+            repos = values["repos"]
+            values["repos"] = (repos,) if isinstance(repos, str) else tuple(str(r) for r in repos)
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"invalid task_options: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- pairs
+@dataclass(frozen=True)
+class Pair:
+    query: str
+    code: str
+    group: int  # file number: pairs of one group are hard negatives for each other
+    kind: str  # "doc" | "code"
+
+
+def _first_paragraph(doc: str) -> str:
+    return doc.strip().split("\n\n", 1)[0].strip()
+
+
+def pairs_from_files(files: Iterable[tuple[str, str]], *, code_views: bool = True) -> list[Pair]:
+    """Deduplicated pairs from (text, language) files, in file order."""
+    from codemlm.errors import UnsupportedLanguageError
+    from codemlm.syntax import definitions, doc_code_pairs
+
+    pairs: list[Pair] = []
+    seen: set[bytes] = set()
+
+    def add(query: str, code: str, group: int, kind: str) -> None:
+        query, code = query.strip(), code.strip()
+        if len(query) < 8 or len(code) < 16:
+            return
+        key = hashlib.blake2b(f"{query}\x00{code}".encode(), digest_size=16).digest()
+        if key not in seen:
+            seen.add(key)
+            pairs.append(Pair(query, code, group, kind))
+
+    for group, (text, language) in enumerate(files):
+        try:
+            for doc in doc_code_pairs(text, language):
+                add(_first_paragraph(doc.doc), doc.code, group, "doc")
+            if code_views:
+                for d in definitions(text, language):
+                    if d.kind not in ("function", "method"):
+                        continue
+                    head, _, body = d.text.partition("\n")
+                    if sum(1 for line in body.splitlines() if line.strip()) >= 2:
+                        add(f"{d.name} {head.strip()}", body, group, "code")
+        except UnsupportedLanguageError:
+            continue
+    return pairs
+
+
+def _file_split(path: str, fraction: float) -> str:
+    bucket = int(hashlib.sha1(path.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "validation" if bucket < fraction else "train"
+
+
+def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[Pair], list[Pair], str]:
+    """(train pairs, validation pairs, where they came from); validation files never in train."""
+    train_files: list[tuple[str, str]] = []
+    val_files: list[tuple[str, str]] = []
+    if options.repos:
+        from codemlm.config import CorpusConfig
+        from codemlm.corpus import CorpusStats, iter_repository
+
+        for root in options.repos:
+            for source in iter_repository(Path(root).expanduser(), CorpusConfig(), CorpusStats()):
+                split = _file_split(f"{root}/{source.path}", options.validation_fraction)
+                (val_files if split == "validation" else train_files).append((source.text, source.language))
+        origin = "repos: " + ", ".join(options.repos)
+    else:
+        from datasets import load_from_disk
+
+        from training import run as run_lib
+
+        data_dir = run_lib.resolve_data_dir(config)
+        try:
+            files = load_from_disk(str(data_dir / "files"))
+        except (OSError, ValueError, FileNotFoundError) as exc:
+            raise CorpusError(f"{data_dir}/files is not a corpus file table: {exc}") from exc
+        train_files = list(zip(files["train"]["text"], files["train"]["language"], strict=True))
+        if "validation" in files and files["validation"].num_rows:
+            val_files = list(zip(files["validation"]["text"], files["validation"]["language"], strict=True))
+        origin = str(data_dir)
+    train = pairs_from_files(train_files, code_views=options.code_views)
+    validation = pairs_from_files(val_files, code_views=False)  # measure what search asks: doc -> code
+    train_codes = {p.code for p in train}
+    validation = [p for p in validation if p.code not in train_codes][: options.max_validation_pairs]
+    if len(train) < 2:
+        raise CorpusError(f"too few (doc, code) pairs to train on ({len(train)}) from {origin}")
+    return train, validation, origin
+
+
+# --------------------------------------------------------------------------- batches
+def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    body = max_tokens - 2
+    rows = [[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = True
+    return ids, mask
+
+
+class _Collate:
+    def __init__(self, tokenizer: CodeTokenizer, options: ContrastiveOptions) -> None:
+        self.tokenizer = tokenizer
+        self.options = options
+
+    def __call__(self, pairs: list[Pair]) -> dict[str, torch.Tensor]:
+        q_ids, q_mask = _encode(self.tokenizer, [p.query for p in pairs], self.options.max_query_tokens)
+        c_ids, c_mask = _encode(self.tokenizer, [p.code for p in pairs], self.options.max_code_tokens)
+        # Two pairs with the same code (or query) in a batch are not negatives of each other.
+        groups = torch.tensor([hash(p.code) for p in pairs], dtype=torch.long)
+        return {"query_ids": q_ids, "query_mask": q_mask, "code_ids": c_ids, "code_mask": c_mask, "code_key": groups}
+
+
+class SameFileRunSampler(Sampler[int]):
+    """Each epoch: shuffle files, keep runs of up to ``run`` pairs of one file together, shuffle
+    the runs. Shards by rank; deterministic in (seed, epoch)."""
+
+    def __init__(self, groups: Sequence[int], run: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.groups = list(groups)
+        self.run = run
+        self.seed = seed
+        self.rank = rank
+        self.world = world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        by_group: dict[int, list[int]] = {}
+        for index, group in enumerate(self.groups):
+            by_group.setdefault(group, []).append(index)
+        runs: list[list[int]] = []
+        for members in by_group.values():
+            rng.shuffle(members)
+            runs.extend(members[i : i + self.run] for i in range(0, len(members), self.run))
+        rng.shuffle(runs)
+        order = [i for r in runs for i in r]
+        per_rank = len(order) // self.world
+        return iter(order[self.rank * per_rank : (self.rank + 1) * per_rank])
+
+    def __len__(self) -> int:
+        return len(self.groups) // self.world
+
+
+class PairDataModule(LightningDataModule):
+    def __init__(
+        self, train: list[Pair], validation: list[Pair], tokenizer: CodeTokenizer, options: ContrastiveOptions,
+        *, batch_size: int, num_workers: int = 0, seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_pairs = train
+        self.validation_pairs = validation
+        self.collate = _Collate(tokenizer, options)
+        self.options = options
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        sampler = SameFileRunSampler([p.group for p in self.train_pairs], self.options.same_file_run, self.seed, rank, world)
+        return DataLoader(
+            self.train_pairs,  # type: ignore[arg-type]
+            batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate,
+            num_workers=self.num_workers, drop_last=len(self.train_pairs) // world >= self.batch_size,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.validation_pairs,  # type: ignore[arg-type]
+            batch_size=max(self.batch_size, 64), shuffle=False, collate_fn=self.collate, num_workers=self.num_workers,
+        )
+
+
+# --------------------------------------------------------------------------- loss and metrics
+def info_nce(query: torch.Tensor, code: torch.Tensor, scale: torch.Tensor, code_key: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of unit vectors [B, D]: row i's positive is column i, every
+    other column is a negative (except exact duplicates of the positive, which are masked)."""
+    logits = scale * query @ code.T  # [B, B]
+    if code_key is not None:
+        duplicate = (code_key[:, None] == code_key[None, :]) & ~torch.eye(len(code_key), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(duplicate, float("-inf"))
+    targets = torch.arange(len(query), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def retrieval_metrics(query: torch.Tensor, code: torch.Tensor) -> dict[str, float]:
+    """recall@1, recall@10 and MRR of query i -> code i among all codes."""
+    scores = query.float() @ code.float().T  # [N, N]
+    positive = scores.diagonal()[:, None]
+    rank = (scores > positive).sum(dim=1) + 1  # 1-based; ties count in the pair's favour
+    return {
+        "recall_at_1": float((rank == 1).float().mean()),
+        "recall_at_10": float((rank <= 10).float().mean()),
+        "mrr": float((1.0 / rank.float()).mean()),
+    }
+
+
+# --------------------------------------------------------------------------- the module
+class ContrastiveModule(LightningModule):
+    def __init__(self, model_config: ModelConfig, optim: OptimConfig, options: ContrastiveOptions, *, mask_id: int,
+                 special_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"model": asdict(model_config), "optim": asdict(optim), "options": asdict(options)})
+        self.model_config = model_config
+        self.optim = optim
+        self.options = options
+        self.mask_id = mask_id
+        self.special_ids = torch.tensor(sorted(special_ids), dtype=torch.long)
+        self.encoder = CodeEncoder(model_config)
+        # log(1 / temperature), learnable (CLIP), capped at 100 so the logits cannot blow up.
+        self.log_scale = torch.nn.Parameter(
+            torch.tensor(math.log(1.0 / options.temperature)), requires_grad=options.learn_temperature
+        )
+        self._val_query: list[torch.Tensor] = []
+        self._val_code: list[torch.Tensor] = []
+
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.clamp(max=math.log(100.0)).exp()
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optim
+        groups = parameter_groups(self.encoder, opt.weight_decay)
+        if self.log_scale.requires_grad:
+            groups.append({"params": [self.log_scale], "weight_decay": 0.0})
+        optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
+
+        def factor(step: int) -> float:
+            return lr_factor(step, warmup_steps=opt.warmup_steps, max_steps=opt.max_steps,
+                             schedule=opt.schedule, min_ratio=opt.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _mlm_term(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        chosen = (torch.rand(ids.shape, device=ids.device) < self.options.mlm_rate) & mask
+        chosen &= ~torch.isin(ids, self.special_ids.to(ids.device))
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
+        return self.encoder.mlm_loss(ids.masked_fill(chosen, self.mask_id), mask, labels).loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        query = self.encoder.embed(batch["query_ids"], batch["query_mask"])
+        code = self.encoder.embed(batch["code_ids"], batch["code_mask"])
+        loss = info_nce(query, code, self.scale(), batch["code_key"])
+        self.log("train/contrastive_loss", loss.detach(), prog_bar=True)
+        if self.options.mlm_weight > 0:
+            mlm = self._mlm_term(batch["code_ids"], batch["code_mask"])
+            self.log("train/mlm_loss", mlm.detach())
+            loss = loss + self.options.mlm_weight * mlm
+        self.log("train/loss", loss.detach())
+        self.log("train/temperature", 1.0 / self.scale().detach())
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_query, self._val_code = [], []
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._val_query.append(self.encoder.embed(batch["query_ids"], batch["query_mask"]).float())
+        self._val_code.append(self.encoder.embed(batch["code_ids"], batch["code_mask"]).float())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_query:
+            return
+        # Every rank evaluates all validation pairs (no distributed sampler), so no gather is needed.
+        query, code = torch.cat(self._val_query), torch.cat(self._val_code)
+        metrics = retrieval_metrics(query, code)
+        self.log("val/recall_at_1", metrics["recall_at_1"], prog_bar=True, sync_dist=False)
+        self.log("val/recall_at_10", metrics["recall_at_10"], sync_dist=False)
+        self.log("val/mrr", metrics["mrr"], sync_dist=False)
+
+
+# --------------------------------------------------------------------------- the task
+def train_contrastive(
+    config: TrainConfig, *, command: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()
+) -> Any:
+    """The ``contrastive`` task of ``training.run``; returns a :class:`training.run.RunResult`."""
+    from lightning.pytorch import seed_everything
+
+    from codemlm.checkpoint import load_model_dir
+    from training import run as run_lib
+
+    options = ContrastiveOptions.from_task_options(config.task_options)
+    train_pairs, val_pairs, origin = load_pairs(config, options)
+    if config.init_from:
+        loaded = load_model_dir(config.init_from)
+        tokenizer, model_config = loaded.tokenizer, loaded.config
+    else:
+        from training.data import load_data_tokenizer
+
+        if options.repos:
+            raise ConfigError("contrastive training from repos needs init_from (a model directory with a tokenizer)")
+        tokenizer = load_data_tokenizer(run_lib.resolve_data_dir(config))
+        model_config = config.model.build(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+        loaded = None
+
+    seed_everything(config.trainer.seed, workers=True, verbose=False)
+    module = ContrastiveModule(model_config, config.optim, options, mask_id=tokenizer.mask_id,
+                               special_ids=sorted(tokenizer.special_ids))
+    if loaded is not None:
+        module.encoder.load_state_dict(loaded.model.state_dict())
+    datamodule = PairDataModule(train_pairs, val_pairs, tokenizer, options, batch_size=config.optim.batch_size,
+                                num_workers=config.data.num_workers, seed=config.trainer.seed)
+    trainer = run_lib.build_trainer(config, callbacks=list(callbacks))
+    ckpt_path = run_lib.resolve_resume(config)
+
+    # A fixed sample of training doc pairs: did the model fit what it saw? (validation: does it generalize?)
+    probe = [p for p in train_pairs if p.kind == "doc"][: options.max_validation_pairs] or train_pairs[:256]
+    before = _retrieval_on(module, val_pairs, datamodule.collate)
+    probe_before = _retrieval_on(module, probe, datamodule.collate)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    seconds = time.perf_counter() - started
+    run_lib.save_final_checkpoint(trainer, config)
+    after = _retrieval_on(module, val_pairs, datamodule.collate)
+    probe_after = _retrieval_on(module, probe, datamodule.collate)
+
+    metrics = run_lib.final_metrics(trainer)
+    metrics.update({f"final/{k}": round(v, 4) for k, v in after.items()})
+    summary = {
+        "task": "contrastive",
+        "command": list(command) if command is not None else None,
+        "pairs_from": origin,
+        "train_pairs": len(train_pairs),
+        "train_pairs_doc": sum(p.kind == "doc" for p in train_pairs),
+        "validation_pairs": len(val_pairs),
+        "init_from": config.init_from,
+        "steps": int(trainer.global_step),
+        "seconds": round(seconds, 2),
+        "validation_before": {k: round(v, 4) for k, v in before.items()},
+        "validation_after": {k: round(v, 4) for k, v in after.items()},
+        "train_probe_before": {k: round(v, 4) for k, v in probe_before.items()},
+        "train_probe_after": {k: round(v, 4) for k, v in probe_after.items()},
+        "temperature": round(float(1.0 / module.scale().detach()), 5),
+        "metrics": metrics,
+        "config": config.to_dict(),
+    }
+    model_dir = run_lib.export_encoder(trainer, module.encoder, model_config, tokenizer, config, summary)
+    return run_lib.RunResult(
+        model_dir=model_dir, checkpoint_dir=run_lib.checkpoint_dir(config), global_step=int(trainer.global_step),
+        tokens=0, seconds=seconds, metrics=metrics, summary=summary,
+    )
+
+
+@torch.no_grad()
+def _retrieval_on(module: ContrastiveModule, pairs: list[Pair], collate: _Collate) -> dict[str, float]:
+    """Retrieval metrics of query -> code among ``pairs``, outside the Trainer (before and after)."""
+    if len(pairs) < 2:
+        return {}
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    queries, codes = [], []
+    for start in range(0, len(pairs), 64):
+        batch = collate(pairs[start : start + 64])
+        queries.append(module.encoder.embed(batch["query_ids"].to(device), batch["query_mask"].to(device)).float().cpu())
+        codes.append(module.encoder.embed(batch["code_ids"].to(device), batch["code_mask"].to(device)).float().cpu())
+    module.train(was_training)
+    return retrieval_metrics(torch.cat(queries), torch.cat(codes))
