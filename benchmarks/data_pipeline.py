@@ -3,7 +3,8 @@
 Runs on the Python standard library (always present, real code), in one process:
 
 * corpus build, MB of source per CPU-second for each stage: tree-sitter parse (spans and
-  boundaries), BPE tokenization, windowing with the byte -> token span mapping;
+  boundaries), BPE tokenization, windowing with the byte -> token span mapping; and the
+  library's ``tokenize_corpus`` (files dataset -> training view on disk, Arrow I/O included);
 * the masking collator, batches/s and tokens/s for each strategy (one worker, one thread),
   which is what a DataLoader worker does per batch;
 * peak resident memory of the process.
@@ -21,6 +22,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from codemlm.corpus import CorpusStats, iter_repository, stdlib_root
 from codemlm.masking import IGNORE_INDEX, MaskingCollator
 from codemlm.syntax import parse
 from codemlm.tokenizer import CodeTokenizer
-from codemlm.windows import windows_for_file
+from codemlm.windows import tokenize_corpus, windows_for_file
 
 STRATEGIES = ("token", "identifier", "ast", "mixed")
 
@@ -126,6 +128,40 @@ def build_rows(
     return rows, figures
 
 
+def bench_tokenize_corpus(
+    files: list[tuple[str, str, str]], tokenizer: CodeTokenizer, chunking: ChunkingConfig
+) -> dict[str, float]:
+    """The library's dataset step (tokenize + windows + Arrow write), one process, from parsed files."""
+    from datasets import Dataset, DatasetDict, Features, Sequence, Value
+
+    columns: dict[str, list[Any]] = {
+        k: []
+        for k in ("repo", "path", "language", "text", "span_start", "span_end", "span_kind", "boundaries")
+    }
+    for path, lang, text in files:
+        result = parse(text, lang)
+        columns["repo"].append("bench")
+        columns["path"].append(path)
+        columns["language"].append(lang)
+        columns["text"].append(text)
+        columns["span_start"].append([x.start for x in result.spans])
+        columns["span_end"].append([x.end for x in result.spans])
+        columns["span_kind"].append([int(x.kind) for x in result.spans])
+        columns["boundaries"].append(result.boundaries)
+    ints = {"span_start": "int32", "span_end": "int32", "span_kind": "int8", "boundaries": "int32"}
+    features = Features({k: Sequence(Value(ints[k])) if k in ints else Value("string") for k in columns})
+    mb = sum(len(t.encode("utf-8")) for t in columns["text"]) / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        DatasetDict({"train": Dataset.from_dict(columns, features=features)}).save_to_disk(f"{tmp}/files")
+        with Clock() as clock:
+            stats = tokenize_corpus(f"{tmp}/files", tokenizer, chunking, f"{tmp}/tokens")
+    return {
+        "dataset_tokenize_mb_s_per_core": round(mb / clock.cpu, 3),
+        "dataset_tokenize_mb_s_wall": round(mb / clock.wall, 3),
+        "dataset_windows": stats["splits"]["train"]["windows"],
+    }
+
+
 def bench_collator(
     rows: list[dict[str, Any]], tokenizer: CodeTokenizer, strategy: str, batch_size: int, min_seconds: float
 ) -> dict[str, float]:
@@ -186,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     chunking = ChunkingConfig(seq_len=args.seq_len)
     rows, build = build_rows(files, tokenizer, chunking)
+    build.update(bench_tokenize_corpus(files, tokenizer, chunking))
     collate = {s: bench_collator(rows, tokenizer, s, args.batch_size, args.seconds) for s in STRATEGIES}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -204,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         ("tokenize (BPE)", "tokenize_mb_s_per_core"),
         ("windows + span mapping", "windows_mb_s_per_core"),
         ("all three", "build_mb_s_per_core"),
+        ("tokenize_corpus (Arrow I/O)", "dataset_tokenize_mb_s_per_core"),
     ]:
         print(f"{label:<28}{build[key]:>14.2f}")
     print()

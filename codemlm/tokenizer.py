@@ -36,12 +36,13 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "<cls>", "<sep>", "<mask>")  # ids 0..4 in t
 
 # Pre-tokenization for code (then byte-level BPE inside each piece). Identifiers stay whole
 # pieces (with at most one leading space) so identifier spans align with token boundaries;
-# punctuation never glues onto a following name ("self.x" -> "self" "." "x"); numbers are
-# cut every 3 digits; newlines group with the whitespace before them, and indentation is
-# kept as its own piece minus one space that joins the next word (GPT-2 style).
+# punctuation never glues onto a following name ("self.x" -> "self" "." "x"); numbers (with
+# at most one leading space) are cut every 3 digits; newlines group with the whitespace
+# before them, and indentation is its own piece minus one space that joins the next word
+# (GPT-2 style).
 PRETOKENIZE_PATTERN = (
     r" ?[\p{L}_][\p{L}\p{N}_]*"
-    r"|\p{N}{1,3}"
+    r"| ?\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}_]+"
     r"|\s*[\r\n]+"
     r"|\s+(?!\S)"
