@@ -70,7 +70,16 @@ class EpochShardSampler(Sampler[tuple[int, int]]):
     resumable loader.
     """
 
-    def __init__(self, num_rows: int, *, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        num_rows: int,
+        *,
+        seed: int,
+        shuffle: bool,
+        rank: int = 0,
+        world_size: int = 1,
+        follow_epoch: bool = True,
+    ) -> None:
         if num_rows < 1:
             raise CorpusError("the token dataset split is empty")
         if not 0 <= rank < world_size:
@@ -80,12 +89,14 @@ class EpochShardSampler(Sampler[tuple[int, int]]):
         self.shuffle = shuffle
         self.rank = rank
         self.world_size = world_size
+        self.follow_epoch = follow_epoch
         self.epoch = 0
         self._resume: tuple[int, int] | None = None  # (epoch, rows to skip on this rank)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every training epoch."""
-        self.epoch = epoch
+        """Called by Lightning at the start of every epoch (ignored when not ``follow_epoch``)."""
+        if self.follow_epoch:
+            self.epoch = epoch
 
     def resume_at(self, epoch: int, rows_consumed: int) -> None:
         self._resume = (epoch, rows_consumed)
@@ -243,9 +254,14 @@ class TokenWindowsDataModule(LightningDataModule):
         if "validation" not in self._splits:
             return []
         rank, world = self._rank_and_world()
-        # Fixed order and epoch 0 masks: every validation scores the same masked tokens.
+        # Fixed order and epoch-0 masks: every validation scores the same masked tokens.
         sampler = EpochShardSampler(
-            len(self._splits["validation"]), seed=self.seed, shuffle=False, rank=rank, world_size=world
+            len(self._splits["validation"]),
+            seed=self.seed,
+            shuffle=False,
+            rank=rank,
+            world_size=world,
+            follow_epoch=False,
         )
         return self._loader(self._splits["validation"], sampler)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -196,12 +197,13 @@ class MLMModule(LightningModule):
         if total <= 0:
             return
         loss = loss_sum / total
-        self.log("val/loss", loss.float(), prog_bar=True)
-        self.log("val/ppl", torch.exp(loss).float())
-        self.log("val/acc", (hits.sum() / total).float())
+        # Already summed over ranks, so identical everywhere; sync_dist averages equal values.
+        values = {"val/loss": loss, "val/ppl": torch.exp(loss), "val/acc": hits.sum() / total}
         for kind in SpanKind:
             if counts[kind] > 0:
-                self.log(f"val/acc_{kind.label}", (hits[kind] / counts[kind]).float())
+                values[f"val/acc_{kind.label}"] = hits[kind] / counts[kind]
+        for name, value in values.items():
+            self.log(name, value.float(), prog_bar=name == "val/loss", sync_dist=True)
 
 
 class _TokenSync(Callback):
@@ -295,7 +297,11 @@ def train_mlm(
     trainer = run_lib.build_trainer(config, callbacks=all_callbacks)
     ckpt_path = run_lib.resolve_resume(config)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    with warnings.catch_warnings():
+        # The data module restores the data position itself (TokenWindowsDataModule.state_dict),
+        # which Lightning's check for a resumable DataLoader cannot see.
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - started
     run_lib.save_final_checkpoint(trainer, config)
 

@@ -219,7 +219,7 @@ def save_final_checkpoint(trainer: Any, config: TrainConfig) -> None:
     """A resumable ``last.ckpt`` at the final step too (every rank calls: FSDP gathers)."""
     if not config.trainer.checkpoint_every:
         return
-    trainer.save_checkpoint(str(checkpoint_dir(config) / LAST_CHECKPOINT))
+    trainer.save_checkpoint(str(checkpoint_dir(config) / LAST_CHECKPOINT), weights_only=False)
 
 
 def final_metrics(trainer: Any) -> dict[str, float]:

@@ -1,0 +1,68 @@
+"""Driver for the 2-process DDP test: ``python tests/_ddp_train.py DATA_DIR OUT_DIR``.
+
+Lightning's DDP launcher re-runs this script for rank 1. Each rank writes OUT_DIR/rank<r>.json
+with a digest of every batch it trained on and of its final weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+
+from training.config import load_config
+from training.run import run
+
+
+class RecordRank(Callback):
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.batches: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self.batches.append(hashlib.sha256(batch["input_ids"].numpy().tobytes()).hexdigest())
+
+    def on_train_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        digest = hashlib.sha256()
+        for name, tensor in sorted(pl_module.encoder.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "global_step": trainer.global_step,
+            "batches": self.batches,
+            "weights": digest.hexdigest(),
+        }
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    data_dir, out_dir = sys.argv[1], Path(sys.argv[2])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config(
+        "tiny",
+        values={
+            "data.dir": data_dir,
+            "trainer.out_dir": str(out_dir),
+            "trainer.accelerator": "cpu",
+            "trainer.devices": 2,
+            "trainer.strategy": "ddp",
+            "trainer.progress": False,
+            "trainer.val_check_interval": 3,
+            "trainer.checkpoint_every": 3,
+            "trainer.log_every": 2,
+            "optim.max_steps": 6,
+            "optim.batch_size": 8,
+        },
+    )
+    run(config, command=sys.argv, callbacks=[RecordRank(out_dir)])
+
+
+if __name__ == "__main__":
+    main()
