@@ -163,7 +163,7 @@ _TOKEN_PATTERNS = (
 _ASSIGNED_SECRET = re.compile(
     r"""(?ix)
     (?P<key>["']?[A-Za-z0-9_.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key)["']?)
-    (?P<op>(?:\s*:\s*[A-Za-z_][\w.]*)?\s*(?::=|=|:)\s*)  # optional type annotation
+    (?P<op>(?:[ \t]*:[ \t]*[A-Za-z_][\w.]*)?[ \t]*(?::=|=|:)[ \t]*)  # optional type annotation; one line
     (?P<quote>["'])(?P<value>[^"'\s]{8,})(?P=quote)
     """
 )

@@ -148,6 +148,7 @@ def test_redact_secrets_patterns(text):
         'token = "Please enter your token"',  # a message, with spaces
         "AKIA_PREFIX = 'x'",
         "def get_token(self): return self._token",
+        'if user_passwd:\n    selector = "%s://%s%s" % (a, b, c)',  # never across lines (urllib)
     ],
 )
 def test_redact_secrets_leaves_ordinary_code_alone(text):
@@ -510,3 +511,28 @@ def test_cli_errors_are_one_line(fixture_repo, tmp_path, capsys):
         == 1
     )
     assert "unsupported language" in capsys.readouterr().err
+
+
+def test_cli_build_from_a_dataset_file(fixture_repo, tmp_path, capsys):
+    from datasets import Dataset
+
+    data_file = tmp_path / "rows.jsonl"
+    Dataset.from_dict(_dataset_rows(fixture_repo)).to_json(str(data_file))
+    out = tmp_path / "data"
+    args = ["corpus", "build", "--hf-dataset", str(data_file), "--text-column", "content"]
+    args += ["--language-column", "lang", "--out", str(out), "--no-tokenize", "--quiet", "--json"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["counts"]["kept"] == 5 and printed["sources"] == [f"hf:{data_file}"]
+    assert printed["languages"] == {"c": 1, "go": 1, "python": 2, "rust": 1}
+
+
+@pytest.mark.slow
+def test_cli_build_defaults_to_the_stdlib(tmp_path, capsys):
+    out = tmp_path / "stdlib"
+    assert main(["corpus", "build", "--out", str(out), "--no-tokenize", "--quiet", "--num-proc", "2"]) == 0
+    data = load_stats(out)
+    assert data["sources"] == [str(stdlib_root())]
+    assert data["counts"]["kept"] > 1000 and data["counts"]["vendored"] > 0
+    assert data["languages"]["python"] > 1000
+    assert data["files"]["validation"] > 0
