@@ -227,14 +227,15 @@ def tokenize_corpus(
     """Build ``out_dir`` (the ``tokens`` DatasetDict) from the ``files`` DatasetDict.
 
     Returns per-split statistics: files, windows, tokens (including specials), seconds.
+    ``chunking.min_tokens`` counts a window's file tokens (``<cls>``/``<sep>`` excluded).
     """
-    from datasets import DatasetDict, load_from_disk
+    from datasets import Dataset, DatasetDict, load_from_disk
 
     files_dir, out_dir = Path(files_dir), Path(out_dir)
     try:
         files = load_from_disk(str(files_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        raise CorpusError(f"cannot read the files dataset at {files_dir}: {exc}") from exc
+    except (FileNotFoundError, ValueError, IndexError) as exc:  # IndexError: a zero-shard split
+        raise CorpusError(f"cannot read the files dataset at {files_dir}: {exc!r}") from exc
     if not isinstance(files, DatasetDict):
         raise CorpusError(f"{files_dir} holds a single Dataset, expected a DatasetDict of splits")
     required = {"path", "language", "text", "span_start", "span_end", "span_kind", "boundaries"}
@@ -255,6 +256,9 @@ def tokenize_corpus(
             features=_features(),
             desc=f"tokenizing {split}",
         )
+        if len(view) == 0:
+            # A map that yields no rows leaves no schema behind; write a typed empty split.
+            view = Dataset.from_dict({name: [] for name in TOKENS_FEATURES}, features=_features())
         lengths = _list_lengths(view, "input_ids")
         stats["splits"][split] = {
             "files": len(dataset),
@@ -264,7 +268,9 @@ def tokenize_corpus(
             "seconds": round(time.perf_counter() - t0, 3),
         }
         views[split] = view
-    DatasetDict(views).save_to_disk(str(out_dir))
+    # datasets writes an empty split as zero shards, which it then cannot load: force one.
+    empty = {name: 1 for name, view in views.items() if len(view) == 0}
+    DatasetDict(views).save_to_disk(str(out_dir), num_shards=empty or None)
     stats["seconds"] = round(time.perf_counter() - started, 3)
     return stats
 
@@ -273,7 +279,7 @@ def _list_lengths(dataset: Any, column: str) -> np.ndarray:
     """Lengths of a list column, read from Arrow without building Python lists."""
     import pyarrow.compute as pc
 
-    chunks = dataset.data.column(column)
-    if len(chunks) == 0:
+    if len(dataset) == 0:
         return np.zeros(0, dtype=np.int64)
+    chunks = dataset.data.column(column)
     return np.asarray(pc.list_value_length(chunks).to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -16,7 +16,14 @@ from codemlm.languages import LANGUAGES, language_for_path
 from codemlm.masking import IGNORE_INDEX, MaskingCollator
 from codemlm.syntax import ParseResult, parse
 from codemlm.tokenizer import CodeTokenizer
-from codemlm.windows import Window, byte_spans_to_token_spans, cut_points, tokenize_corpus, windows_for_file
+from codemlm.windows import (
+    TOKENS_FEATURES,
+    Window,
+    byte_spans_to_token_spans,
+    cut_points,
+    tokenize_corpus,
+    windows_for_file,
+)
 
 FIXTURE_REPO = Path(__file__).parent / "fixtures" / "multilang_repo"
 
@@ -312,3 +319,35 @@ def test_tokenize_corpus_with_two_processes_matches_one(tokenizer: CodeTokenizer
     tokenize_corpus(files_dir, tokenizer, chunking, tmp_path / "two", num_proc=2, batch_size=4)
     one, two = load_from_disk(str(tmp_path / "one")), load_from_disk(str(tmp_path / "two"))
     assert one["train"]["input_ids"] == two["train"]["input_ids"]
+
+
+def test_tokenize_corpus_handles_an_empty_split(tokenizer: CodeTokenizer, tmp_path: Path) -> None:
+    from datasets import DatasetDict, load_from_disk
+
+    files = load_from_disk(str(build_files_dataset(FIXTURE_REPO, tmp_path)))
+    DatasetDict({"train": files["train"], "validation": files["validation"].select([])}).save_to_disk(
+        str(tmp_path / "files_empty_validation"), num_shards={"validation": 1}
+    )
+    stats = tokenize_corpus(
+        tmp_path / "files_empty_validation", tokenizer, ChunkingConfig(), tmp_path / "tokens"
+    )
+    assert stats["splits"]["validation"] == {
+        "files": 0,
+        "windows": 0,
+        "tokens": 0,
+        "mean_window_tokens": 0.0,
+        "seconds": stats["splits"]["validation"]["seconds"],
+    }
+    assert len(load_from_disk(str(tmp_path / "tokens"))["validation"]) == 0
+    # No window can reach min_tokens (510 file tokens at most): empty splits, yet loadable.
+    stats = tokenize_corpus(
+        files_dir_of(tmp_path), tokenizer, ChunkingConfig(seq_len=512, min_tokens=512), tmp_path / "t2"
+    )
+    assert stats["splits"]["validation"]["windows"] == stats["splits"]["train"]["windows"] == 0
+    for split in ("train", "validation"):
+        reloaded = load_from_disk(str(tmp_path / "t2"))[split]
+        assert len(reloaded) == 0 and reloaded.column_names == list(TOKENS_FEATURES)
+
+
+def files_dir_of(tmp_path: Path) -> Path:
+    return tmp_path / "files"
