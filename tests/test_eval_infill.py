@@ -170,3 +170,14 @@ def test_cli_eval_infill_malformed_file_is_one_line_exit_1(
     assert main(["eval", "infill", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.jsonl:1: missing field(s)" in err
+
+
+def test_cli_eval_search_reports_a_bad_query_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Path(__file__).parent / "fixtures" / "multilang_repo"
+    rc = main(["eval", "search", "--repo", str(repo), "--queries", str(tmp_path / "missing.jsonl"),
+               "--mode", "lexical", "--index-path", str(tmp_path / "index.sqlite")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("codemlm: error:")

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--repo", required=True, help="repository folder the queries refer to")
     search.add_argument("--queries", required=True, help="JSON Lines query file")
     search.add_argument("--model", help="model directory (default: $CODEMLM_MODEL or the shipped model)")
+    search.add_argument("--mode", default="hybrid", choices=["hybrid", "lexical", "dense"],
+                        help="retrieval mode (default hybrid)")
+    search.add_argument("--index-path", help="where to build the index (default: the user cache)")
     search.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     search.set_defaults(handler=_run_search)
 
@@ -81,7 +84,8 @@ def _run_infill(args: argparse.Namespace) -> int:
 def _run_search(args: argparse.Namespace) -> int:
     from codemlm.eval_search import evaluate_search, format_search_report
 
-    report = evaluate_search(args.repo, args.queries, model_dir=args.model)
+    report = evaluate_search(args.repo, args.queries, model_dir=args.model, mode=args.mode,
+                             index_path=args.index_path)
     if args.json:
         print(json.dumps(report))
     else:
