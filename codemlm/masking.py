@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from codemlm.config import MaskingConfig
+from codemlm.errors import ConfigError, InputError
 from codemlm.kinds import SpanKind
 
 __all__ = [
@@ -356,7 +357,7 @@ def apply_replacement(
         swap = positions[(u >= 0.8) & (u < 0.9)]
         corrupted[swap] = random_pool[rng.integers(random_pool.size, size=swap.size)]
     else:
-        raise ValueError(f"unknown replacement mode {mode!r}")
+        raise ConfigError(f"unknown replacement mode {mode!r}")
     return corrupted, labels
 
 
@@ -425,7 +426,7 @@ def mask_sequence(
             max_span_tokens=config.max_span_tokens,
         )
     else:
-        raise ValueError(f"unknown masking strategy {strategy!r}")
+        raise ConfigError(f"unknown masking strategy {strategy!r}")
     corrupted, labels = apply_replacement(
         ids,
         selection.selected,
@@ -459,9 +460,9 @@ class MaskingCollator:
     ) -> None:
         specials = {int(i) for i in special_ids} | {int(pad_id)}
         if any(not 0 <= i < vocab_size for i in specials | {int(mask_id)}):
-            raise ValueError("special ids must lie inside the vocabulary")
+            raise ConfigError("special ids must lie inside the vocabulary")
         if max_len is not None and max_len < 1:
-            raise ValueError("max_len must be positive")
+            raise ConfigError("max_len must be positive")
         self.config = config
         self.pad_id = int(pad_id)
         self.mask_id = int(mask_id)
@@ -472,7 +473,7 @@ class MaskingCollator:
         self.is_special[sorted(specials)] = True
         self.random_pool = np.flatnonzero(~self.is_special)
         if self.random_pool.size == 0:
-            raise ValueError("the vocabulary holds only special tokens")
+            raise ConfigError("the vocabulary holds only special tokens")
         self.kind_weights = kind_weight_table(config.kind_weights)
 
     def rng_for(self, index: int, epoch: int = 0) -> np.random.Generator:
@@ -483,7 +484,10 @@ class MaskingCollator:
         if self.max_len is not None and ids.size > self.max_len:
             ids = ids[: self.max_len]  # spans past the cut are dropped by clean_spans
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"row {row.get('index')}: token id outside the vocabulary")
+            raise InputError(
+                f"row {row.get('index')}: token id outside the vocabulary of {self.vocab_size} "
+                "(was the dataset built with another tokenizer?)"
+            )
         empty = np.zeros(0, dtype=np.int64)
         return mask_sequence(
             ids,

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codemlm.config import MaskingConfig
+from codemlm.errors import ConfigError, InputError
 from codemlm.kinds import SpanKind
 from codemlm.masking import (
     IGNORE_INDEX,
@@ -382,7 +383,7 @@ def test_max_len_truncates_and_drops_spans_past_the_cut(rows: list[dict[str, Any
 
 
 def test_row_with_out_of_vocabulary_ids_is_rejected() -> None:
-    with pytest.raises(ValueError, match="vocabulary"):
+    with pytest.raises(InputError, match="vocabulary"):
         collator()([{"input_ids": [CLS, VOCAB + 3, SEP], "index": 0}])
 
 
@@ -403,3 +404,12 @@ def test_greedy_fit_takes_each_item_that_still_fits(sizes: list[int], budget: in
         expected.append(0 < size <= remaining)
         remaining -= size if expected[-1] else 0
     assert greedy_fit(np.array(sizes, dtype=np.int64), budget).tolist() == expected
+
+
+def test_collator_rejects_bad_construction() -> None:
+    with pytest.raises(ConfigError, match="inside the vocabulary"):
+        MaskingCollator(MaskingConfig(), pad_id=0, mask_id=VOCAB, vocab_size=VOCAB, special_ids=SPECIAL)
+    with pytest.raises(ConfigError, match="max_len"):
+        MaskingCollator(
+            MaskingConfig(), pad_id=0, mask_id=4, vocab_size=VOCAB, special_ids=SPECIAL, max_len=0
+        )
