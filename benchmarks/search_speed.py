@@ -1,0 +1,194 @@
+"""Search speed: indexing chunks/s (ours vs all-MiniLM-L6-v2) and warm query latency at 10k/100k chunks.
+
+1. Indexing: the held-out repository (benchmarks/data/search_heldout) indexed from scratch
+   with each embedder on ``--threads`` CPU threads (default 2): chunks per second end to end
+   (walk, tree-sitter, embedding, SQLite).
+2. Query latency: synthetic repositories of N chunks (N = 10k, 100k): generated Python
+   functions with identifiers drawn from a fixed vocabulary, stored with random unit vectors
+   of our model's width (embedding 100k chunks for real would take an hour on 2 cores and
+   does not change what a query costs). Queries are embedded by the real model, so query
+   latency includes it. p50/p95 over warm queries (the matrix is loaded once, first query
+   excluded), per mode.
+
+    nice .venv/bin/python benchmarks/search_speed.py --model DIR [--sizes 10000 100000] [--out r.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from codemlm.embedder import normalize_rows  # noqa: E402
+
+REPO = ROOT / "benchmarks/data/search_heldout"
+WORDS = [
+    "parse", "load", "save", "read", "write", "open", "close", "user", "account", "order", "item",
+    "cart", "price", "total", "tax", "config", "setting", "option", "value", "key", "map", "list",
+    "dict", "set", "queue", "stack", "tree", "node", "graph", "edge", "path", "file", "stream", "buffer",
+    "cache", "token", "text", "line", "word", "count", "sum", "mean", "max", "min", "sort", "filter",
+    "merge", "split", "join", "format", "render", "html", "json", "yaml", "csv", "date", "time", "retry",
+    "timeout", "request", "response", "client", "server", "socket", "port", "host", "url", "query",
+    "search", "index", "score", "rank", "match",
+]
+QUERIES = [
+    "parse the config file",
+    "save user account",
+    "compute the total price with tax",
+    "merge two sorted lists",
+    "retry a request after a timeout",
+    "render a date as text",
+    "count words in a line",
+    "load json from a path",
+    "find the shortest path in a graph",
+    "close the socket",
+    "format html for a response",
+    "cache the search index",
+]
+
+
+class SyntheticVectors:
+    """Random unit vectors for chunks; queries embedded by the real model (same width, same id)."""
+
+    def __init__(self, real: Any, seed: int = 0) -> None:
+        self.real = real
+        self.model_id = "synthetic:" + real.model_id
+        self.dim = real.dim
+        self.rng = np.random.default_rng(seed)
+
+    def embed_code(self, texts: Sequence[str]) -> np.ndarray:
+        return normalize_rows(self.rng.standard_normal((len(texts), self.dim)).astype(np.float32))
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.real.embed_query(texts), dtype=np.float32)
+
+
+def synthetic_repo(root: Path, chunks: int, per_file: int = 100, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for f in range((chunks + per_file - 1) // per_file):
+        lines = []
+        for _ in range(min(per_file, chunks - f * per_file)):
+            name = "_".join(rng.sample(WORDS, 3))
+            args = ", ".join(rng.sample(WORDS, 2))
+            body = " + ".join(
+                f"{a}_{b}" for a, b in zip(rng.sample(WORDS, 3), rng.sample(WORDS, 3), strict=True)
+            )
+            lines.append(f"def {name}({args}):\n    result = {body}\n    return result\n\n")
+        (root / f"module_{f:05d}.py").write_text("\n".join(lines), encoding="utf-8")
+    return root
+
+
+def indexing_speed(embedder: Any, label: str, tmp: Path) -> dict[str, Any]:
+    from codemlm.index import RepoIndex
+
+    started = time.perf_counter()
+    with RepoIndex.open(REPO, index_path=tmp / f"{label}.sqlite", embedder=embedder) as index:
+        stats = index.update()
+        chunks = index.count_chunks()
+    seconds = time.perf_counter() - started
+    row = {
+        "system": label,
+        "chunks": chunks,
+        "seconds": round(seconds, 2),
+        "chunks_per_s": round(chunks / seconds, 1),
+        "embedded": stats.chunks_embedded,
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def query_latency(real: Any, size: int, tmp: Path, repeats: int) -> dict[str, Any]:
+    from codemlm.index import RepoIndex
+    from codemlm.search import search
+
+    repo = synthetic_repo(tmp / f"synthetic_{size}", size)
+    started = time.perf_counter()
+    with RepoIndex.open(
+        repo, index_path=tmp / f"synthetic_{size}.sqlite", embedder=SyntheticVectors(real)
+    ) as index:
+        index.update()
+        build = time.perf_counter() - started
+        out: dict[str, Any] = {"chunks": index.count_chunks(), "build_seconds": round(build, 1)}
+        for mode in ("hybrid", "lexical", "dense"):
+            search(index, QUERIES[0], mode=mode)  # warm: loads the matrix once
+            times = []
+            for _ in range(repeats):
+                for query in QUERIES:
+                    t0 = time.perf_counter()
+                    search(index, query, k=10, mode=mode)
+                    times.append((time.perf_counter() - t0) * 1000)
+            out[mode] = {
+                "p50_ms": round(float(np.percentile(times, 50)), 2),
+                "p95_ms": round(float(np.percentile(times, 95)), 2),
+                "queries": len(times),
+            }
+        t0 = time.perf_counter()
+        for query in QUERIES:
+            real.embed_query([query])
+        out["query_embedding_ms_mean"] = round((time.perf_counter() - t0) * 1000 / len(QUERIES), 2)
+    print(json.dumps({"size": size, **out}), flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--random-init", choices=("tiny", "small"), default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+    from search_quality import MiniLMEmbedder, random_init_model
+
+    from codemlm.checkpoint import load_model_dir, resolve_model_dir
+    from codemlm.embedder import ModelEmbedder
+
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="codemlm-search-speed-"))
+    model_dir = (
+        random_init_model(args.random_init, tmp / "model")
+        if args.random_init
+        else resolve_model_dir(args.model)
+    )
+    loaded = load_model_dir(model_dir)
+    ours = ModelEmbedder(loaded)
+    results: dict[str, Any] = {
+        "model": str(model_dir),
+        "preset": loaded.config.name,
+        "dim": loaded.config.dim,
+        "parameters": loaded.config.num_parameters(),
+        "threads": args.threads,
+        "indexing": [],
+        "latency": {},
+    }
+    results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp))
+    if not args.skip_minilm:
+        results["indexing"].append(indexing_speed(MiniLMEmbedder(), "all-MiniLM-L6-v2", tmp))
+    for size in args.sizes:
+        results["latency"][str(size)] = query_latency(ours, size, tmp, args.repeats)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
