@@ -213,7 +213,7 @@ def _is_minified(text: str, config: CorpusConfig) -> bool:
         return True
     if len(text) < 512:
         return False  # too short to judge by whitespace
-    whitespace = sum(1 for ch in text if ch in " \t\r\n")
+    whitespace = sum(text.count(ch) for ch in " \t\r\n")
     return whitespace / len(text) < config.min_whitespace_ratio
 
 
@@ -378,13 +378,16 @@ def _walk(
         if _is_ignored(child_rel, False, rules):
             stats.counts["gitignored"] += 1
             continue
-        if is_link and entry.is_file():  # a dangling link falls through and is counted unreadable
-            outside = not _inside(Path(entry.path).resolve(), root)
-            stats.counts["symlink_outside" if outside else "duplicate"] += 1  # inside: read at its real path
-            continue
         lang = language_for_path(entry.name)
         if not _wanted_language(lang, config):
             stats.counts["unsupported"] += 1
+            continue
+        if not entry.is_file():  # a dangling link, a FIFO (reading it would block), a socket
+            stats.counts["unreadable"] += 1
+            continue
+        if is_link:
+            outside = not _inside(Path(entry.path).resolve(), root)
+            stats.counts["symlink_outside" if outside else "duplicate"] += 1  # inside: read at its real path
             continue
         assert lang is not None
         source = _read_source(Path(entry.path), repo, child_rel, lang, config, stats)
@@ -526,7 +529,7 @@ def iter_hf_dataset(
                         raise CorpusError(
                             f"dataset {name!r} has no column {column!r}; columns: {', '.join(row)}"
                         )
-            path = str(row[path_column]) if path_column else ""
+            path = str(row[path_column]) if path_column and row[path_column] is not None else ""
             lang = _language_from_label(row[language_column]) if language_column else None
             lang = lang or (language_for_path(path) if path else None) or fixed
             if not _wanted_language(lang, config):

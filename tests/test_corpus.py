@@ -187,10 +187,11 @@ def test_symlinks(repo_copy, tmp_path):
     os.symlink(repo_copy / "web" / "cart.js", repo_copy / "src" / "link_in.js")
     os.symlink(repo_copy / "web", repo_copy / "src" / "dir_in")
     os.symlink(repo_copy / "missing.py", repo_copy / "src" / "dangling.py")
+    os.mkfifo(repo_copy / "src" / "pipe.py")  # reading it would block the walk forever
     files, stats = _walk(repo_copy)
     assert stats.counts["symlink_outside"] == 2
     assert "src/link_out.py" not in files and not any(p.startswith("src/dir_") for p in files)
-    assert stats.counts["unreadable"] == 1  # the dangling link: counted, never a crash
+    assert stats.counts["unreadable"] == 2  # the dangling link and the FIFO: counted, never a crash
     assert stats.counts["duplicate"] == FIXTURE_COUNTS["duplicate"] + 2
     assert set(files) == KEPT
 
