@@ -170,13 +170,19 @@ class CodeTokenizer:
         return self._tokenized(self._backend.encode(text, add_special_tokens=False).ids)
 
     def encode_batch(self, texts: Sequence[str]) -> list[TokenizedText]:
-        encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
-        return [self._tokenized(e.ids) for e in encodings]
+        return [self._tokenized(e.ids) for e in self._encode_batch(texts)]
 
     def encode_ids_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids only (Int32 arrays): the fast path for building datasets."""
-        encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
-        return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
+        return [np.asarray(e.ids, dtype=np.int32) for e in self._encode_batch(texts)]
+
+    def _encode_batch(self, texts: Sequence[str]) -> list[Any]:
+        # Offsets come from byte lengths, so tokenizers' own (character) offsets are not
+        # needed: encode_batch_fast skips them and is ~1.5x faster (tokenizers >= 0.21).
+        fast = getattr(self._backend, "encode_batch_fast", None)
+        if fast is not None:
+            return list(fast(list(texts), add_special_tokens=False))
+        return list(self._backend.encode_batch(list(texts), add_special_tokens=False))
 
     def byte_offsets(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and end byte of each token of a text encoded from its beginning."""
