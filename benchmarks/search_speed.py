@@ -1,6 +1,6 @@
 """Search speed: indexing chunks/s (ours vs all-MiniLM-L6-v2) and warm query latency at 10k/100k chunks.
 
-1. Indexing: the held-out repository (benchmarks/data/search_heldout) indexed from scratch
+1. Indexing: the held-out repository (see benchmarks/make_search_cases.py) indexed from scratch
    with each embedder on ``--threads`` CPU threads (default 2): chunks per second end to end
    (walk, tree-sitter, embedding, SQLite).
 2. Query latency: synthetic repositories of N chunks (N = 10k, 100k): generated Python
@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from codemlm.embedder import normalize_rows  # noqa: E402
 
-REPO = ROOT / "benchmarks/data/search_heldout"
 WORDS = [
     "parse", "load", "save", "read", "write", "open", "close", "user", "account", "order", "item",
     "cart", "price", "total", "tax", "config", "setting", "option", "value", "key", "map", "list",
@@ -91,11 +90,11 @@ def synthetic_repo(root: Path, chunks: int, per_file: int = 100, seed: int = 0) 
     return root
 
 
-def indexing_speed(embedder: Any, label: str, tmp: Path) -> dict[str, Any]:
+def indexing_speed(embedder: Any, label: str, tmp: Path, repo: Path) -> dict[str, Any]:
     from codemlm.index import RepoIndex
 
     started = time.perf_counter()
-    with RepoIndex.open(REPO, index_path=tmp / f"{label}.sqlite", embedder=embedder) as index:
+    with RepoIndex.open(repo, index_path=tmp / f"{label}.sqlite", embedder=embedder) as index:
         stats = index.update()
         chunks = index.count_chunks()
     seconds = time.perf_counter() - started
@@ -153,16 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--repo", default=None, help="the held-out repository (default: where make_search_cases.py puts it)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
     import torch
+    from make_search_cases import require_heldout_repo
     from search_quality import MiniLMEmbedder, random_init_model
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
     from codemlm.embedder import ModelEmbedder
 
     torch.set_num_threads(args.threads)
+    repo = require_heldout_repo(args.repo)
     tmp = Path(tempfile.mkdtemp(prefix="codemlm-search-speed-"))
     model_dir = (
         random_init_model(args.random_init, tmp / "model")
@@ -180,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         "indexing": [],
         "latency": {},
     }
-    results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp))
+    results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp, repo))
     if not args.skip_minilm:
-        results["indexing"].append(indexing_speed(MiniLMEmbedder(), "all-MiniLM-L6-v2", tmp))
+        results["indexing"].append(indexing_speed(MiniLMEmbedder(), "all-MiniLM-L6-v2", tmp, repo))
     for size in args.sizes:
         results["latency"][str(size)] = query_latency(ours, size, tmp, args.repeats)
     if args.out:
