@@ -174,7 +174,8 @@ _JS_DEFINITION_TYPES = {
     "generator_function_declaration": "function",
     "class_declaration": "class",
     "method_definition": "function",
-    # `const name = (...) => {...}`: a function definition in all but syntax.
+    # `const name = (...) => {...}` (and class fields holding arrows, per grammar below): a
+    # function definition in all but syntax; `requires` keeps only those with function values.
     "variable_declarator": "function",
 }
 
@@ -205,14 +206,17 @@ JAVASCRIPT = Language(
         identifiers=_JS_IDENTIFIERS,
         arguments="arguments formal_parameters",
         expressions=_JS_EXPRESSIONS,
-        statements=_JS_STATEMENTS,
+        statements=_JS_STATEMENTS + " field_definition",
         blocks=_JS_BLOCKS,
         definitions=_JS_DEFINITIONS,
         strings_comments=_JS_STRINGS,
     ),
-    definitions=_JS_DEFINITION_TYPES,
+    definitions={**_JS_DEFINITION_TYPES, "field_definition": "function"},
     comments=_set("comment"),
-    requires={"variable_declarator": ("value", _JS_FUNCTION_VALUES)},
+    requires={
+        "variable_declarator": ("value", _JS_FUNCTION_VALUES),
+        "field_definition": ("value", _JS_FUNCTION_VALUES),
+    },
     wrappers=_set("export_statement lexical_declaration variable_declaration"),
 )
 
@@ -242,9 +246,13 @@ def _typescript_entry(name: str, extensions: tuple[str, ...], load: Callable[[],
             "abstract_class_declaration": "class",
             "interface_declaration": "class",
             "enum_declaration": "class",
+            "public_field_definition": "function",
         },
         comments=_set("comment"),
-        requires={"variable_declarator": ("value", _JS_FUNCTION_VALUES)},
+        requires={
+            "variable_declarator": ("value", _JS_FUNCTION_VALUES),
+            "public_field_definition": ("value", _JS_FUNCTION_VALUES),
+        },
         wrappers=_set("export_statement lexical_declaration variable_declaration ambient_declaration"),
     )
 

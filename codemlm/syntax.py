@@ -277,7 +277,7 @@ def _definition_name(node: tree_sitter.Node, data: bytes) -> tuple[str, str | No
     declarator chain (``*f(...)``, ``A::f``)."""
     current = node
     for _ in range(16):  # declarator chains are short; the bound guards against odd trees
-        named = current.child_by_field_name("name")
+        named = current.child_by_field_name("name") or current.child_by_field_name("property")
         if named is None:
             named = current.child_by_field_name("declarator")
         if named is None and current.type.endswith("declarator") and current.named_child_count:

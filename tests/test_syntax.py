@@ -372,3 +372,76 @@ def test_arbitrary_text_never_raises_and_spans_stay_in_bounds(text, language):
         assert 0 <= definition.start_line <= definition.end_line
     doc_code_pairs(text, language)
     assert error_count(text, language) == result.error_count
+
+
+EDGE_CASES = {
+    "cpp": (
+        "/// Larger of two.\ntemplate <typename T>\nT biggest(T a, T b) { return a > b ? a : b; }\n\n"
+        "namespace a { namespace b {\n// Deep.\nint deep() { return 1; }\n} }\n\n"
+        "int a::b::C::qualified() { return 2; }\n\n"
+        "struct V {\n  ~V() {}\n  V& operator+=(const V& o) { return *this; }\n};\n",
+        [
+            ("function", "biggest", None, "Larger of two.", 1),  # the doc sits above `template<...>`
+            ("function", "deep", None, "Deep.", 6),  # namespaces are not classes
+            ("method", "qualified", "C", None, 9),
+            ("class", "V", None, None, 11),
+            ("method", "~V", "V", None, 12),
+            ("method", "operator+=", "V", None, 13),
+        ],
+    ),
+    "python": (
+        'class A:\n    async def run(self):\n        """Run it."""\n        def inner():\n            pass\n'
+        '        return inner\n\n    @property\n    def name(self):\n        return "a"\n',
+        [
+            ("class", "A", None, None, 0),
+            ("method", "run", "A", "Run it.", 1),
+            ("function", "inner", "run", None, 3),  # nested in a method: a function
+            ("method", "name", "A", None, 7),  # the decorator line starts it
+        ],
+    ),
+    "javascript": (
+        "class Store {\n  // Arrow field.\n  handle = () => { return 1; };\n  count = 0;\n"
+        "  static create() { return new Store(); }\n}\n/** Generator. */\nfunction* gen() { yield 1; }\n",
+        [
+            ("class", "Store", None, None, 0),
+            ("method", "handle", "Store", "Arrow field.", 2),  # `count = 0` is no definition
+            ("method", "create", "Store", None, 4),
+            ("function", "gen", None, "Generator.", 7),
+        ],
+    ),
+    "typescript": (
+        "class C {\n  /** Handle it. */\n  private handle = (e: Event): void => { this.x = 1; };\n"
+        "  count: number = 0;\n}\n",
+        [("class", "C", None, None, 0), ("method", "handle", "C", "Handle it.", 2)],
+    ),
+    "rust": (
+        "/// A trait.\npub trait Shape {\n    /// Area.\n    fn area(&self) -> f64;\n"
+        '    fn name(&self) -> String { "shape".to_string() }\n}\nmod inner {\n    pub fn helper() {}\n}\n',
+        [
+            ("class", "Shape", None, "A trait.", 1),
+            ("method", "name", "Shape", None, 4),
+            ("function", "helper", None, None, 7),
+        ],
+    ),
+    "go": (
+        "// Max returns the max.\nfunc Max[T int | float64](a, b T) T { if a > b { return a }; return b }\n\n"
+        "type (\n\t// A is a.\n\tA int\n\tB string\n)\n",
+        [
+            ("function", "Max", None, "Max returns the max.", 1),
+            ("class", "A", None, "A is a.", 5),
+            ("class", "B", None, None, 6),
+        ],
+    ),
+    "c": (
+        "/* Returns a buffer. */\nstatic char *make_buf(size_t n) { return malloc(n); }\n"
+        "enum color { RED, GREEN };\nstruct color_pair *make_pair(void);\n",
+        [("function", "make_buf", None, "Returns a buffer.", 1), ("class", "color", None, None, 2)],
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(EDGE_CASES))
+def test_definition_edge_cases(language):
+    text, expected = EDGE_CASES[language]
+    found = [(d.kind, d.name, d.parent, d.docstring, d.start_line) for d in definitions(text, language)]
+    assert found == expected
