@@ -67,7 +67,7 @@ def _summary(ms: list[float]) -> dict[str, float]:
     from codemlm.eval_infill import percentile
 
     return {"p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
-            "mean_ms": round(sum(ms) / len(ms), 1)}
+            "mean_ms": round(sum(ms) / len(ms), 1), "min_ms": round(min(ms), 1)}
 
 
 def _random_small_model(tokenizer_files: int) -> Any:
