@@ -723,6 +723,9 @@ def build_corpus(
 
     stats = CorpusStats(sources=[str(p) for p in paths] + [f"hf:{h.name}" for h in hf_sources])
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    bars_were_enabled = datasets.is_progress_bar_enabled()
+    if not progress:
+        datasets.disable_progress_bars()  # datasets' own (tqdm) bars for parsing and saving
     try:
         writer = _StagingWriter(staging / "files.arrow")
         try:
@@ -758,6 +761,8 @@ def build_corpus(
         datasets.DatasetDict(splits).save_to_disk(str(files_dir))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if bars_were_enabled:
+            datasets.enable_progress_bars()
     stats.seconds = time.perf_counter() - started
     write_stats(out, stats.to_dict() | {"config": _config_dict(config)})
     return stats

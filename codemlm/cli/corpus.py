@@ -120,6 +120,10 @@ def _build(args: argparse.Namespace) -> int:
     elif not sources:
         sources = [str(stdlib_root())]
     console = Console(stderr=True, quiet=args.quiet)
+    if args.quiet:
+        import datasets
+
+        datasets.disable_progress_bars()  # this process only: the command's output stays clean
     console.print(f"[bold]corpus[/bold] from {', '.join(sources + ([f'hf:{hf.name}'] if hf else []))}")
     out = Path(args.out)
     build_corpus(sources, out, config, num_proc=args.num_proc, hf=hf, progress=not args.quiet)
