@@ -181,6 +181,9 @@ _NAME_LEAVES = frozenset(
 )
 
 
+_QUALIFIED = frozenset({"qualified_identifier", "scoped_identifier"})
+
+
 def definitions(text: str, language: str) -> list[Definition]:
     """Functions, methods and classes in source order (outer before nested)."""
     lang = get_language(language)
@@ -284,15 +287,17 @@ def _definition_name(node: tree_sitter.Node, data: bytes) -> tuple[str, str | No
             named = current.named_children[-1]  # C++ `&f(...)`: reference_declarator has no field
         if named is None:
             return None
-        if named.type in ("qualified_identifier", "scoped_identifier"):
-            scope = named.child_by_field_name("scope") or named.child_by_field_name("path")
-            leaf = named.child_by_field_name("name")
-            inner = _definition_name(named, data) if leaf is not None and leaf.type == named.type else None
-            if inner is not None:
-                return inner
-            if leaf is None:
-                return None
-            return _text(leaf, data), (_text(scope, data) if scope is not None else None)
+        if named.type in _QUALIFIED:
+            # `a::b::C::f` nests to the right; the name is `f`, its qualifier the last scope `C`.
+            scope = None
+            while named.type in _QUALIFIED:
+                scope = named.child_by_field_name("scope") or named.child_by_field_name("path") or scope
+                leaf = named.child_by_field_name("name")
+                if leaf is None:
+                    return None
+                named = leaf
+            text = _text(named, data).strip()
+            return (text, _text(scope, data) if scope is not None else None) if text else None
         if named.type in _NAME_LEAVES or named.named_child_count == 0:
             text = _text(named, data).strip()
             return (text, None) if text else None
