@@ -710,6 +710,8 @@ def build_corpus(
     for path in paths:
         if not path.exists():
             raise InputError(f"source path not found: {path}")
+    if config.max_file_bytes >= 2**31:
+        raise InputError("max_file_bytes must be below 2 GiB: span offsets are stored as int32")
     hf_sources = [hf] if isinstance(hf, HFSource) else list(hf or [])
     if not paths and not hf_sources:
         raise CorpusError("no sources given: name a directory, a file or a dataset")

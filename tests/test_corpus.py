@@ -353,6 +353,8 @@ def test_build_errors_are_clear(fixture_repo, tmp_path):
     with pytest.raises(InputError, match="no_such_repo"):
         build_corpus([fixture_repo, tmp_path / "no_such_repo"], tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # checked before any work
+    with pytest.raises(InputError, match="int32"):
+        build_corpus([fixture_repo], tmp_path / "out", CorpusConfig(max_file_bytes=2**31), progress=False)
     with pytest.raises(CorpusError, match="no sources"):
         build_corpus([], tmp_path / "out", progress=False)
     empty = tmp_path / "empty"
@@ -499,6 +501,9 @@ def test_cli_build_makes_the_whole_data_directory(fixture_repo, tmp_path, capsys
         == 0
     )
     assert (again / "tokenizer.json").read_text() == (out / "tokenizer.json").read_text()
+    capsys.readouterr()
+    assert main(["corpus", "stats", str(out)]) == 0
+    assert "train windows (tokens)" in capsys.readouterr().out
 
 
 def test_cli_errors_are_one_line(fixture_repo, tmp_path, capsys):
