@@ -61,6 +61,7 @@ SKIP_REASONS = (
     "duplicate",
     "unsupported",
     "unreadable",
+    "empty",
     "secrets_redacted",
     "parse_errors",
     "kept",
@@ -240,6 +241,9 @@ def _admit(data: bytes | str, config: CorpusConfig, stats: CorpusStats) -> str |
             stats.counts["non_utf8"] += 1
             return None
     text = text.removeprefix("\ufeff")
+    if not text.strip():
+        stats.counts["empty"] += 1  # nothing to learn; stdlib alone has dozens of empty __init__.py
+        return None
     if _is_generated(text):
         stats.counts["generated"] += 1
         return None
