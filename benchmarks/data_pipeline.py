@@ -172,7 +172,9 @@ def bench_collator(
         vocab_size=tokenizer.vocab_size,
         special_ids=tokenizer.special_ids,
     )
-    batches = [rows[i : i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
+    # Rows as a DataLoader worker gets them from the Arrow dataset: Python lists.
+    as_lists = [{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in row.items()} for row in rows]
+    batches = [as_lists[i : i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
     collator(batches[0])  # warm up (imports torch, allocators)
     n_batches = n_tokens = n_masked = n_padded = 0
     with Clock() as clock:

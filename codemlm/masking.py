@@ -95,11 +95,12 @@ def clean_spans(
     s = np.asarray(span_start, dtype=np.int64)
     e = np.asarray(span_end, dtype=np.int64)
     k = np.asarray(span_kind, dtype=np.int8)
+    if s.size == 0:
+        return s, e, k
+    blocked = np.concatenate(([0], np.cumsum(~maskable)))  # specials and pads before each position
     ok = (s >= 0) & (e <= n) & (e > s)
-    s, e, k = s[ok], e[ok], k[ok]
-    if s.size:
-        blocked = np.concatenate(([0], np.cumsum(~maskable)))
-        ok = blocked[e] == blocked[s]  # no special or pad token inside
+    ok &= blocked[np.clip(e, 0, n)] == blocked[np.clip(s, 0, n)]  # no special or pad inside
+    if not ok.all():
         s, e, k = s[ok], e[ok], k[ok]
     if s.size > 1:
         step_s, step_e = s[1:] - s[:-1], e[1:] - e[:-1]
