@@ -35,6 +35,29 @@ function statusItem(page) {
   return page.locator('.statusbar-item', { hasText: 'CodeMLM' }).first();
 }
 
+/** Text of line n (1-based) of the active editor, without inline-completion ghost text.
+ *  Monaco reuses line elements, so their DOM order is not line order: sort by position. */
+async function lineText(page, n) {
+  return page.evaluate((n) => {
+    const editor = document.querySelector('.editor-group-container.active .monaco-editor');
+    const lines = [...editor.querySelectorAll('.view-lines .view-line')].sort(
+      (a, b) => parseFloat(a.style.top) - parseFloat(b.style.top),
+    );
+    const line = lines[n - 1];
+    if (line === undefined) {
+      return null;
+    }
+    const clone = line.cloneNode(true);
+    clone.querySelectorAll('[class*="ghost-text"]').forEach((e) => e.remove());
+    return clone.textContent.replace(/\u00a0/g, ' ');
+  }, n);
+}
+
+/** Error toasts the extension or the language client raised (e.g. "Request ... failed"). */
+async function errorToasts(page) {
+  return page.locator('.notifications-toasts .notification-toast', { hasText: /CodeMLM|codemlm/ }).allInnerTexts();
+}
+
 async function runCommand(page, title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
@@ -83,12 +106,16 @@ async function main() {
     await page.waitForFunction(
       () => {
         const el = [...document.querySelectorAll('.statusbar-item')].find((e) => e.textContent?.includes('CodeMLM'));
-        return el !== undefined && el.querySelector('.codicon-check') !== null;
+        return el !== undefined && el.querySelector('.codicon-check, .codicon-error, .codicon-warning') !== null;
       },
       undefined,
       { timeout: 180000, polling: 500 },
     );
     const tooltip = await item.getAttribute('aria-label');
+    if ((await item.locator('.codicon-check').count()) === 0) {
+      await shot(page, '01-not-ready');
+      throw new Error(`the status bar says the server is not ready: ${tooltip}`);
+    }
     check(true, `status bar shows the index ready (${tooltip})`);
     await shot(page, '01-ready');
 
@@ -117,11 +144,22 @@ async function main() {
     check(/Ln 9\b/.test(cursorLine), `opened shapes.py at the hit (${cursorLine.trim()})`);
     await shot(page, '03-opened');
 
-    // 3. Completion: at the hole in e2e_infill.py, the suggest widget lists codemlm's candidates.
+    // 3. Inline completion: ghost text at the hole in e2e_infill.py (line 6, `    return a - `).
     await quickOpen(page, 'e2e_infill.py');
     await page.locator('.tab.active', { hasText: 'e2e_infill.py' }).waitFor({ state: 'visible' });
     await quickOpen(page, ':6', false);
     await page.keyboard.press('End');
+    const hole = await lineText(page, 6);
+    check(hole === '    return a - ', `cursor at the hole: "${hole}"`);
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const ghost = page.locator('.editor-group-container.active [class*="ghost-text"]').first();
+    await ghost.waitFor({ state: 'visible', timeout: 30000 });
+    const ghostText = await page.locator('.editor-group-container.active [class*="ghost-text"]').allInnerTexts();
+    check(ghostText.join('').trim().length > 0, `inline completion shows ghost text: ${JSON.stringify(ghostText)}`);
+    await shot(page, '04-inline-completion');
+    await page.keyboard.press('Escape');
+
+    // 4. Completion list: Ctrl+Space lists codemlm's candidates; Enter inserts the first.
     await page.keyboard.press('Control+Space');
     const suggest = page.locator('.editor-widget.suggest-widget .monaco-list-row').first();
     await suggest.waitFor({ state: 'visible', timeout: 30000 });
@@ -130,12 +168,14 @@ async function main() {
     check(labels.length >= 1, `completion shows ${labels.length} suggestion(s)`);
     const widgetText = await page.locator('.editor-widget.suggest-widget').innerText();
     check(/codemlm/.test(widgetText), 'the suggestion comes from codemlm (detail "codemlm  score …")');
-    await shot(page, '04-completion');
+    const first = labels[0].split('\n')[0].trim();
+    await shot(page, '05-completion');
     await page.keyboard.press('Enter');
-    await page.waitForTimeout(500);
-    const line6 = await page.locator('.view-line').nth(5).innerText();
-    check(line6.replace(/\u00a0/g, ' ').trim().length > 'return a -'.length, `accepting it edits line 6: "${line6.trim()}"`);
-    await shot(page, '05-accepted');
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Escape');
+    const completed = await lineText(page, 6);
+    check(completed === `    return a - ${first}`, `accepting "${first}" edits line 6: "${completed}"`);
+    await shot(page, '06-accepted');
 
     // 4. Fill Selection: select `a * b` on line 10 and let the server replace it.
     await quickOpen(page, ':10', false);
@@ -143,21 +183,19 @@ async function main() {
     for (let i = 0; i < 5; i++) {
       await page.keyboard.press('Shift+ArrowLeft');
     }
-    const before = (await page.locator('.view-line').nth(9).innerText()).replace(/\u00a0/g, ' ');
+    const before = await lineText(page, 10);
     await runCommand(page, 'CodeMLM: Fill Selection');
-    await page.waitForFunction(
-      (prev) => {
-        const lines = document.querySelectorAll('.view-line');
-        return lines[9] !== undefined && lines[9].textContent?.replace(/\u00a0/g, ' ') !== prev;
-      },
-      before,
-      { timeout: 30000, polling: 200 },
-    ).catch(() => undefined);
-    const after = (await page.locator('.view-line').nth(9).innerText()).replace(/\u00a0/g, ' ');
-    console.log(`   fill: "${before.trim()}" -> "${after.trim()}"`);
-    await shot(page, '06-fill-selection');
-    const noCandidate = await page.locator('.notifications-toasts', { hasText: 'no candidate' }).count();
-    check(after !== before || noCandidate > 0, 'Fill Selection replaced the selection (or said there was no candidate)');
+    let after = before;
+    for (let i = 0; i < 150 && after === before; i++) {
+      await page.waitForTimeout(200);
+      after = await lineText(page, 10);
+    }
+    console.log(`   fill: "${before}" -> "${after}"`);
+    await shot(page, '07-fill-selection');
+    check(after !== before, `Fill Selection replaced the selection: "${before}" -> "${after}"`);
+    check(after.startsWith('    return '), 'only the selection changed (the text before it is intact)');
+    const toasts = await errorToasts(page);
+    check(toasts.length === 0, `no error notifications from CodeMLM (${JSON.stringify(toasts)})`);
   } catch (error) {
     steps.push({ ok: false, error: String(error?.stack ?? error) });
     console.error(`not ok - ${error?.message ?? error}`);

@@ -103,11 +103,17 @@ cat > "$USER_DATA/User/settings.json" <<JSON
   "extensions.autoCheckUpdates": false,
   "editor.wordBasedSuggestions": "off",
   "editor.inlineSuggest.enabled": true,
+  "chat.disableAIFeatures": true,
   "codemlm.interpreter": "$PYTHON",
   "codemlm.modelDir": "$MODEL",
   "codemlm.indexPath": "$TMP/index.sqlite"
 }
 JSON
+
+# code-server runs extensions on the "remote" side, where machine-scoped settings such as
+# codemlm.interpreter are read from the Machine settings file, not the User one.
+mkdir -p "$USER_DATA/Machine"
+cp "$USER_DATA/User/settings.json" "$USER_DATA/Machine/settings.json"
 
 log "install $VSIX"
 "$CODE_SERVER" --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" --install-extension "$VSIX" >&2

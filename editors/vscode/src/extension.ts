@@ -7,7 +7,7 @@ import { StatusBar } from './statusBar';
 let server: CodemlmServer | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
-  const output = vscode.window.createOutputChannel('CodeMLM');
+  const output = vscode.window.createOutputChannel('CodeMLM', { log: true });
   const status = new StatusBar();
   server = new CodemlmServer(output, status);
   const s = server;

@@ -39,7 +39,7 @@ export class CodemlmServer implements vscode.Disposable {
   private interpreter: ResolvedInterpreter | undefined;
 
   constructor(
-    private readonly output: vscode.OutputChannel,
+    private readonly output: vscode.LogOutputChannel,
     private readonly status: StatusBar,
   ) {}
 
@@ -70,12 +70,12 @@ export class CodemlmServer implements vscode.Disposable {
       pythonExtension: () => pythonExtensionInterpreter(folder?.uri),
     });
     this.interpreter = interpreter;
-    this.output.appendLine(`[codemlm] interpreter: ${interpreter.command} (from ${describeSource(interpreter.source)})`);
+    this.output.info(`interpreter: ${interpreter.command} (from ${describeSource(interpreter.source)})`);
 
     const check = await preflight(interpreter.command);
     if (!check.ok) {
       const message = preflightMessage(interpreter.command, check);
-      this.output.appendLine(`[codemlm] ${message}`);
+      this.output.error(message);
       this.status.model.setClientState('failed', message);
       this.status.render();
       void this.offerFix(message);
@@ -107,8 +107,9 @@ export class CodemlmServer implements vscode.Disposable {
       },
     };
     const client = new LanguageClient('codemlm', 'CodeMLM', serverOptions, clientOptions);
-    // Inline completion is still a proposed feature in vscode-languageclient 9.
-    client.registerProposedFeatures();
+    // Inline completion (LSP 3.18) is a built-in feature of vscode-languageclient 10: no
+    // registerProposedFeatures() needed. (9.x had it as a proposed feature that sent the VS Code
+    // trigger kind and selected-completion range unconverted, which a 3.18 server rejects.)
     client.onDidChangeState((event) => {
       if (event.newState === State.Running) {
         this.status.model.setClientState('running');
@@ -128,7 +129,7 @@ export class CodemlmServer implements vscode.Disposable {
       await client.start();
     } catch (error) {
       const message = `CodeMLM: the language server failed to start with ${interpreter.command}: ${errorText(error)}`;
-      this.output.appendLine(`[codemlm] ${message}`);
+      this.output.error(message);
       this.status.model.setClientState('failed', errorText(error));
       this.status.render();
       void this.offerFix(message);
@@ -153,7 +154,7 @@ export class CodemlmServer implements vscode.Disposable {
       try {
         await client.stop();
       } catch (error) {
-        this.output.appendLine(`[codemlm] stopping the server: ${errorText(error)}`);
+        this.output.warn(`stopping the server: ${errorText(error)}`);
       }
     }
     this.status.model.setClientState('stopped');
