@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from codemlm.checkpoint import LoadedModel, load_model_dir
 from codemlm.cli import main
@@ -212,3 +214,33 @@ def test_cli_complete_missing_file_and_model(tmp_path: Path, capsys: pytest.Capt
     rc = main(["complete", str(source), "--line", "1", "--column", "1", "--model", str(tmp_path / "nomodel")])
     assert rc == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+_CODE_ALPHABET = st.sampled_from(["a", "b", "x", "_", " ", "\t", "\n", "\r\n", "(", ")", "=", "+", ".",
+                                  "é", "😀", "中", "def ", "return ", ":", "'", "#"])
+
+
+@pytest.fixture(scope="session")
+def quick_engine(loaded: LoadedModel) -> InfillEngine:
+    """Short window, few lengths: the property test is about holes and windows, not quality."""
+    config = InfillConfig(precision="fp32", max_context_tokens=48, line_lengths=(1, 3), block_lengths=(2, 4),
+                          identifier_lengths=(1, 2), refine_lengths=1, branches=1)
+    return InfillEngine(loaded, config=config)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_CODE_ALPHABET, min_size=1, max_size=40).map("".join), st.data())
+def test_any_text_and_position_gives_well_formed_candidates(quick_engine: InfillEngine, text: str,
+                                                             data: st.DataObject) -> None:
+    chars = data.draw(st.integers(0, len(text)))
+    chars_end = data.draw(st.one_of(st.none(), st.integers(chars, len(text))))
+    start = len(text[:chars].encode())
+    end = None if chars_end is None else len(text[:chars_end].encode())
+    language = data.draw(st.sampled_from([None, "python", "go"]))
+    candidates = quick_engine.complete(text, start, end, language=language)
+    size = len(text.encode())
+    for c in candidates:
+        assert c.text.strip()
+        assert start <= c.start_byte <= c.end_byte <= size
+        if end is None or "\n" not in text.encode()[start:end].decode():
+            assert "\n" not in c.text and "\r" not in c.text
