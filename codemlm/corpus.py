@@ -459,6 +459,7 @@ class HFSource:
     path_column: str | None = None
     language_column: str | None = None
     language: str | None = None
+    repo_column: str | None = None
     limit: int | None = None
 
 
@@ -471,7 +472,7 @@ def _language_from_label(label: Any) -> Language | None:
 
 
 def _load_hf(name: str, split: str, streaming: bool) -> Iterable[dict[str, Any]]:
-    """A hub name, a local dataset folder or script, a `save_to_disk` folder, or a data file."""
+    """A hub name, a local folder of data files, a `save_to_disk` folder, or one data file."""
     import datasets
 
     path = Path(name).expanduser()
@@ -505,6 +506,7 @@ def iter_hf_dataset(
     path_column: str | None = None,
     language_column: str | None = None,
     language: str | None = None,
+    repo_column: str | None = None,
     streaming: bool = True,
     limit: int | None = None,
     stats: CorpusStats | None = None,
@@ -514,7 +516,8 @@ def iter_hf_dataset(
 
     A row's language comes from ``language_column`` (names like "Python", "C++"), else from the
     extension in ``path_column``, else from ``language``; rows with none are counted
-    ``unsupported``. ``limit`` bounds the rows read (not the rows kept).
+    ``unsupported``. ``repo_column`` names each row's repository (for ``split_by="repo"``);
+    without it the dataset is one repository. ``limit`` bounds the rows read, not the rows kept.
     """
     config = config or CorpusConfig()
     stats = stats if stats is not None else CorpusStats()
@@ -528,7 +531,7 @@ def iter_hf_dataset(
             if limit is not None and index >= limit:
                 break
             if index == 0:
-                for column in (text_column, path_column, language_column):
+                for column in (text_column, path_column, language_column, repo_column):
                     if column is not None and column not in row:
                         raise CorpusError(
                             f"dataset {name!r} has no column {column!r}; columns: {', '.join(row)}"
@@ -548,7 +551,8 @@ def iter_hf_dataset(
             if text is None:
                 continue
             path = path or f"{split}/{index}{lang.extensions[0]}"
-            yield _keep(stats, SourceFile(repo=repo, path=path, language=lang.name, text=text))
+            row_repo = str(row[repo_column]) if repo_column and row[repo_column] is not None else repo
+            yield _keep(stats, SourceFile(repo=row_repo, path=path, language=lang.name, text=text))
     except CodemlmError:
         raise
     except Exception as exc:  # a broken shard or a dropped connection halfway through
@@ -803,6 +807,7 @@ def _collect(
                     path_column=hf.path_column,
                     language_column=hf.language_column,
                     language=hf.language,
+                    repo_column=hf.repo_column,
                     limit=hf.limit,
                     stats=stats,
                     config=config,

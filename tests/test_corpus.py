@@ -408,6 +408,11 @@ def test_iter_hf_dataset_from_a_local_json_dataset(fixture_repo, tmp_path):
     by_column = list(iter_hf_dataset(str(data_file), "content", language_column="lang", limit=4))
     assert [f.language for f in by_column] == ["python", "c", "rust"]
     assert by_column[0].path == "train/0.py"  # no path column: a stable made-up path
+    assert {f.repo for f in by_column} == {"rows.jsonl"}
+    by_repo = list(
+        iter_hf_dataset(str(data_file), "content", path_column="path", repo_column="path", limit=3)
+    )
+    assert [f.repo for f in by_repo] == ["a/add.py", "main.c"]
 
 
 def test_iter_hf_dataset_from_save_to_disk(tmp_path):

@@ -36,13 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hf.add_argument(
         "--hf-dataset",
         metavar="NAME",
-        help="a hub dataset name, a local dataset folder or script, a save_to_disk folder, or a .jsonl/.parquet file",
+        help="a hub dataset name, a local folder of data files, a save_to_disk folder, or a .jsonl/.parquet file",
     )
     hf.add_argument("--text-column", default="content", metavar="COL", help="default: %(default)s")
     hf.add_argument("--hf-split", default="train", metavar="SPLIT", help="default: %(default)s")
     hf.add_argument("--path-column", metavar="COL", help="file paths (their extension gives the language)")
     hf.add_argument("--language-column", metavar="COL", help="language names such as Python, C++")
     hf.add_argument("--hf-language", metavar="LANG", help="the language of every row, when no column says")
+    hf.add_argument("--repo-column", metavar="COL", help="repository names (for --split-by repo)")
     hf.add_argument("--hf-limit", type=int, metavar="N", help="read at most N rows")
     filters = build.add_argument_group("filters and split")
     filters.add_argument(
@@ -115,6 +116,7 @@ def _build(args: argparse.Namespace) -> int:
             path_column=args.path_column,
             language_column=args.language_column,
             language=args.hf_language,
+            repo_column=args.repo_column,
             limit=args.hf_limit,
         )
     elif not sources:
