@@ -96,6 +96,8 @@ def test_special_token_strings_in_text_stay_text(tokenizer: CodeTokenizer) -> No
     encoded = tokenizer.encode("x = '<mask>' + '<pad>'")
     assert not set(encoded.ids) & tokenizer.special_ids
     assert tokenizer.decode(encoded.ids) == "x = '<mask>' + '<pad>'"
+    (batched,) = tokenizer.encode_ids_batch(["<cls><sep><mask>"])
+    assert not set(batched.tolist()) & tokenizer.special_ids
 
 
 def test_decode_drops_special_tokens(tokenizer: CodeTokenizer) -> None:
