@@ -28,6 +28,7 @@ __all__ = [
     "SearchResult",
     "VectorStore",
     "fts_query",
+    "path_matches",
     "reciprocal_rank_fusion",
     "search",
 ]
@@ -128,7 +129,7 @@ class _Snapshot:
         """Chunk ids that pass the filters (decided per file: there are far fewer files)."""
         file_ok = np.fromiter(
             (
-                (language is None or lang == language) and (path_glob is None or fnmatch.fnmatchcase(path, path_glob))
+                (language is None or lang == language) and (path_glob is None or path_matches(path, path_glob))
                 for path, lang in zip(self.file_paths, self.file_languages, strict=True)
             ),
             dtype=bool,
@@ -175,6 +176,14 @@ def _snapshot(index: RepoIndex) -> _Snapshot:
     )
     _SNAPSHOTS[index] = snapshot
     return snapshot
+
+
+def path_matches(path: str, glob: str) -> bool:
+    """fnmatch over the whole relative path (``*`` crosses ``/``); ``**/`` may also match no folder,
+    so ``src/**/*.py`` takes ``src/a.py`` too, as in .gitignore and most editors."""
+    if fnmatch.fnmatchcase(path, glob):
+        return True
+    return "**/" in glob and fnmatch.fnmatchcase(path, glob.replace("**/", ""))
 
 
 # --------------------------------------------------------------------------- fusion

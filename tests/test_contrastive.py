@@ -117,3 +117,29 @@ def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: 
 
     vectors = ModelEmbedder(load_model_dir(result.model_dir)).embed_query(["parse a JSON document"])
     assert vectors.shape == (1, 64) and abs(float((vectors**2).sum()) - 1.0) < 1e-4
+
+
+def test_pairs_from_a_corpus_data_directory_keep_validation_files_apart(tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    from training.contrastive import load_pairs
+
+    # The files/ table of a data directory (INTERFACES.md), written directly: train and validation files.
+    def table(paths: list[Path]) -> Dataset:
+        texts = [p.read_text(encoding="utf-8") for p in paths]
+        return Dataset.from_dict({"repo": ["stdlib"] * len(paths), "path": [p.name for p in paths],
+                                  "language": ["python"] * len(paths), "text": texts})
+
+    data = tmp_path / "data"
+    train_files = sorted((STDLIB / "logging").glob("*.py"))
+    val_files = sorted((STDLIB / "json").glob("*.py"))
+    DatasetDict({"train": table(train_files), "validation": table(val_files)}).save_to_disk(str(data / "files"))
+    config = config_from_dict({"task": "contrastive", "data": {"dir": str(data)}})
+    train, validation, origin = load_pairs(config, ContrastiveOptions())
+    assert origin == str(data) and len(train) > 50 and len(validation) >= 5
+    assert {p.kind for p in validation} == {"doc"}  # validation measures doc -> code, as search does
+    assert not {p.code for p in validation} & {p.code for p in train}
+    val_text = "".join(p.read_text(encoding="utf-8") for p in val_files)
+    assert all(p.code.splitlines()[0] in val_text for p in validation)  # from the validation files only
+    with pytest.raises(Exception, match="no files/ table"):
+        load_pairs(config_from_dict({"task": "contrastive", "data": {"dir": str(tmp_path)}}), ContrastiveOptions())

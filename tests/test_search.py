@@ -15,7 +15,7 @@ from test_index import HashingEmbedder, write_repo
 from codemlm.cli import main
 from codemlm.errors import InputError
 from codemlm.index import RepoIndex
-from codemlm.search import ExactVectorStore, fts_query, reciprocal_rank_fusion, search
+from codemlm.search import ExactVectorStore, fts_query, path_matches, reciprocal_rank_fusion, search
 
 FIXTURE_REPO = Path(__file__).parent / "fixtures" / "multilang_repo"
 
@@ -116,6 +116,9 @@ def test_language_and_path_filters(indexed: RepoIndex) -> None:
     only_pkg = search(indexed, "fetch json url area", k=50, path_glob="pkg/*")
     assert only_pkg and all(r.path.startswith("pkg/") for r in only_pkg)
     assert search(indexed, "area", path_glob="nowhere/*") == []
+    assert search(indexed, "area", path_glob="**/*.js") == search(indexed, "area", path_glob="*.js") != []
+    assert path_matches("src/a.py", "src/**/*.py") and path_matches("src/x/a.py", "src/**/*.py")
+    assert not path_matches("lib/a.py", "src/**/*.py")
     assert search(indexed, "area", language="rust") == []
 
 

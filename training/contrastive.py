@@ -169,9 +169,7 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     else:
         from datasets import load_from_disk
 
-        from training import run as run_lib
-
-        data_dir = run_lib.resolve_data_dir(config)
+        data_dir = _files_dir_owner(config)
         try:
             files = load_from_disk(str(data_dir / "files"))
         except (OSError, ValueError, FileNotFoundError) as exc:
@@ -187,6 +185,19 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     if len(train) < 2:
         raise CorpusError(f"too few (doc, code) pairs to train on ({len(train)}) from {origin}")
     return train, validation, origin
+
+
+def _files_dir_owner(config: TrainConfig) -> Path:
+    """The data directory whose ``files/`` table holds the source files (only ``files/`` is
+    needed here: ``codemlm corpus build`` output with or without the token windows)."""
+    from training import run as run_lib
+
+    if config.data.dir is None:
+        return run_lib.resolve_data_dir(config)  # the standard-library slice, built on first use
+    path = Path(config.data.dir).expanduser()
+    if not (path / "files").is_dir():
+        raise CorpusError(f"{path} has no files/ table; make it with `codemlm corpus build SRC --out {path}`")
+    return path
 
 
 # --------------------------------------------------------------------------- batches
@@ -395,7 +406,7 @@ def train_contrastive(
 
         if options.repos:
             raise ConfigError("contrastive training from repos needs init_from (a model directory with a tokenizer)")
-        tokenizer = load_data_tokenizer(run_lib.resolve_data_dir(config))
+        tokenizer = load_data_tokenizer(_files_dir_owner(config))
         model_config = config.model.build(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
         loaded = None
 
