@@ -52,6 +52,7 @@ NO_EMBEDDER = "none"
 DEFINITION_KINDS = frozenset({"function", "method", "class"})
 MAX_BLOCK_LINES = 40  # a run of top-level code longer than this is cut into several blocks
 EMBED_BATCH_CHUNKS = 64  # chunks gathered across files before one embedder call
+BUSY_TIMEOUT_SECONDS = 30.0  # how long a writer waits for another process's write to finish
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 # (done_files, total_files, path just finished)
@@ -225,7 +226,19 @@ def _content_hash(text: str) -> str:
 
 def _remove_database(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+        try:
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        except OSError as exc:
+            raise IndexStoreError(f"cannot remove the damaged index {path}: {exc}") from exc
+
+
+def _open_checked(path: Path, expected: dict[str, str]) -> tuple[sqlite3.Connection, str | None]:
+    conn = _connect(path)
+    try:
+        return conn, _prepare_schema(conn, expected)
+    except BaseException:
+        conn.close()
+        raise
 
 
 class RepoIndex:
@@ -262,6 +275,8 @@ class RepoIndex:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise IndexStoreError(f"cannot create the index directory {path.parent}: {exc}") from exc
+        if path.is_dir():
+            raise IndexStoreError(f"the index path {path} is a directory; give a file path")
         reason = "rebuild requested" if rebuild else _not_sqlite_reason(path)
         if reason:
             _remove_database(path)
@@ -272,18 +287,15 @@ class RepoIndex:
             "dim": str(embedder.dim if embedder else 0),
         }
         try:
-            conn = _connect(path)
-            try:
-                found = _prepare_schema(conn, expected)
-            except sqlite3.DatabaseError:
-                conn.close()
-                raise
-        except sqlite3.DatabaseError as exc:  # damaged beyond the header: start over
+            conn, found = _open_checked(path, expected)
+        except sqlite3.OperationalError as exc:
+            # Locked past the busy timeout, unreadable, no space: not damage, so never delete.
+            raise IndexStoreError(f"cannot open the index {path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # corrupt beyond the header: start over
             reason = f"unreadable index ({exc})"
             _remove_database(path)
             try:
-                conn = _connect(path)
-                found = _prepare_schema(conn, expected)
+                conn, found = _open_checked(path, expected)
             except sqlite3.Error as exc2:
                 raise IndexStoreError(f"cannot create the index at {path}: {exc2}") from exc2
         reason = reason or found
@@ -500,8 +512,8 @@ def _not_sqlite_reason(path: Path) -> str | None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt

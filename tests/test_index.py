@@ -305,6 +305,28 @@ def test_schema_version_repo_and_embedder_mismatches_rebuild(repo: Path, index_f
         assert "another repository" in (index.rebuilt_reason or "")
 
 
+def test_a_locked_index_is_an_error_never_a_rebuild(
+    repo: Path, index_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codemlm.errors import IndexStoreError
+
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+    monkeypatch.setattr(index_module, "BUSY_TIMEOUT_SECONDS", 0.2)
+    holder = sqlite3.connect(index_file, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than we wait
+    try:
+        with pytest.raises(IndexStoreError, match="cannot"):
+            RepoIndex.open(repo, index_path=index_file)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        assert index.rebuilt_reason is None and len(index.file_hashes()) == 3  # nothing was lost
+    with pytest.raises(IndexStoreError, match="is a directory"):
+        RepoIndex.open(repo, index_path=index_file.parent)
+
+
 # --------------------------------------------------------------------------- concurrency
 _WORKER = """
 import sys

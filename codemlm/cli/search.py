@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", default="hybrid", choices=("hybrid", "lexical", "dense"))
     parser.add_argument("--json", action="store_true", help="print one JSON object for tools")
     parser.add_argument("--explain", action="store_true", help="show each result's lexical and dense rank")
+    parser.add_argument("--no-update", action="store_true", help="search the index as it is (skip the incremental update)")
     add_index_arguments(parser)
     parser.set_defaults(handler=_run)
 
@@ -64,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     index = open_index(args.repo, args.model, args.index_path, args.rebuild, err)
     try:
-        update_with_progress(index, err)
+        if not args.no_update or index.count_chunks() == 0:
+            update_with_progress(index, err)
         mode = args.mode
         if mode == "dense" and index.embedder is None:
             raise InputError("--mode dense needs a model; pass --model DIR")
