@@ -15,7 +15,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from codemlm.errors import CodemlmError
 from lsp_server.document import language_for_document
-from lsp_server.holes import complete_hole, fills_for, make_hole
+from lsp_server.holes import StaleRequest, complete_hole, fills_for, make_hole
 from lsp_server.inference import Stale
 from lsp_server.search_results import result_json
 from lsp_server.server import CodemlmLanguageServer
@@ -100,6 +100,8 @@ async def fill_selection_command(ls: CodemlmLanguageServer, *args: Any) -> list[
     k = _int_in(arg.get("k", ls.options.max_candidates), "k", 1, 20)
     try:
         hole = make_hole(ls, uri, selection.start, selection.end, open_only=False)
+    except StaleRequest:
+        return []
     except CodemlmError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
     if not ls.options.language_enabled(hole.language):

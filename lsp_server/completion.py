@@ -9,7 +9,7 @@ from lsprotocol import types
 
 from codemlm.errors import CodemlmError
 from lsp_server.document import DocumentLines
-from lsp_server.holes import Fill, candidates_or_none, fills_for, make_hole
+from lsp_server.holes import Fill, StaleRequest, candidates_or_none, fills_for, make_hole
 from lsp_server.inference import Stale
 from lsp_server.server import CodemlmLanguageServer
 
@@ -71,6 +71,8 @@ async def on_completion(ls: CodemlmLanguageServer, params: types.CompletionParam
         return _empty()
     try:
         hole = make_hole(ls, uri, params.position, None, open_only=True)
+    except StaleRequest:
+        return _empty(incomplete=True)
     except CodemlmError as exc:
         logger.info("completion at %s %s: %s", uri, params.position, exc)
         return _empty()
@@ -123,8 +125,9 @@ def _preview(ls: CodemlmLanguageServer, data: dict[str, Any]) -> str | None:
     window = lines.window(first, last, encoding, before_chars=0, after_chars=0)
     a, b = window.byte_offset(start), window.byte_offset(end)
     shown = window.text_between(0, a) + new_text + window.text_between(b, len(window.data))
-    fence = "````" if "```" in shown else "```"
-    return f"{fence}{language}\n{shown.rstrip()}\n{fence}\n\nscore {data.get('score', 0.0):.2f}"
+    body = shown.strip("\n").rstrip()
+    fence = "````" if "```" in body else "```"
+    return f"{fence}{language}\n{body}\n{fence}\n\nscore {data.get('score', 0.0):.2f}"
 
 
 async def on_inline_completion(
@@ -140,6 +143,8 @@ async def on_inline_completion(
         return empty
     try:
         hole = make_hole(ls, uri, params.position, None, open_only=True)
+    except StaleRequest:
+        return empty
     except CodemlmError as exc:
         logger.info("inline completion at %s %s: %s", uri, params.position, exc)
         return empty

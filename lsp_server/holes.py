@@ -24,6 +24,7 @@ from lsprotocol import types
 from codemlm.errors import CodemlmError, InputError
 from lsp_server.document import DocumentLines, TextWindow, is_probably_binary, language_for_document
 from lsp_server.inference import STALE, Stale
+from lsp_server.protocol import ARRIVAL_VERSION
 
 if TYPE_CHECKING:
     from codemlm.infill import Candidate, InfillEngine
@@ -34,6 +35,7 @@ __all__ = [
     "Fill",
     "Hole",
     "SharedHoleJobs",
+    "StaleRequest",
     "candidates_or_none",
     "complete_hole",
     "fills_for",
@@ -43,6 +45,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _WORD_TAIL = re.compile(r"\w+\Z")
+
+
+class StaleRequest(Exception):
+    """The document changed between the request's arrival and its handling."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,14 @@ def make_hole(
     ls: CodemlmLanguageServer, uri: str, start: types.Position, end: types.Position | None, *, open_only: bool
 ) -> Hole:
     """Snapshot ``uri`` and locate the hole. Raises :class:`~codemlm.errors.CodemlmError`
-    subclasses for anything a request cannot be answered on (and says why)."""
+    subclasses for anything a request cannot be answered on (and says why), and
+    :class:`StaleRequest` when an edit overtook the request."""
     document = ls.workspace.text_documents.get(uri)
     if document is None and open_only:
         raise InputError(f"{uri} is not open in the editor")
+    arrival = ARRIVAL_VERSION.get()
+    if document is not None and arrival is not None and document.version != arrival:
+        raise StaleRequest(f"{uri} changed from version {arrival} to {document.version} before the request ran")
     try:
         if document is None:  # a file the editor has not opened: read it from disk
             document = ls.workspace.get_text_document(uri)

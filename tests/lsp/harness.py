@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = [
     "StatusLog",
     "make_workspace",
     "open_document",
+    "raw_request",
+    "send_now",
     "running_server",
     "wait_until",
 ]
@@ -124,9 +127,17 @@ async def running_server(
     def register_capability(params: types.RegistrationParams) -> None:
         registrations.extend(params.registrations)
 
-    # pytest-lsp's client does not answer client/registerCapability itself.
+    applied_edits: list[types.ApplyWorkspaceEditParams] = []
+
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        applied_edits.append(params)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    # pytest-lsp's client answers neither of these itself; record what the server asks.
     lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)(register_capability)
+    lsp_client.feature(types.WORKSPACE_APPLY_EDIT)(apply_edit)
     lsp_client.registrations = registrations  # type: ignore[attr-defined]
+    lsp_client.applied_edits = applied_edits  # type: ignore[attr-defined]
     lsp_client.feature("codemlm/status")(lambda params: status.record(params))
     if configuration is not None:
         for section, value in configuration.items():
@@ -161,3 +172,21 @@ def open_document(client: LanguageClient, path: Path, text: str | None = None, l
         )
     )
     return uri
+
+
+def send_now(client: LanguageClient, method: str, params: Any, msg_id: str | None = None) -> asyncio.Future[Any]:
+    """Write a request to the server *now* (``*_async`` helpers only write when awaited),
+    so the order on the wire is the order of the calls."""
+    return asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
+
+
+async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
+    """A request whose result comes back as plain JSON, not structured by the client.
+
+    lsprotocol's client-side converter reads a ``(Command | CodeAction)[]`` result as
+    ``Command`` objects, losing the code actions; the raw JSON shows what the server sent.
+    """
+    msg_id = f"raw-{uuid.uuid4()}"
+    future = client.protocol.send_request(method, params, msg_id=msg_id)
+    client.protocol._result_types.pop(msg_id, None)  # no result type: keep the JSON as it is
+    return await asyncio.wrap_future(future)
