@@ -6,7 +6,6 @@ document so they do not disturb one another.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any

@@ -20,7 +20,8 @@ UTF8, UTF16, UTF32 = (types.PositionEncodingKind.Utf8, types.PositionEncodingKin
 
 # --------------------------------------------------------------------------- settings
 def test_settings_defaults_when_nothing_is_given() -> None:
-    for raw in (None, {}, {"codemlm": None}, {"codemlm": {}}):
+    raws: list[object] = [None, {}, {"codemlm": None}, {"codemlm": {}}]
+    for raw in raws:
         options, problems = parse_options(raw)
         assert options == ServerOptions()
         assert problems == []

@@ -26,8 +26,8 @@ __all__ = [
     "make_workspace",
     "open_document",
     "raw_request",
-    "send_now",
     "running_server",
+    "send_now",
     "wait_until",
 ]
 
