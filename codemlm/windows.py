@@ -11,6 +11,9 @@ window are kept; masking never sees half a node.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,38 +242,51 @@ def tokenize_corpus(
     if not isinstance(files, DatasetDict):
         raise CorpusError(f"{files_dir} holds a single Dataset, expected a DatasetDict of splits")
     required = {"path", "language", "text", "span_start", "span_end", "span_kind", "boundaries"}
+    if out_dir.exists() and not (out_dir / "dataset_dict.json").exists():
+        raise CorpusError(f"{out_dir} exists and is not a token dataset; refusing to overwrite it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stats: dict[str, Any] = {"seq_len": chunking.seq_len, "splits": {}}
-    views = {}
-    for split, dataset in files.items():
-        missing = required - set(dataset.column_names)
-        if missing:
-            raise CorpusError(f"{files_dir}/{split} lacks column(s): {', '.join(sorted(missing))}")
-        t0 = time.perf_counter()
-        view = dataset.map(
-            _WindowBatcher(tokenizer, chunking),
-            batched=True,
-            batch_size=batch_size,
-            num_proc=num_proc if num_proc > 1 and len(dataset) >= num_proc else None,
-            remove_columns=dataset.column_names,
-            features=_features(),
-            desc=f"tokenizing {split}",
-        )
-        if len(view) == 0:
-            # A map that yields no rows leaves no schema behind; write a typed empty split.
-            view = Dataset.from_dict({name: [] for name in TOKENS_FEATURES}, features=_features())
-        lengths = _list_lengths(view, "input_ids")
-        stats["splits"][split] = {
-            "files": len(dataset),
-            "windows": len(view),
-            "tokens": int(lengths.sum()),
-            "mean_window_tokens": float(lengths.mean()) if len(lengths) else 0.0,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        views[split] = view
-    # datasets writes an empty split as zero shards, which it then cannot load: force one.
-    empty = {name: 1 for name, view in views.items() if len(view) == 0}
-    DatasetDict(views).save_to_disk(str(out_dir), num_shards=empty or None)
+    # map() caches next to its input unless told otherwise: stage beside out_dir instead, so
+    # DIR/files stays as built and a crash never leaves half a DIR/tokens behind.
+    staging = Path(tempfile.mkdtemp(prefix=".tokens-staging-", dir=out_dir.parent))
+    try:
+        views = {}
+        for split, dataset in files.items():
+            missing = required - set(dataset.column_names)
+            if missing:
+                raise CorpusError(f"{files_dir}/{split} lacks column(s): {', '.join(sorted(missing))}")
+            t0 = time.perf_counter()
+            view = dataset.map(
+                _WindowBatcher(tokenizer, chunking),
+                batched=True,
+                batch_size=batch_size,
+                num_proc=num_proc if num_proc > 1 and len(dataset) >= num_proc else None,
+                remove_columns=dataset.column_names,
+                features=_features(),
+                cache_file_name=str(staging / f"{split}.arrow"),
+                desc=f"tokenizing {split}",
+            )
+            if len(view) == 0:
+                # A map that yields no rows leaves no schema behind; write a typed empty split.
+                view = Dataset.from_dict({name: [] for name in TOKENS_FEATURES}, features=_features())
+            lengths = _list_lengths(view, "input_ids")
+            stats["splits"][split] = {
+                "files": len(dataset),
+                "windows": len(view),
+                "tokens": int(lengths.sum()),
+                "mean_window_tokens": float(lengths.mean()) if len(lengths) else 0.0,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+            views[split] = view
+        # datasets writes an empty split as zero shards, which it then cannot load: force one.
+        empty = {name: 1 for name, view in views.items() if len(view) == 0}
+        DatasetDict(views).save_to_disk(str(staging / "tokens"), num_shards=empty or None)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging / "tokens", out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     stats["seconds"] = round(time.perf_counter() - started, 3)
     return stats
 

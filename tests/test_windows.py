@@ -296,6 +296,23 @@ def test_tokenize_corpus_writes_the_training_view(tokenizer: CodeTokenizer, tmp_
         assert row["input_ids"] == w.input_ids.tolist()
         assert row["span_start"] == w.span_start.tolist() and row["span_kind"] == w.span_kind.tolist()
     assert set(train["language"]) >= {"python", "go", "typescript", "cpp"}
+    # The input stays as built (no map cache files beside it) and no staging is left over.
+    assert not list(files_dir.rglob("cache-*.arrow"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["files", "tokens"]
+    # Building again replaces the view; a folder that is not a token dataset is refused.
+    again = tokenize_corpus(
+        files_dir, tokenizer, ChunkingConfig(seq_len=512, min_tokens=8), tmp_path / "tokens"
+    )
+    assert (
+        len(load_from_disk(str(tmp_path / "tokens"))["train"])
+        == again["splits"]["train"]["windows"]
+        < len(train)
+    )
+    (tmp_path / "not_tokens").mkdir()
+    (tmp_path / "not_tokens" / "keep.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(CorpusError, match="refusing"):
+        tokenize_corpus(files_dir, tokenizer, chunking, tmp_path / "not_tokens")
+    assert (tmp_path / "not_tokens" / "keep.txt").read_text(encoding="utf-8") == "mine"
     assert set(view["validation"]["language"]) == {"python", "rust", "java"}
 
 
