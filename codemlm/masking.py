@@ -436,8 +436,8 @@ def mask_sequence(
         mask_id=mask_id,
         random_pool=random_pool,
     )
-    mask_kind = np.where(selection.selected, selection.kinds, 0).astype(np.int8)
-    return MaskedSequence(corrupted, labels, mask_kind, strategy, selection)
+    # kinds are only ever written at selected positions (runs leave 0), so no masking needed.
+    return MaskedSequence(corrupted, labels, selection.kinds, strategy, selection)
 
 
 class MaskingCollator:
