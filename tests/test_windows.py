@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codemlm.config import ChunkingConfig, MaskingConfig
@@ -368,3 +368,52 @@ def test_tokenize_corpus_handles_an_empty_split(tokenizer: CodeTokenizer, tmp_pa
 
 def files_dir_of(tmp_path: Path) -> Path:
     return tmp_path / "files"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=300),
+    data=st.data(),
+    seq_len=st.integers(8, 64),
+)
+def test_random_byte_spans_map_to_the_minimal_covering_tokens(
+    tokenizer: CodeTokenizer, text: str, data: st.DataObject, seq_len: int
+) -> None:
+    raw = text.encode("utf-8")
+    pairs = data.draw(st.lists(st.tuples(st.integers(0, len(raw)), st.integers(0, len(raw))), max_size=30))
+    spans = [(min(a, b), max(a, b)) for a, b in pairs]
+    ids = np.asarray(tokenizer.encode(text).ids, dtype=np.int32)
+    starts, ends = tokenizer.byte_offsets(ids)
+    windows = windows_for_file(
+        raw,
+        ids,
+        starts,
+        ends,
+        np.array([s for s, _ in spans], dtype=np.int64),
+        np.array([e for _, e in spans], dtype=np.int64),
+        np.full(len(spans), SpanKind.EXPRESSION, dtype=np.int8),
+        np.array(
+            data.draw(st.lists(st.integers(0, len(raw)), max_size=10, unique=True)) or [0], dtype=np.int64
+        ),
+        ChunkingConfig(seq_len=seq_len, min_tokens=0),
+        cls_id=tokenizer.cls_id,
+        sep_id=tokenizer.sep_id,
+    )
+    assert b"".join(tokenizer.decode_bytes(w.input_ids.tolist()) for w in windows) == raw
+    expected_total = 0
+    for w in windows:
+        # Byte offset of each token boundary inside this window.
+        bounds = w.start_byte + np.concatenate(([0], np.cumsum(tokenizer.byte_lengths[w.input_ids[1:-1]])))
+        got = sorted(zip((w.span_start - 1).tolist(), (w.span_end - 1).tolist(), strict=True))
+        want = []
+        for s, e in spans:
+            if e <= s or s < w.start_byte or e > w.end_byte:
+                continue
+            first = int(np.searchsorted(bounds, s, side="right")) - 1  # token holding byte s
+            last = int(np.searchsorted(bounds, e, side="left"))  # one past the token holding byte e-1
+            want.append((first, last))
+        # A span inside the window's bytes may still start/end in a token cut off by the window.
+        inside = [(a, b) for a, b in want if a >= 0 and b <= len(w.input_ids) - 2]
+        assert got == sorted(inside)
+        expected_total += len(inside)
+    assert expected_total == sum(len(w.span_start) for w in windows)
