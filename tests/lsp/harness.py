@@ -7,9 +7,14 @@ index it builds lives in the test's tmp directory, never in the user's cache.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import queue
 import shutil
+import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +27,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 __all__ = [
     "CALC_PY",
     "FIXTURE_REPO",
+    "RawServer",
     "StatusLog",
     "make_workspace",
     "open_document",
@@ -190,3 +196,95 @@ async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
     future = client.protocol.send_request(method, params, msg_id=msg_id)
     client.protocol._result_types.pop(msg_id, None)  # no result type: keep the JSON as it is
     return await asyncio.wrap_future(future)
+
+
+class RawServer:
+    """The server over stdio driven byte by byte, for what a well-behaved client never sends
+    (broken JSON, wrong types). A reader thread queues every message the server writes."""
+
+    def __init__(self, cache_dir: Path, *extra_args: str) -> None:
+        env = dict(os.environ)
+        env.pop("CODEMLM_MODEL", None)
+        env.update(CODEMLM_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1",
+                   PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", *extra_args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._next_id = 0
+        self.notifications: list[dict[str, Any]] = []  # server->client messages seen while waiting
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            length = None
+            while True:
+                line = stdout.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                name, _, value = line.decode("ascii").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if length is None:
+                continue
+            self.messages.put(json.loads(stdout.read(length)))
+
+    def send_body(self, body: bytes) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        stdin.flush()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_body(json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8"))
+
+    def request(self, method: str, params: Any, timeout: float = 60.0) -> dict[str, Any]:
+        """Send a request and return its response (error or result), skipping notifications."""
+        self._next_id += 1
+        request_id = self._next_id
+        self.send({"id": request_id, "method": method, "params": params})
+        return self.response(request_id, timeout)
+
+    def response(self, request_id: int | str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
+            if message.get("id") == request_id and "method" not in message:
+                return message
+            self.notifications.append(message)
+
+    def wait_for_notification(self, method: str, timeout: float = 60.0, **params: Any) -> dict[str, Any]:
+        """The first notification ``method`` whose params contain ``params``."""
+
+        def matches(message: dict[str, Any]) -> bool:
+            values = message.get("params") or {}
+            return message.get("method") == method and all(values.get(k) == v for k, v in params.items())
+
+        for message in self.notifications:
+            if matches(message):
+                return message
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
+            self.notifications.append(message)
+            if matches(message):
+                return message
+
+    def close(self) -> int:
+        try:
+            self.request("shutdown", None, timeout=30)
+            self.send({"method": "exit"})
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
