@@ -118,7 +118,8 @@ def test_garbage_then_a_valid_request_is_still_served(tmp_path: Path) -> None:
         )
         assert bad_position["error"]["code"] == types.ErrorCodes.InvalidParams
         assert "textDocument/completion" in bad_position["error"]["message"]
-        for params in ([1, 2], {}, None):
+        malformed: list[Any] = [[1, 2], {}, None]
+        for params in malformed:
             wrong_shape = server.request("workspace/symbol", params)
             assert wrong_shape["error"]["code"] == types.ErrorCodes.InvalidParams
         # A query of the wrong type is coerced by the LSP types, and answered.
