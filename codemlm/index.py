@@ -373,7 +373,12 @@ class RepoIndex:
         language = language_for_path(rel_path)
         if language is None:
             return
-        self._index_files([(_posix(rel_path), language.name, text, _content_hash(text))], UpdateStats(), None)
+        path, digest = _posix(rel_path), _content_hash(text)
+        with self._lock:
+            row = self._conn.execute("SELECT content_hash FROM files WHERE path = ?", (path,)).fetchone()
+        if row is not None and row[0] == digest:
+            return  # already indexed with this text: skip the parse and the embedding
+        self._index_files([(path, language.name, text, digest)], UpdateStats(), None)
 
     def remove_file(self, rel_path: str) -> None:
         with self._write() as conn:

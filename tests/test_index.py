@@ -198,13 +198,14 @@ def test_incremental_update_reembeds_only_changed_files(repo: Path, index_file: 
 
 
 def test_update_file_and_remove_file_for_editor_buffers(repo: Path, index_file: Path) -> None:
-    with RepoIndex.open(repo, index_path=index_file) as index:
+    embedder = HashingEmbedder()
+    with RepoIndex.open(repo, index_path=index_file, embedder=embedder) as index:
         index.update()
         index.update_file("pkg/new_module.py", "def unsaved_helper():\n    return 1\n")
         assert ("pkg/new_module.py", "unsaved_helper") in names(index)
-        generation = index.generation()
-        index.update_file("pkg/new_module.py", "def unsaved_helper():\n    return 1\n")  # same text: no write
-        assert index.generation() == generation
+        generation, calls = index.generation(), embedder.calls
+        index.update_file("pkg/new_module.py", "def unsaved_helper():\n    return 1\n")  # same text: no work
+        assert index.generation() == generation and embedder.calls == calls
         index.update_file("notes.txt", "not code")  # no language: ignored
         index.remove_file("pkg/new_module.py")
         assert not any(path == "pkg/new_module.py" for path, _ in names(index))
