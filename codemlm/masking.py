@@ -19,6 +19,7 @@ adjacent spans in AST-T5, which matters there because each run gets one sentinel
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,7 @@ def mask_budget(n_maskable: int, rate: float) -> int:
     """Tokens to mask in a sequence: ``rate`` of the maskable ones, rounded, at least 1."""
     if n_maskable <= 0:
         return 0
-    return min(n_maskable, max(1, int(np.floor(rate * n_maskable + 0.5))))
+    return min(n_maskable, max(1, math.floor(rate * n_maskable + 0.5)))
 
 
 def kind_weight_table(kind_weights: Mapping[str, float]) -> np.ndarray:
@@ -126,7 +127,8 @@ def select_random_runs(
 
     ``free`` (Bool[T]) marks positions that may still be chosen; runs stop at the first
     position that is not free, so they never cross specials, padding or chosen spans. Each
-    run starts at a uniformly drawn position among those still free.
+    run starts at a uniformly drawn position among those still free (draws that hit a taken
+    position are rejected).
     """
     n = free.shape[0]
     if selection is None:
@@ -139,22 +141,29 @@ def select_random_runs(
     # Visiting free positions in a random order and skipping the ones taken since is the
     # same as drawing uniformly among the still-free ones each time; plain Python lists
     # because each run touches only a handful of positions.
-    starts = rng.permutation(candidates).tolist()
     lengths = rng.integers(run_min, run_max + 1, size=remaining).tolist()
     is_free = available.tolist()
     chosen: list[int] = []
     runs = 0
-    for start in starts:
-        if not is_free[start]:
-            continue
-        stop = min(start + min(lengths[runs], remaining), n)
-        runs += 1
-        position = start
-        while position < stop and is_free[position]:
-            is_free[position] = False
-            chosen.append(position)
-            position += 1
-        remaining -= position - start
+    # Usually a little budget is left: a few uniform draws (rejecting taken positions) do;
+    # if they run out, a permutation of the candidates finishes the job.
+    draws = candidates[rng.integers(candidates.size, size=2 * remaining + 4)].tolist()
+    for pass_starts in (draws, None):
+        if pass_starts is None:
+            pass_starts = rng.permutation(candidates).tolist()
+        for start in pass_starts:
+            if not is_free[start]:
+                continue
+            stop = min(start + min(lengths[runs], remaining), n)
+            runs += 1
+            position = start
+            while position < stop and is_free[position]:
+                is_free[position] = False
+                chosen.append(position)
+                position += 1
+            remaining -= position - start
+            if remaining == 0:
+                break
         if remaining == 0:
             break
     selection.selected[chosen] = True
@@ -173,36 +182,25 @@ def select_token(maskable: np.ndarray, budget: int, rng: np.random.Generator) ->
 
 def greedy_fit(sizes: np.ndarray, budget: int) -> np.ndarray:
     """Bool mask: walk ``sizes`` in order, taking each one that still fits the budget."""
-    taken = np.zeros(sizes.size, dtype=bool)
-    if budget <= 0 or sizes.size == 0:
-        return taken
-    totals = np.cumsum(sizes)
-    prefix = int(np.searchsorted(totals, budget, side="right"))  # these all fit, in a row
-    taken[:prefix] = True
-    remaining = budget - (int(totals[prefix - 1]) if prefix else 0)
-    position = prefix
-    while remaining > 0 and position < sizes.size:
-        fits = np.flatnonzero(sizes[position:] <= remaining)
-        if fits.size == 0:
+    taken = [False] * sizes.size
+    remaining = budget
+    # A plain loop: tens of candidates, and it stops as soon as the budget is spent.
+    for i, size in enumerate(sizes.tolist()):
+        if remaining <= 0:
             break
-        position += int(fits[0])
-        taken[position] = True
-        remaining -= int(sizes[position])
-        position += 1
-    return taken
+        if 0 < size <= remaining:
+            taken[i] = True
+            remaining -= size
+    return np.array(taken, dtype=bool)
 
 
 def _mark_spans(selection: MaskSelection, starts: np.ndarray, ends: np.ndarray, kinds: np.ndarray) -> None:
-    """Select disjoint spans and record their kinds."""
-    if starts.size == 0:
-        return
-    sizes = ends - starts
-    # Positions of all spans at once: each span's start, repeated, plus 0..size-1.
-    first_of = np.cumsum(sizes) - sizes
-    positions = np.repeat(starts - first_of, sizes) + np.arange(int(sizes.sum()))
-    selection.selected[positions] = True
-    selection.kinds[positions] = np.repeat(kinds, sizes)
-    selection.spans.extend(zip(starts.tolist(), ends.tolist(), kinds.tolist(), strict=True))
+    """Select disjoint spans and record their kinds (a few dozen slices at most)."""
+    selected, kind_of = selection.selected, selection.kinds
+    for s, e, k in zip(starts.tolist(), ends.tolist(), kinds.tolist(), strict=True):
+        selected[s:e] = True
+        kind_of[s:e] = k
+        selection.spans.append((s, e, k))
 
 
 def _disjoint(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
