@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_LUA = ROOT / "editors" / "neovim" / "test" / "test.lua"
 FIXTURE_REPO = ROOT / "tests" / "fixtures" / "multilang_repo"
 NVIM = shutil.which("nvim")
+# Extra Neovim binaries to run the same test with (os.pathsep-separated), e.g. a current release
+# next to Debian's 0.7: the plugin has one code path for each.
+NVIM_BINARIES = [b for b in [NVIM, *os.environ.get("CODEMLM_TEST_NVIM", "").split(os.pathsep)] if b]
 
 pytestmark = [
     pytest.mark.skipif(NVIM is None, reason="nvim is not installed (apt-get install neovim)"),
@@ -45,7 +48,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_neovim(
-    tmp_path: Path, model_dir: Path, **extra_env: str
+    tmp_path: Path, model_dir: Path, nvim: str | None = NVIM, **extra_env: str
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     workspace = tmp_path / "repo"
     shutil.copytree(FIXTURE_REPO, workspace)
@@ -70,9 +73,9 @@ def run_neovim(
         "OMP_NUM_THREADS": "1",
         **extra_env,
     }
-    assert NVIM is not None
+    assert nvim is not None
     proc = subprocess.run(
-        [NVIM, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {TEST_LUA}"],
+        [nvim, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {TEST_LUA}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -84,8 +87,9 @@ def run_neovim(
     return proc, report
 
 
-def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Path) -> None:
-    proc, report = run_neovim(tmp_path, model_dir)
+@pytest.mark.parametrize("nvim", NVIM_BINARIES)
+def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Path, nvim: str) -> None:
+    proc, report = run_neovim(tmp_path, model_dir, nvim)
     assert report, f"no report from nvim (exit {proc.returncode}): {proc.stdout}\n{proc.stderr}"
     assert "error" not in report, report["error"]
     assert proc.returncode == 0

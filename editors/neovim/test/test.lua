@@ -170,11 +170,16 @@ if not ok then
   fail(tostring(err))
 else
   -- Stop the server politely so it does not outlive the editor.
-  for _, client in pairs(vim.lsp.get_active_clients()) do
-    client.stop()
+  local get_clients = vim.lsp.get_clients or vim.lsp.get_active_clients
+  for _, client in pairs(get_clients()) do
+    if vim.fn.has("nvim-0.11") == 1 then
+      client:stop()
+    else
+      client.stop()
+    end
   end
   vim.wait(3000, function()
-    return #vim.lsp.get_active_clients() == 0
+    return #get_clients() == 0
   end, 50)
   vim.cmd("qall!")
 end
