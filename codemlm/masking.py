@@ -195,8 +195,18 @@ def greedy_fit(sizes: np.ndarray, budget: int) -> np.ndarray:
 
 
 def _mark_spans(selection: MaskSelection, starts: np.ndarray, ends: np.ndarray, kinds: np.ndarray) -> None:
-    """Select disjoint spans and record their kinds (a few dozen slices at most)."""
+    """Select disjoint spans and record their kinds."""
     selected, kind_of = selection.selected, selection.kinds
+    if starts.size > 24:
+        # Many spans (every occurrence of a few names): all positions at once, each span's
+        # start repeated plus 0..size-1.
+        sizes = ends - starts
+        first_of = np.cumsum(sizes) - sizes
+        positions = np.repeat(starts - first_of, sizes) + np.arange(int(sizes.sum()))
+        selected[positions] = True
+        kind_of[positions] = np.repeat(kinds, sizes)
+        selection.spans.extend(zip(starts.tolist(), ends.tolist(), kinds.tolist(), strict=True))
+        return
     for s, e, k in zip(starts.tolist(), ends.tolist(), kinds.tolist(), strict=True):
         selected[s:e] = True
         kind_of[s:e] = k
