@@ -413,3 +413,17 @@ def test_collator_rejects_bad_construction() -> None:
         MaskingCollator(
             MaskingConfig(), pad_id=0, mask_id=4, vocab_size=VOCAB, special_ids=SPECIAL, max_len=0
         )
+
+
+def test_identifier_with_many_occurrences_masks_them_all() -> None:
+    # Name [7, 8] occurs 30 times (60 tokens), name [9] 10 times; budget 70 fits both.
+    body = [7, 8, 20] * 30 + [9, 21] * 10
+    ids = np.array([CLS, *body, SEP])
+    starts = np.array([1 + 3 * i for i in range(30)] + [91 + 2 * i for i in range(10)])
+    ends = starts + np.array([2] * 30 + [1] * 10)
+    kinds = np.full(starts.size, SpanKind.IDENTIFIER, dtype=np.int8)
+    sel = select_identifier(ids, starts, ends, kinds, ids >= 5, 70, np.random.default_rng(0))
+    assert sel.count == 70 and len(sel.spans) == 40
+    assert sel.selected[ids == 7].all() and sel.selected[ids == 9].all()
+    assert (sel.kinds[sel.selected] == SpanKind.IDENTIFIER).all()
+    assert not sel.selected[ids == 20].any() and not sel.selected[ids == 21].any()
