@@ -2,7 +2,7 @@
 // CodeMLM extension, checks each result on screen and saves a screenshot of each step.
 // Run by e2e.sh: node e2e-driver.mjs --url URL --out DIR --workspace DIR
 import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -10,7 +10,12 @@ const require = createRequire(path.join(process.env.NODE_PATH ?? process.cwd(), 
 const { chromium } = require('playwright-core');
 
 const { values: args } = parseArgs({
-  options: { url: { type: 'string' }, out: { type: 'string' }, workspace: { type: 'string' } },
+  options: {
+    url: { type: 'string' },
+    out: { type: 'string' },
+    workspace: { type: 'string' },
+    'machine-settings': { type: 'string' },
+  },
 });
 const OUT = args.out;
 const QUERY = 'euclidean distance between two points';
@@ -196,6 +201,27 @@ async function main() {
     check(after.startsWith('    return '), 'only the selection changed (the text before it is intact)');
     const toasts = await errorToasts(page);
     check(toasts.length === 0, `no error notifications from CodeMLM (${JSON.stringify(toasts)})`);
+
+    // 6. A wrong interpreter: changing the setting restarts the server, and the user is told
+    //    what is wrong and how to fix it (notification + status bar), instead of a dead server.
+    const settingsFile = args['machine-settings'];
+    const settings = JSON.parse(readFileSync(settingsFile, 'utf8'));
+    settings['codemlm.interpreter'] = '/nonexistent/bin/python3';
+    writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'was not found' }).first();
+    await toast.waitFor({ state: 'visible', timeout: 30000 });
+    const toastText = (await toast.innerText()).replace(/\s+/g, ' ');
+    check(/codemlm\.interpreter/.test(toastText) && /Open Settings/.test(toastText), `bad interpreter explained: "${toastText}"`);
+    await page.waitForFunction(
+      () => {
+        const el = [...document.querySelectorAll('.statusbar-item')].find((e) => e.textContent?.includes('CodeMLM'));
+        return el?.querySelector('.codicon-error') != null;
+      },
+      undefined,
+      { timeout: 10000, polling: 200 },
+    );
+    check(true, 'status bar shows the error');
+    await shot(page, '08-bad-interpreter');
   } catch (error) {
     steps.push({ ok: false, error: String(error?.stack ?? error) });
     console.error(`not ok - ${error?.message ?? error}`);

@@ -136,7 +136,8 @@ done
 log "drive it"
 set +e
 NODE_PATH="$E2E_HOME/node_modules" node "$HERE/e2e-driver.mjs" \
-  --url "http://127.0.0.1:$PORT/?folder=$WORKSPACE" --out "$OUT" --workspace "$WORKSPACE"
+  --url "http://127.0.0.1:$PORT/?folder=$WORKSPACE" --out "$OUT" --workspace "$WORKSPACE" \
+  --machine-settings "$USER_DATA/Machine/settings.json"
 status=$?
 set -e
 # The extension's own log (CodeMLM output channel) and the server's stderr live in the profile.
