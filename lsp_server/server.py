@@ -93,6 +93,18 @@ class CodemlmLanguageServer(LanguageServer):
         if problems:
             self.warn("codemlm: invalid settings, defaults used instead: " + "; ".join(problems))
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls pops up "Error in server" for anything that fails outside a request,
+        garbage a client sent included. Log it (and into the client's log) instead: a failed
+        request already answers with an error, and a notification has no one waiting."""
+        logger.error("%s: %s", getattr(source, "__name__", source), error)
+        try:
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Error, message=f"codemlm-lsp: {error}")
+            )
+        except Exception:  # the transport itself is what failed
+            logger.debug("could not forward the error to the client", exc_info=True)
+
     # ------------------------------------------------------------------ model
     def load_model(self) -> asyncio.Task[ModelState]:
         """(Re)load the model named by the settings, on the inference worker."""

@@ -139,6 +139,11 @@ def test_garbage_then_a_valid_request_is_still_served(tmp_path: Path) -> None:
         symbols = server.request("workspace/symbol", {"query": "rb_push"})
         assert [s["name"] for s in symbols["result"]][:1] == ["rb_push"]
         assert server.process.poll() is None
+        # Garbage is logged into the client's log, never popped up at the user as an error.
+        shown = [m for m in server.notifications if m.get("method") == "window/showMessage"]
+        assert all(m["params"]["type"] != types.MessageType.Error for m in shown), shown
+        logged = [m for m in server.notifications if m.get("method") == "window/logMessage"]
+        assert any(m["params"]["type"] == types.MessageType.Error for m in logged)
     finally:
         assert server.close() == 0
 

@@ -6,6 +6,7 @@ document so they do not disturb one another.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,52 @@ async def test_an_unsaved_change_is_searchable(client: LanguageClient, workspace
     assert hits and hits[0]["uri"] == uri
     assert hits[0]["range"]["start"]["line"] == 4
     assert "frobnicate" not in path.read_text()  # only the buffer has it
+
+
+async def test_closing_an_unsaved_buffer_puts_the_disk_version_back(client: LanguageClient, workspace: Path) -> None:
+    path = _new_document(workspace, "scratch_buffer.py", "def placeholder_two():\n    return None\n")
+    uri = open_document(client, path)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text="def quuxify_records():\n    pass\n")],
+        )
+    )
+
+    async def names() -> list[str]:
+        results = await _command(client, "codemlm.search", {"query": "quuxify_records placeholder_two", "k": 10})
+        return [r["name"] for r in results if r["path"] == "scratch_buffer.py"]
+
+    assert await names() == ["quuxify_records"]
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=_doc(uri)))
+    assert await names() == ["placeholder_two"]  # the edit was never saved
+
+
+async def test_watched_file_events_reindex_the_workspace(client: LanguageClient, workspace: Path) -> None:
+    path = workspace / "created_outside.py"
+    path.write_text("def zorblax_handler():\n    return 1\n", encoding="utf-8")
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=path.as_uri(), type=types.FileChangeType.Created)]
+        )
+    )
+
+    async def found() -> bool:
+        results = await _command(client, "codemlm.search", {"query": "zorblax_handler", "k": 10})
+        return "zorblax_handler" in [r["name"] for r in results]
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while not await found():
+        assert asyncio.get_running_loop().time() < deadline, "the created file was never indexed"
+        await asyncio.sleep(0.2)
+    path.unlink()
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=path.as_uri(), type=types.FileChangeType.Deleted)])
+    )
+    deadline = asyncio.get_running_loop().time() + 60
+    while await found():
+        assert asyncio.get_running_loop().time() < deadline, "the deleted file stayed in the index"
+        await asyncio.sleep(0.2)
 
 
 async def test_reindex_command_reports_what_it_did(client: LanguageClient, workspace: Path) -> None:
