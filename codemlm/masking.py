@@ -237,10 +237,12 @@ def select_identifier(
     *,
     all_occurrences: bool = True,
     max_span_tokens: int = 64,
+    name_ids: np.ndarray | None = None,
 ) -> MaskSelection:
     """Whole identifier spans; with ``all_occurrences`` every occurrence of a chosen name.
 
-    A name is its token id sequence. Names are taken in random order when all their
+    A name is its token id sequence, read through ``name_ids`` (Int64[vocab], e.g.
+    :meth:`CodeTokenizer.name_ids`) when given so that ``" foo"`` and ``"foo"`` match. Names are taken in random order when all their
     occurrences fit the remaining budget (never some occurrences of a name: the model could
     copy a visible one); random runs spend what is left, and all of the budget in a
     sequence without identifiers. An identifier span nested in another one (a qualified
@@ -259,7 +261,8 @@ def select_identifier(
             # Names as rows of token ids padded with -1; equal rows are the same name.
             width = int(sizes.max())
             offsets = np.arange(width)
-            names = np.where(offsets < sizes[:, None], input_ids[np.minimum(s[:, None] + offsets, n - 1)], -1)
+            ids = input_ids if name_ids is None else name_ids[input_ids]
+            names = np.where(offsets < sizes[:, None], ids[np.minimum(s[:, None] + offsets, n - 1)], -1)
             if width <= _NAME_HASH.size:
                 # One 64-bit hash per name (wrapping multiply-add) so a 1-D unique groups them;
                 # a collision would only hide two names together, never break the budget.
@@ -392,6 +395,7 @@ def mask_sequence(
     random_pool: np.ndarray,
     kind_weights: np.ndarray | None = None,
     strategy: str | None = None,
+    name_ids: np.ndarray | None = None,
 ) -> MaskedSequence:
     """Mask one sequence per ``config`` (``strategy`` overrides the choice under "mixed").
 
@@ -419,6 +423,7 @@ def mask_sequence(
             budget,
             rng,
             all_occurrences=config.identifier_all_occurrences,
+            name_ids=name_ids,
             max_span_tokens=config.max_span_tokens,
         )
     elif strategy == "ast":
@@ -454,6 +459,10 @@ class MaskingCollator:
     Rows need ``input_ids`` and ``index`` (plus ``span_start``/``span_end``/``span_kind``,
     empty if absent, and optionally ``epoch``). The mask of a row is a function of
     (seed, epoch, index) only, never of the worker or the batch it lands in.
+
+    ``name_ids`` (optional, :meth:`CodeTokenizer.name_ids`) lets identifier masking treat a
+    name with and without its leading space as one name; without it, ``" foo"`` after a
+    space and ``"foo"`` after ``(`` are different names and one may stay visible.
     """
 
     def __init__(
@@ -466,6 +475,7 @@ class MaskingCollator:
         special_ids: Iterable[int],
         seed: int = 0,
         max_len: int | None = None,
+        name_ids: np.ndarray | None = None,
     ) -> None:
         specials = {int(i) for i in special_ids} | {int(pad_id)}
         if any(not 0 <= i < vocab_size for i in specials | {int(mask_id)}):
@@ -484,6 +494,10 @@ class MaskingCollator:
         if self.random_pool.size == 0:
             raise ConfigError("the vocabulary holds only special tokens")
         self.kind_weights = kind_weight_table(config.kind_weights)
+        # Optional: token id -> id of the same name without a leading space (identifier masking).
+        self.name_ids = None if name_ids is None else np.asarray(name_ids, dtype=np.int64)
+        if self.name_ids is not None and self.name_ids.shape != (vocab_size,):
+            raise ConfigError(f"name_ids must have one entry per vocabulary id ({vocab_size})")
 
     def rng_for(self, index: int, epoch: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, int(epoch), int(index)])
@@ -509,6 +523,7 @@ class MaskingCollator:
             mask_id=self.mask_id,
             random_pool=self.random_pool,
             kind_weights=self.kind_weights,
+            name_ids=self.name_ids,
         )
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:

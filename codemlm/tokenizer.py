@@ -198,6 +198,21 @@ class CodeTokenizer:
             return b""
         return bytes(self._byte_of[c] for c in self._tokens[token_id])
 
+    def name_ids(self) -> np.ndarray:
+        """Int64[vocab]: a token that is one space plus another token maps to that token's id.
+
+        ``" foo"`` and ``"foo"`` are the same name to identifier masking (which sees only
+        ids): pass this as ``MaskingCollator(name_ids=...)``. Other tokens map to themselves.
+        """
+        out = np.arange(self.vocab_size, dtype=np.int64)
+        space = _bytes_to_unicode()[ord(" ")]
+        for idx, token in enumerate(self._tokens):
+            if idx >= len(SPECIAL_TOKENS) and len(token) > 1 and token[0] == space:
+                bare = self._backend.token_to_id(token[1:])
+                if bare is not None:
+                    out[idx] = bare
+        return out
+
     def token_to_id(self, token: str) -> int | None:
         return self._backend.token_to_id(token)
 

@@ -427,3 +427,50 @@ def test_identifier_with_many_occurrences_masks_them_all() -> None:
     assert sel.selected[ids == 7].all() and sel.selected[ids == 9].all()
     assert (sel.kinds[sel.selected] == SpanKind.IDENTIFIER).all()
     assert not sel.selected[ids == 20].any() and not sel.selected[ids == 21].any()
+
+
+def test_name_ids_join_a_name_with_and_without_its_leading_space() -> None:
+    # Token 17 is " foo", token 7 is "foo": one name, in 5 + 5 occurrences.
+    body = [7, 20, 17, 21] * 5 + [30, 31] * 20
+    ids = np.array([CLS, *body, SEP])
+    starts = np.array([1 + 4 * i for i in range(5)] + [3 + 4 * i for i in range(5)])
+    kinds = np.full(starts.size, SpanKind.IDENTIFIER, dtype=np.int8)
+    name_ids = np.arange(VOCAB)
+    name_ids[17] = 7
+    for seed in range(20):
+        sel = select_identifier(
+            ids, starts, starts + 1, kinds, ids >= 5, 12, np.random.default_rng(seed), name_ids=name_ids
+        )
+        assert sel.selected[ids == 7].all() == sel.selected[ids == 17].all()  # together or not at all
+        assert sel.selected[ids == 7].any() == sel.selected[ids == 7].all()
+        assert sel.selected[ids == 7].all()  # the only name; it fits the budget of 12
+        plain = select_identifier(ids, starts, starts + 1, kinds, ids >= 5, 12, np.random.default_rng(seed))
+        assert plain.count == 12
+    c = MaskingCollator(
+        MaskingConfig(strategy="identifier", rate=0.3),
+        pad_id=PAD,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        special_ids=SPECIAL,
+        name_ids=name_ids,
+    )
+    row = {
+        "input_ids": ids.tolist(),
+        "span_start": starts.tolist(),
+        "span_end": (starts + 1).tolist(),
+        "span_kind": kinds.tolist(),
+        "index": 0,
+    }
+    labels = c([row])["labels"][0]
+    assert (labels[torch.from_numpy(ids == 7)] == 7).all() and (
+        labels[torch.from_numpy(ids == 17)] == 17
+    ).all()
+    with pytest.raises(ConfigError, match="name_ids"):
+        MaskingCollator(
+            MaskingConfig(),
+            pad_id=PAD,
+            mask_id=MASK,
+            vocab_size=VOCAB,
+            special_ids=SPECIAL,
+            name_ids=name_ids[:5],
+        )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -219,3 +220,15 @@ def test_cli_train_needs_exactly_one_kind_of_source(tmp_path: Path) -> None:
     assert result.returncode == 1 and "exactly one" in result.stderr
     missing = run_cli("train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t.json"))
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_name_ids_map_a_leading_space_away(tokenizer: CodeTokenizer) -> None:
+    names = tokenizer.name_ids()
+    assert names.shape == (tokenizer.vocab_size,)
+    (spaced,) = [i for i in tokenizer.encode(" return").ids]
+    (bare,) = [i for i in tokenizer.encode("return").ids]
+    assert spaced != bare and names[spaced] == bare and names[bare] == bare
+    assert (names[:5] == np.arange(5)).all()
+    # Every mapping drops exactly one leading space.
+    for token_id in np.flatnonzero(names != np.arange(tokenizer.vocab_size)).tolist():
+        assert tokenizer.token_bytes(token_id) == b" " + tokenizer.token_bytes(int(names[token_id]))
