@@ -273,8 +273,21 @@ def evaluate_infill(
     outcomes = run_cases(engine, cases, k=k, progress=progress)
     report = score_cases(outcomes)
     report.update({"task": "infill", "cases_file": str(cases_path), "model": model_path, "k": k,
-                   "seconds": round(time.perf_counter() - began, 2)})
+                   "seconds": round(time.perf_counter() - began, 2), "engine": _engine_settings(engine)})
     return report
+
+
+def _engine_settings(engine: InfillEngine) -> dict[str, Any]:
+    """What the numbers depend on besides the model: window, lengths, rounds, precision, threads."""
+    import dataclasses
+
+    import torch
+
+    config = getattr(engine, "config", None)
+    settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else {}
+    settings.update({"window_tokens": getattr(engine, "max_tokens", None),
+                     "bf16": getattr(engine, "autocast_bf16", None), "torch_threads": torch.get_num_threads()})
+    return settings
 
 
 def format_infill_report(report: dict[str, Any]) -> str:

@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="model directory (default: $CODEMLM_MODEL or the shipped model)")
     parser.add_argument("--language", help="language name (default: from the file extension)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--context-tokens", type=int, help="window size in tokens (default: the engine's)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="auto: bf16 where the CPU has it natively (default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_run)
 
@@ -89,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     loaded = load_model_dir(resolve_model_dir(args.model))
-    engine = InfillEngine(loaded, config=InfillConfig())
+    engine = InfillEngine(loaded, max_context_tokens=args.context_tokens, config=InfillConfig(precision=args.precision))
     began = time.perf_counter()
     candidates = engine.complete(text, start, end, language=language, k=args.k)
     elapsed_ms = (time.perf_counter() - began) * 1000

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infill.add_argument("-k", type=int, default=5, help="candidates per case (default 5)")
     infill.add_argument("--limit", type=int, help="evaluate only the first N cases")
     infill.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    infill.add_argument("--context-tokens", type=int, help="window size in tokens (default: the engine's)")
+    infill.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="auto: bf16 where the CPU has it natively (default)")
     infill.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     infill.set_defaults(handler=_run_infill)
 
@@ -73,7 +76,14 @@ def _run_infill(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    report = evaluate_infill(args.cases, model_dir=args.model, k=args.k, limit=args.limit)
+    from codemlm.checkpoint import load_model_dir, resolve_model_dir
+    from codemlm.infill import InfillConfig, InfillEngine
+
+    resolved = resolve_model_dir(args.model)
+    engine = InfillEngine(load_model_dir(resolved), max_context_tokens=args.context_tokens,
+                          config=InfillConfig(precision=args.precision))
+    report = evaluate_infill(args.cases, engine=engine, k=args.k, limit=args.limit)
+    report["model"] = str(resolved)
     if args.json:
         print(json.dumps(report))
     else:
