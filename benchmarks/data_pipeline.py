@@ -181,6 +181,7 @@ def bench_collator(
         mask_id=tokenizer.mask_id,
         vocab_size=tokenizer.vocab_size,
         special_ids=tokenizer.special_ids,
+        name_ids=tokenizer.name_ids(),
     )
     if as_lists:
         rows = [{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in row.items()} for row in rows]
