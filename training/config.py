@@ -153,6 +153,9 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on a CPU
     compile: bool = False
+    # Torch intra-op threads when training on the CPU; 0 keeps torch's default. Small models
+    # gain little from more threads and lose a lot when the cores are shared.
+    cpu_threads: int = 0
     seed: int = 0
     val_check_interval: int = 500  # optimizer steps between validations; 0 disables validation
     limit_val_batches: int = 50
@@ -177,7 +180,7 @@ class TrainerConfig:
         for name in ("num_nodes", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1")
-        for name in ("val_check_interval", "limit_val_batches", "checkpoint_every"):
+        for name in ("val_check_interval", "limit_val_batches", "checkpoint_every", "cpu_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"trainer.{name} must be >= 0")
 

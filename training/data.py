@@ -11,8 +11,12 @@ matter how many workers prefetch ahead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,12 +26,21 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from codemlm.config import MaskingConfig
+from codemlm.config import ChunkingConfig, CorpusConfig, MaskingConfig
 from codemlm.errors import CorpusError
 from codemlm.masking import MaskingCollator
 from codemlm.tokenizer import CodeTokenizer
 
-__all__ = ["EpochShardSampler", "TokenWindowsDataModule", "WindowDataset", "data_stats"]
+__all__ = [
+    "EpochShardSampler",
+    "TokenWindowsDataModule",
+    "WindowDataset",
+    "cache_dir",
+    "data_stats",
+    "ensure_stdlib_data",
+    "load_data_tokenizer",
+    "stdlib_sample",
+]
 
 # Columns of the training view the collator needs (the rest stay on disk).
 _COLUMNS = ("input_ids", "span_start", "span_end", "span_kind")
@@ -306,3 +319,130 @@ def load_data_tokenizer(data_dir: Path) -> CodeTokenizer:
     if not path.is_file():
         raise CorpusError(f"{path} not found: is {data_dir} a data directory made by `codemlm corpus build`?")
     return CodeTokenizer.from_file(path)
+
+
+# --------------------------------------------------------------------------- the default corpus
+
+# Standard-library folders that are tests, tools or third-party code rather than library code.
+_STDLIB_SKIP = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"})
+
+
+def cache_dir() -> Path:
+    """``$CODEMLM_CACHE_DIR``, else ``$XDG_CACHE_HOME/codemlm``, else ``~/.cache/codemlm``."""
+    if os.environ.get("CODEMLM_CACHE_DIR"):
+        return Path(os.environ["CODEMLM_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "codemlm"
+    return Path.home() / ".cache" / "codemlm"
+
+
+def stdlib_sample(max_files: int) -> list[Path]:
+    """Up to ``max_files`` Python files of the standard library, spread evenly over its sorted
+    file list (so every corner of it is represented), never tests or site-packages."""
+    from codemlm.corpus import stdlib_root
+
+    root = stdlib_root()
+    files = sorted(
+        p for p in root.rglob("*.py") if not _STDLIB_SKIP.intersection(p.relative_to(root).parts) and p.is_file()
+    )
+    if len(files) <= max_files:
+        return files
+    step = len(files) / max_files
+    return [files[int(i * step)] for i in range(max_files)]
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """One builder at a time (ranks started together by torchrun all come here)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; builds go to separate staging dirs anyway
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_stdlib_data(config: Any) -> Path:
+    """The data directory of a standard-library slice (``DataConfig.stdlib_*``), built on first use.
+
+    Built with the corpus pipeline (filters, tree-sitter spans), a tokenizer trained on its
+    train split and windows of ``stdlib_seq_len`` tokens, into a staging folder that is renamed
+    into place when complete, so an interrupted build never leaves a half data directory.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    name = f"stdlib-py{version}-{config.stdlib_max_files}f-{config.stdlib_seq_len}t-{config.stdlib_vocab_size}v"
+    target = cache_dir() / "data" / name
+    if _complete(target):
+        return target
+    with _exclusive(target.parent / f".{name}.lock"):
+        if _complete(target):
+            return target  # another process built it while we waited
+        _build_stdlib(target, config)
+    return target
+
+
+def _complete(data_dir: Path) -> bool:
+    return (data_dir / "tokens" / "dataset_dict.json").is_file() and (data_dir / "tokenizer.json").is_file()
+
+
+def _build_stdlib(target: Path, config: Any) -> None:
+    from rich.console import Console
+
+    from codemlm.corpus import build_corpus, load_stats, write_stats
+    from codemlm.windows import tokenize_corpus
+
+    console = Console(stderr=True)
+    files = stdlib_sample(config.stdlib_max_files)
+    if not files:
+        raise CorpusError("no Python files found in the standard library")
+    from codemlm.corpus import stdlib_root
+
+    root = stdlib_root()
+    console.print(
+        f"[bold]first run:[/bold] building a training corpus from {len(files)} standard-library files into {target}"
+    )
+    staging = target.with_name(f".{target.name}.building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        src = staging / "src" / "stdlib"
+        for file in files:
+            dest = src / file.relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, dest)
+        build_corpus([src], staging, CorpusConfig(), progress=False)
+        tokenizer = _train_tokenizer(staging, config.stdlib_vocab_size)
+        token_stats = tokenize_corpus(
+            staging / "files", tokenizer, ChunkingConfig(seq_len=config.stdlib_seq_len), staging / "tokens"
+        )
+        stats = load_stats(staging)
+        stats["tokens"] = token_stats
+        stats["tokenizer"] = {"path": "tokenizer.json", "vocab_size": tokenizer.vocab_size}
+        stats["stdlib_files"] = len(files)
+        write_stats(staging, stats)
+        shutil.rmtree(staging / "src")
+        if target.exists():
+            shutil.rmtree(target)  # an incomplete leftover (complete ones returned earlier)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _train_tokenizer(data_dir: Path, vocab_size: int) -> CodeTokenizer:
+    """Byte-level BPE on the train split of DIR/files, saved as DIR/tokenizer.json."""
+    from datasets import load_from_disk
+
+    train = load_from_disk(str(data_dir / "files"))["train"]
+
+    def texts() -> Iterator[str]:
+        for batch in train.iter(batch_size=256):
+            yield from batch["text"]
+
+    tokenizer = CodeTokenizer.train_from_iterator(texts(), vocab_size=vocab_size)
+    tokenizer.save(data_dir / "tokenizer.json")
+    return tokenizer

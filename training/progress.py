@@ -4,10 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from lightning.pytorch.callbacks import RichProgressBar
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["format_count", "print_summary"]
+__all__ = ["StepProgressBar", "format_count", "print_summary"]
+
+# Progress-bar names of the logged metrics (the logs keep the full names).
+_SHORT_NAMES = {
+    "train/loss": "loss",
+    "train/acc": "acc",
+    "train/tokens_per_s": "tok/s",
+    "val/loss": "val_loss",
+}
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's Rich bar for step-based runs: no "Epoch 3/-2", no v_num, short metric names."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        text = f"step {trainer.global_step}/{trainer.max_steps} · epoch {current_epoch}"
+        return f"{text:{len(self.validation_description)}}"
+
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        shown: dict[str, Any] = {}
+        for key, short in _SHORT_NAMES.items():
+            if key in items:
+                value = items[key]
+                shown[short] = round(value) if short == "tok/s" and isinstance(value, float) else value
+        return shown
 
 # Metrics shown, in order, with their labels (others stay in the logs and the model card).
 _SHOWN = (

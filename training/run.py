@@ -19,7 +19,9 @@ Multi-GPU and multi-node runs are launched by ``torchrun`` or SLURM (Lightning d
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,16 +165,34 @@ def _devices(config: TrainConfig) -> int | str:
     return devices
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning advertises its cloud logger on every run; not our users' business."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTips) for f in logger.filters):
+        logger.addFilter(_DropLightningTips())
+    # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch pytree API.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:
     """A Lightning Trainer for ``config`` (see the module docstring)."""
     import torch
     from lightning.pytorch import Trainer
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
+    _quiet_lightning()
     t, opt = config.trainer, config.optim
     if uses_gpu(config):
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left under autocast
+    elif t.cpu_threads:
+        torch.set_num_threads(t.cpu_threads)
     all_callbacks: list[Any] = list(callbacks)
     if t.checkpoint_every:
         all_callbacks.append(
@@ -186,7 +206,9 @@ def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:
             )
         )
     if t.progress:
-        all_callbacks.append(RichProgressBar(leave=True))
+        from training.progress import StepProgressBar
+
+        all_callbacks.append(StepProgressBar(leave=True))
     validate = t.val_check_interval > 0 and t.limit_val_batches > 0
     return Trainer(
         accelerator="gpu" if t.accelerator == "cuda" else t.accelerator,
