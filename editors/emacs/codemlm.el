@@ -101,7 +101,8 @@ Keys: :modelDir :indexPath :maxCandidates :languages, and
     server))
 
 (defun codemlm--execute (command arguments)
-  "Run the server's workspace/executeCommand COMMAND with ARGUMENTS (a vector); return the result."
+  "Run the server's COMMAND with ARGUMENTS (a vector); return the result.
+Sent as workspace/executeCommand to the codemlm server of this buffer."
   (jsonrpc-request (codemlm--server) :workspace/executeCommand
                    (list :command command :arguments arguments)))
 
@@ -150,7 +151,8 @@ Keys: :modelDir :indexPath :maxCandidates :languages, and
 
 ;;;###autoload
 (defun codemlm-fill-selection (beg end)
-  "Replace the region BEG..END with the model's infill (the server applies the edit)."
+  "Replace the region BEG..END with the model's infill.
+The server computes the candidates and applies the best one itself."
   (interactive "r")
   (let* ((range (list :start (codemlm--lsp-position beg) :end (codemlm--lsp-position end)))
          ;; The user asked for this edit: do not make eglot ask again when the server sends it
