@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 SEARCH = "codemlm.search"
 REINDEX = "codemlm.reindex"
 FILL_SELECTION = "codemlm.fillSelection"
-_MAX_K = 100
+_MAX_K = 200
 _MAX_QUERY_CHARS = 2000
 
 
@@ -71,9 +71,19 @@ async def search_command(ls: CodemlmLanguageServer, *args: Any) -> list[dict[str
 
 
 async def reindex_command(ls: CodemlmLanguageServer, *args: Any) -> dict[str, Any]:
-    if args:
-        raise JsonRpcInvalidParams(f"{REINDEX} takes no arguments, got {list(args)!r}"[:300])
-    return await ls.reindex()
+    """Start an incremental re-index and answer at once (progress and ``codemlm/status``
+    report it); with ``[{"wait": true}]`` answer when it is done, with what it did."""
+    wait = False
+    if args and args != ({},):
+        arg = _single_object(REINDEX, args)
+        unknown = set(arg) - {"wait"}
+        if unknown or not isinstance(arg.get("wait", False), bool):
+            raise JsonRpcInvalidParams(f"{REINDEX} takes no arguments or {{\"wait\": bool}}, got {arg!r}"[:300])
+        wait = bool(arg.get("wait", False))
+    if wait:
+        return await ls.reindex()
+    ls.spawn(ls.reindex())
+    return {"started": True}
 
 
 def _range_argument(ls: CodemlmLanguageServer, value: Any) -> types.Range:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -134,9 +134,9 @@ class LiveIndex:
             return  # we never put a buffer in the index: it holds the disk version
         disk = _read_disk(self.root / rel_path)
         if disk is None:
-            await self.remove(rel_path)
+            await self._track(self.remove(rel_path))
         elif disk != last:
-            await self.update_buffer(rel_path, disk)
+            await self._track(self.update_buffer(rel_path, disk))
             self._indexed.pop(rel_path, None)
 
     def _schedule(self, rel_path: str) -> None:
@@ -154,11 +154,15 @@ class LiveIndex:
     def _start_update(self, rel_path: str) -> None:
         self._cancel_timer(rel_path)
         text = self._buffers.get(rel_path)
-        if text is None:
-            return
-        task = asyncio.get_running_loop().create_task(self.update_buffer(rel_path, text))
+        if text is not None:
+            self._track(self.update_buffer(rel_path, text))
+
+    def _track(self, update: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run an index write as a task that ``flush`` (a search) waits for."""
+        task = asyncio.get_running_loop().create_task(update)
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def update_buffer(self, rel_path: str, text: str) -> None:
         """Index ``text`` as the content of ``rel_path`` now, unless it already is."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
@@ -97,6 +98,9 @@ class CodemlmLanguageServer(LanguageServer):
         """pygls pops up "Error in server" for anything that fails outside a request,
         garbage a client sent included. Log it (and into the client's log) instead: a failed
         request already answers with an error, and a notification has no one waiting."""
+        if source is FeatureRequestError:  # answered with an error response already
+            logger.warning("request failed: %s", error)
+            return
         logger.error("%s: %s", getattr(source, "__name__", source), error)
         try:
             self.window_log_message(

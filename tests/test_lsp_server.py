@@ -396,12 +396,15 @@ async def test_watched_file_events_reindex_the_workspace(client: LanguageClient,
 
 async def test_reindex_command_reports_what_it_did(client: LanguageClient, workspace: Path) -> None:
     (workspace / "new_module.py").write_text("def brand_new_helper():\n    return 42\n", encoding="utf-8")
-    summary = await _command(client, "codemlm.reindex")
-    assert summary["indexed"] is True and summary["filesIndexed"] >= 1
+    assert await _command(client, "codemlm.reindex") == {"started": True}  # answers at once
+    summary = await _command(client, "codemlm.reindex", {"wait": True})
+    assert summary["indexed"] is True and summary["filesSeen"] >= summary["filesIndexed"]
     names = [r["name"] for r in await _command(client, "codemlm.search", {"query": "brand_new_helper", "k": 10})]
     assert "brand_new_helper" in names
     with pytest.raises(JsonRpcException):
         await _command(client, "codemlm.reindex", {"unexpected": True})
+    with pytest.raises(JsonRpcException):
+        await _command(client, "codemlm.reindex", 1, 2)
 
 
 # --------------------------------------------------------------------------- settings
