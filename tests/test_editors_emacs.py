@@ -114,3 +114,29 @@ def test_emacs_eglot_search_and_fill(tmp_path: Path, model_dir: Path) -> None:
     # `return ` with the top candidate, and left the text before it alone.
     assert report["fill_before"] == "    return math.hypot(x2 - x1, y2 - y1)"
     assert report["fill_after"] == "    return " + report["fill_top"].split("\n")[0]
+
+
+def test_codemlm_el_byte_compiles_without_warnings(tmp_path: Path) -> None:
+    source = tmp_path / "codemlm.el"
+    shutil.copy(ROOT / "editors" / "emacs" / "codemlm.el", source)
+    assert EMACS is not None
+    proc = subprocess.run(
+        [
+            EMACS,
+            "--batch",
+            "-Q",
+            "--eval",
+            "(progn (require 'package)"
+            ' (add-to-list (quote package-directory-list) "/usr/share/emacs/site-lisp/elpa")'
+            " (package-initialize) (setq byte-compile-error-on-warn t))",
+            "-f",
+            "batch-byte-compile",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "codemlm.elc").exists()
