@@ -99,6 +99,8 @@ class ModelEmbedder:
         if not texts:
             return out
         body = self.max_tokens - 2  # room for <cls> ... <sep>
+        # Lone surrogates (undecodable bytes from a command line or a broken file) cannot be tokenized.
+        texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         ids = [
             [self.tokenizer.cls_id, *enc[:body].tolist(), self.tokenizer.sep_id]
             for enc in self.tokenizer.encode_ids_batch(texts)

@@ -213,3 +213,29 @@ def test_cli_errors_are_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "not a directory" in capsys.readouterr().err
     assert main(["search", "x", "--repo", str(tmp_path), "--model", str(tmp_path / "nope")]) == 1
     assert "no model directory" in capsys.readouterr().err
+
+
+def test_model_embedder_batches_normalizes_and_fingerprints(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from codemlm.checkpoint import load_model_dir, save_model_dir
+    from codemlm.embedder import Embedder, ModelEmbedder
+
+    torch.set_num_threads(1)
+    loaded = load_model_dir(tiny_model_dir)
+    embedder = ModelEmbedder(loaded, batch_size=2, max_tokens=32)
+    assert isinstance(embedder, Embedder) and embedder.dim == loaded.config.dim
+    texts = ["def area(r):\n    return 3.14 * r * r", "x", "class Polygon:\n    pass\n" * 20, "bad \udcff bytes"]
+    together = embedder.embed_code(texts)
+    alone = np.concatenate([embedder.embed_code([t]) for t in texts])
+    assert together.dtype == np.float32 and together.shape == (4, embedder.dim)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(together, alone, atol=1e-4)  # padding and length-sorting change nothing
+    np.testing.assert_allclose(embedder.embed_query(["area"]), embedder.embed_code(["area"]), atol=1e-6)
+    assert embedder.embed_code([]).shape == (0, embedder.dim)
+    # other weights, other id: an index built with the old ones would be rebuilt
+    with torch.no_grad():
+        loaded.model.tok_emb.weight.add_(0.01)
+    changed = save_model_dir(tmp_path / "changed", loaded.model, loaded.tokenizer, summary={})
+    assert ModelEmbedder(load_model_dir(changed)).model_id != embedder.model_id
+    assert ModelEmbedder(load_model_dir(tiny_model_dir)).model_id == embedder.model_id
