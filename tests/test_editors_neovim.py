@@ -123,12 +123,14 @@ def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Pat
     # Completion answered through the plugin's client (items may be few with a tiny model).
     assert isinstance(report["completion_labels"], list)
 
-    # Fill selection returned candidates, and the server's workspace/applyEdit changed the line
-    # to the top candidate.
+    # Fill selection of a characterwise Visual selection (`math.hypot(...)` after `return `):
+    # the server's workspace/applyEdit replaced exactly the selected text with the top candidate.
+    assert report["visual"]["mode"] == "v"
     fill = report["fill"]
     assert fill["error"] is None
+    assert fill["line_before"] == "    return math.hypot(x2 - x1, y2 - y1)"
     assert fill["candidates"], "fillSelection returned no candidate"
-    assert fill["line_after"] == fill["candidates"][0]["text"].split("\n")[0]
+    assert fill["line_after"] == "    return " + fill["candidates"][0]["text"].split("\n")[0]
 
 
 def test_neovim_reports_a_server_that_cannot_start(tmp_path: Path) -> None:

@@ -143,7 +143,10 @@ local function run()
     end
     report.completion_labels = labels
 
-    -- :CodemlmFillSelection over one whole line (a linewise command range).
+    -- Fill a characterwise Visual selection: from the word after `return ` to the end of the line.
+    vim.api.nvim_win_set_cursor(0, { fill_line, 0 })
+    vim.cmd("normal! ^wv$\27")
+    report.visual = { mode = vim.fn.visualmode(), start = vim.fn.getpos("'<")[3], finish = vim.fn.getpos("'>")[3] }
     local done, fill_result, fill_err = false, nil, nil
     codemlm.fill_selection(fill_line, fill_line, function(err, result)
       fill_err, fill_result, done = err, result, true
