@@ -107,16 +107,13 @@ class _StagingWriter:
         self._sink.close()
 
 
-def _files_features() -> Any:
+def _files_features(*, staging: bool = True) -> Any:
     from datasets import Features, Sequence, Value
 
-    return Features(
-        {
-            name: Value(dtype) if dtype == "string" else Sequence(Value(dtype))
-            for name, dtype in FILES_COLUMNS.items()
-        }
-        | {"_parse_errors": Value("int32")}
-    )
+    columns = {
+        name: Value(dtype) if dtype == "string" else Sequence(Value(dtype)) for name, dtype in FILES_COLUMNS.items()
+    }
+    return Features(columns | {"_parse_errors": Value("int32")} if staging else columns)
 
 
 def _annotate(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -249,13 +246,20 @@ def build_corpus(
                 desc=f"parsing {name}",
             )
         for name, part in splits.items():
-            stats.counts["parse_errors"] += int(sum(part["_parse_errors"]))
-            part = part.remove_columns(["_parse_errors"])
+            if "_parse_errors" in part.column_names:
+                stats.counts["parse_errors"] += int(sum(part["_parse_errors"]))
+                part = part.remove_columns(["_parse_errors"])
+            if len(part) == 0:
+                # map() skips an empty split, so give it the final schema explicitly.
+                part = datasets.Dataset.from_dict(
+                    {column: [] for column in FILES_COLUMNS}, features=_files_features(staging=False)
+                )
             splits[name] = part
             stats.splits[name] = {"files": len(part), "bytes": _text_bytes(part)}
         if files_dir.exists():
             shutil.rmtree(files_dir)
-        datasets.DatasetDict(splits).save_to_disk(str(files_dir))
+        # datasets writes an empty split as zero shards it cannot load back; one shard each.
+        datasets.DatasetDict(splits).save_to_disk(str(files_dir), num_shards={name: 1 for name in splits})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if bars_were_enabled:

@@ -549,3 +549,13 @@ def test_cli_build_defaults_to_the_stdlib(tmp_path, capsys):
     assert data["counts"]["kept"] > 1000 and data["counts"]["vendored"] > 0
     assert data["languages"]["python"] > 1000
     assert data["files"]["validation"] > 0
+
+
+def test_build_without_validation_writes_an_empty_loadable_split(fixture_repo, tmp_path):
+    import datasets
+
+    build_corpus([fixture_repo], tmp_path / "c", CorpusConfig(validation_fraction=0.0), progress=False)
+    files = datasets.load_from_disk(str(tmp_path / "c" / "files"))
+    assert len(files["validation"]) == 0
+    assert len(files["train"]) > 0
+    assert files["validation"].column_names == files["train"].column_names
