@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -124,7 +124,6 @@ class _Draft:
     tokens: list[int]
     logp: list[float]
     fixed: int = 0  # leading positions that are never re-masked
-    scores: list[float] = field(default_factory=list)
 
 
 def extend_hole(text: str, start_byte: int, end_byte: int) -> int:
