@@ -145,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         "context_lines": {"before": args.before, "after": args.after},
         "command": "python benchmarks/make_infill_cases.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    # The cases hold excerpts of the package's source: its license travels with them.
+    licenses = sorted(source.parent.glob("*.dist-info/LICENSE*")) + sorted(
+        source.parent.glob("*.dist-info/licenses/*"))
+    if licenses:
+        license_path = out.with_name(out.stem + ".LICENSE")
+        license_path.write_text(f"The cases in {out.name} are excerpts of {args.package}, under its license:\n\n"
+                                + licenses[0].read_text(encoding="utf-8"), encoding="utf-8")
+        manifest["license_file"] = license_path.name
     manifest_path = out.with_name(out.stem + ".manifest.json")
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(manifest))
