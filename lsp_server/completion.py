@@ -8,7 +8,7 @@ from typing import Any
 from lsprotocol import types
 
 from codemlm.errors import CodemlmError
-from lsp_server.document import DocumentLines
+from lsp_server.document import DocumentLines, position_encoding
 from lsp_server.holes import Fill, StaleRequest, candidates_or_none, fills_for, make_hole
 from lsp_server.inference import Stale
 from lsp_server.server import CodemlmLanguageServer
@@ -121,7 +121,7 @@ def _preview(ls: CodemlmLanguageServer, data: dict[str, Any]) -> str | None:
     lines.check_position(end)
     first = max(0, start.line - _PREVIEW_LINES)
     last = min(lines.line_count - 1, end.line + _PREVIEW_LINES)
-    encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+    encoding = position_encoding(ls.workspace.position_encoding)
     window = lines.window(first, last, encoding, before_chars=0, after_chars=0)
     a, b = window.byte_offset(start), window.byte_offset(end)
     shown = window.text_between(0, a) + new_text + window.text_between(b, len(window.data))

@@ -27,6 +27,7 @@ __all__ = [
     "TextWindow",
     "is_probably_binary",
     "language_for_document",
+    "position_encoding",
 ]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -60,6 +61,15 @@ def language_for_document(language_id: str | None, uri: str) -> str | None:
     return language.name if language is not None else None
 
 
+def position_encoding(value: object) -> types.PositionEncodingKind:
+    """The negotiated encoding as the enum. Never ``str()`` it: a str-mixin enum prints as
+    ``PositionEncodingKind.Utf16``, not ``utf-16``."""
+    try:
+        return types.PositionEncodingKind(getattr(value, "value", value) or "utf-16")
+    except ValueError:
+        return types.PositionEncodingKind.Utf16
+
+
 def is_probably_binary(text: str) -> bool:
     """NUL characters never occur in source code; a buffer holding them is binary content."""
     return "\x00" in text
@@ -88,7 +98,7 @@ class DocumentLines:
         self,
         first_line: int,
         last_line: int,
-        encoding: str,
+        encoding: types.PositionEncodingKind,
         *,
         before_chars: int = CONTEXT_CHARS_BEFORE,
         after_chars: int = CONTEXT_CHARS_AFTER,
@@ -133,7 +143,7 @@ class TextWindow:
     text: str
     first_line: int  # document line of the window's first line
     start_char: int  # code-point index of the window in the document
-    encoding: str  # negotiated LSP position encoding ("utf-8", "utf-16", "utf-32")
+    encoding: types.PositionEncodingKind  # negotiated at initialize
 
     def __post_init__(self) -> None:
         # Lone surrogates (a client sending "\ud800") cannot be UTF-8: the buffer is not text.

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from codemlm.errors import CodemlmError, InputError
-from lsp_server.document import DocumentLines, TextWindow, is_probably_binary, language_for_document
+from lsp_server.document import (
+    DocumentLines,
+    TextWindow,
+    is_probably_binary,
+    language_for_document,
+    position_encoding,
+)
 from lsp_server.inference import STALE, Stale
 from lsp_server.protocol import ARRIVAL_VERSION
 
@@ -112,7 +118,7 @@ def make_hole(
         if (end.line, end.character) < (start.line, start.character):
             raise InputError("the range ends before it starts")
         last = end
-    encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+    encoding = position_encoding(ls.workspace.position_encoding)
     window = lines.window(start.line, last.line, encoding)
     start_byte = window.byte_offset(start)
     end_byte = window.byte_offset(end) if end is not None else None

@@ -31,7 +31,7 @@ class ResultRanges:
     client's position encoding. Reads each file once per search (the open buffer if the
     editor has one, since that is what was indexed)."""
 
-    def __init__(self, root: Path, encoding: str, buffer_text: Callable[[str], str | None]) -> None:
+    def __init__(self, root: Path, encoding: types.PositionEncodingKind, buffer_text: Callable[[str], str | None]) -> None:
         self._root = root
         self._codec = PositionCodec(encoding)
         self._buffer_text = buffer_text

@@ -23,6 +23,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from lsp_server import __version__
+from lsp_server.document import position_encoding
 from lsp_server.holes import SharedHoleJobs
 from lsp_server.inference import LatestRequestRunner
 from lsp_server.live_index import LiveIndex
@@ -159,7 +160,7 @@ class CodemlmLanguageServer(LanguageServer):
     def result_ranges(self) -> ResultRanges | None:
         if self.root is None:
             return None
-        encoding = str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+        encoding = position_encoding(self.workspace.position_encoding)
 
         def buffer_text(uri: str) -> str | None:
             document = self.workspace.text_documents.get(uri)

@@ -184,6 +184,42 @@ async def test_completion_in_a_huge_file_and_in_binary_content(client: LanguageC
     assert not (await _complete(client, binary, types.Position(line=0, character=2))).items
 
 
+# A line with characters of 2, 3 and 4 UTF-8 bytes (2 UTF-16 units for the emoji) left of the hole.
+_WIDE_PREFIX = '    label = "é€😀"; return '
+WIDE = HOLED.replace("    return \n", _WIDE_PREFIX + "\n", 1)
+
+
+def _wide_cursor(encoding: str) -> types.Position:
+    units = {"utf-8": len(_WIDE_PREFIX.encode("utf-8")), "utf-16": len(_WIDE_PREFIX.encode("utf-16-le")) // 2}
+    return types.Position(line=HOLE.line, character=units[encoding])
+
+
+async def _assert_ranges_at(client: LanguageClient, uri: str, cursor: types.Position) -> None:
+    result = await _complete(client, uri, cursor)
+    assert result.items
+    for item in result.items:
+        assert isinstance(item.text_edit, types.TextEdit)
+        assert item.text_edit.range == types.Range(start=cursor, end=cursor)
+
+
+async def test_columns_after_non_ascii_text_in_utf16(client: LanguageClient, workspace: Path) -> None:
+    uri = open_document(client, _new_document(workspace, "calc_wide16.py", WIDE))
+    await _assert_ranges_at(client, uri, _wide_cursor("utf-16"))
+    assert _wide_cursor("utf-16").character == len(_WIDE_PREFIX) + 1  # the emoji counts twice
+
+
+async def test_columns_after_non_ascii_text_in_utf8(workspace: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Neovim 0.11 offers utf-8 first: the server must then count bytes.
+    options = {"modelDir": str(tiny_model_dir(tmp_path_factory))}
+    async with running_server(workspace, tmp_path / "cache", initialization_options=options, client="neovim") as (
+        client,
+        status,
+    ):
+        await status.wait_for("ready", timeout=120)
+        uri = open_document(client, _new_document(workspace, "calc_wide8.py", WIDE))
+        await _assert_ranges_at(client, uri, _wide_cursor("utf-8"))
+
+
 async def test_positions_outside_the_document_answer_empty(client: LanguageClient, workspace: Path) -> None:
     uri = open_document(client, _new_document(workspace, "calc_outside.py", HOLED))
     for position in (types.Position(line=500, character=0), types.Position(line=0, character=400)):

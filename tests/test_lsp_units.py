@@ -11,7 +11,7 @@ from lsprotocol import types
 
 from codemlm.errors import InputError, PositionError
 from lsp_server.__main__ import build_parser
-from lsp_server.document import DocumentLines, language_for_document
+from lsp_server.document import DocumentLines, language_for_document, position_encoding
 from lsp_server.inference import STALE, LatestRequestRunner
 from lsp_server.options import MAX_CANDIDATES_LIMIT, ServerOptions, parse_options
 
@@ -116,6 +116,16 @@ def test_positions_in_each_encoding_round_trip_through_bytes() -> None:
     window = lines.window(2, 2, UTF16)
     offset = window.byte_offset(types.Position(line=2, character=4))
     assert window.data[offset:].decode("utf-8").startswith("'x'")
+
+
+def test_negotiated_encoding_is_normalized_to_the_enum() -> None:
+    assert position_encoding(UTF8) is UTF8
+    assert position_encoding("utf-32") is UTF32
+    assert position_encoding(None) is UTF16 and position_encoding("utf-7") is UTF16
+    # What pygls hands over compares equal to "utf-16" but prints as the member name: the
+    # window must branch on the enum, or a UTF-16 client gets byte columns.
+    window = DocumentLines("é = 1\n").window(0, 0, position_encoding(UTF16))
+    assert window.byte_offset(types.Position(line=0, character=1)) == 2
 
 
 def test_positions_outside_the_document_or_inside_a_character_raise() -> None:
