@@ -53,6 +53,7 @@ __all__ = ["Candidate", "InfillConfig", "InfillEngine", "extend_hole"]
 # Identifier characters for the hole rules and the known-name bonus (Unicode letters, digits, _).
 _IDENT_CHAR = re.compile(r"[^\W]", re.UNICODE)
 _IDENT = re.compile(r"[^\W\d]\w*", re.UNICODE)
+_NAME_SCAN_BYTES = 64_000
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,9 @@ def extend_hole(text: str, start_byte: int, end_byte: int) -> int:
     if start_byte != end_byte:
         return end_byte
     data = text.encode("utf-8")
-    before = data[:start_byte].decode("utf-8")[-1:]
-    after = data[start_byte:].decode("utf-8")
+    # Only the neighbourhood matters; "ignore" drops a character cut by the slice edges.
+    before = data[max(0, start_byte - 4) : start_byte].decode("utf-8", "ignore")[-1:]
+    after = data[start_byte : start_byte + 4096].decode("utf-8", "ignore")
     if not before or not after or not _IDENT_CHAR.match(before) or not _IDENT_CHAR.match(after[0]):
         return end_byte
     match = re.match(r"\w+", after)
@@ -194,12 +196,12 @@ class InfillEngine:
         selected = data[start:end].decode("utf-8")
         single_line = "\n" not in selected and "\r" not in selected
         identifier = bool(selected and _IDENT.fullmatch(selected)) or (
-            not selected and data[:start].endswith(b".")
+            not selected and data[start - 1 : start] == b"."
         )
         if cursor and end > start:
             identifier = True  # the rest of an identifier
         # Heal one space: the tokenizer trains " name" as one token, never " " + "name".
-        model_start = start - 1 if data[:start].endswith(b" ") and not selected.startswith(" ") else start
+        model_start = start - 1 if data[start - 1 : start] == b" " and not selected.startswith(" ") else start
         # Token length of what the model's hole covers now (the healed space joins the first word).
         selected_tokens = len(self.tokenizer.encode(data[model_start:end].decode("utf-8")).ids) if selected else 0
         return _Hole(start, end, model_start, single_line, identifier, selected_tokens)
@@ -331,9 +333,10 @@ class InfillEngine:
 
     # ------------------------------------------------------------------ ranking
     def _candidates(self, drafts: list[_Draft], hole: _Hole, text: str, data: bytes) -> list[Candidate]:
-        names = set(_IDENT.findall(data[: hole.model_start].decode("utf-8"))) | set(
-            _IDENT.findall(data[hole.end :].decode("utf-8"))
-        )
+        # Names of the file around the hole (bounded, so a huge file costs no more than a big one).
+        before = data[max(0, hole.model_start - _NAME_SCAN_BYTES) : hole.model_start].decode("utf-8", "ignore")
+        after = data[hole.end : hole.end + _NAME_SCAN_BYTES].decode("utf-8", "ignore")
+        names = set(_IDENT.findall(before)) | set(_IDENT.findall(after))
         healed = hole.model_start < hole.start
         best: dict[str, Candidate] = {}
         for d in drafts:
