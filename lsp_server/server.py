@@ -22,6 +22,7 @@ from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from codemlm.errors import CodemlmError
 from lsp_server import __version__
 from lsp_server.document import position_encoding
 from lsp_server.holes import SharedHoleJobs
@@ -66,7 +67,7 @@ class CodemlmLanguageServer(LanguageServer):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.walk_timer: asyncio.TimerHandle | None = None  # debounced walk after file events
         self._progress_ids = itertools.count(1)
-        self.status: tuple[str, str] = ("indexing", "starting")
+        self.status: tuple[str, str] = ("indexing", "starting")  # the last codemlm/status sent
 
     # ------------------------------------------------------------------ background work
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -142,20 +143,22 @@ class CodemlmLanguageServer(LanguageServer):
         except (ValueError, OSError):
             return None
 
-    def uri_for(self, rel_path: str) -> str:
-        assert self.root is not None
-        return (self.root / rel_path).as_uri()
-
     # ------------------------------------------------------------------ search
     async def search(
         self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None
     ) -> list[SearchResult]:
         """Hybrid search over the live index, after applying the buffers typed just now."""
         await self.live_index.flush()
-        results = await self.live_index.search(query, k=k, language=language, path_glob=path_glob)
-        if self.options.languages is not None:
-            results = [r for r in results if r.language in self.options.languages]
-        return results
+        allowed = self.options.languages
+        if allowed is None or language is not None:
+            if language is not None and allowed is not None and language not in allowed:
+                return []
+            return await self.live_index.search(query, k=k, language=language, path_glob=path_glob)
+        if len(allowed) == 1:
+            return await self.live_index.search(query, k=k, language=allowed[0], path_glob=path_glob)
+        # Several languages: read deeper, then keep the allowed ones.
+        results = await self.live_index.search(query, k=4 * k, path_glob=path_glob)
+        return [r for r in results if r.language in allowed][:k]
 
     def result_ranges(self) -> ResultRanges | None:
         if self.root is None:
@@ -186,7 +189,12 @@ class CodemlmLanguageServer(LanguageServer):
                 self.send_status(ready_state, message)
                 return {"indexed": False, "reason": self.live_index.problem}
             self.send_status("indexing", f"indexing {self.root.name}")
-            stats = await self._with_progress("codemlm: indexing", self.live_index.update_all)
+            try:
+                stats = await self._with_progress("codemlm: indexing", self.live_index.update_all)
+            except CodemlmError as exc:
+                self.warn(f"codemlm: indexing {self.root.name} failed: {exc}")
+                self.send_status(ready_state, f"indexing failed: {exc}")
+                return {"indexed": False, "reason": str(exc)}
             search_kind = "hybrid" if self.live_index.has_embeddings else "lexical"
             model_note = "" if state.available else f" (no model: {state.problem})"
             summary = str(stats) if stats is not None else "index unavailable"

@@ -95,6 +95,21 @@ async def test_without_a_workspace_folder_the_server_still_answers(tmp_path: Pat
         assert results == []
 
 
+async def test_an_index_that_cannot_be_opened_turns_search_off_not_the_server(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    options = {"modelDir": str(tmp_path / "none"), "indexPath": str(blocker / "index.sqlite")}
+    async with running_server(workspace, tmp_path / "cache", initialization_options=options) as (client, status):
+        final = await status.wait_for("no-model", timeout=60)
+        assert final["message"].startswith("search is off:") and "index" in final["message"]
+        assert await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="rb_push")) == []
+        reply = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="codemlm.search", arguments=[{"query": "rb_push", "k": 3}])
+        )
+        assert reply == []
+
+
 # --------------------------------------------------------------------------- bad messages
 def test_garbage_then_a_valid_request_is_still_served(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
