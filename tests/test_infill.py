@@ -79,7 +79,19 @@ def test_flagged_candidates_really_parse_worse_than_the_hole(engine: InfillEngin
     for c in candidates:
         filled = HOLED[:cursor] + c.text + HOLED[cursor:]
         assert (error_count(filled, "python") <= baseline) is c.syntax_ok, c
-    assert any(not c.syntax_ok for c in candidates)  # this hole draws broken fills too
+
+
+def test_a_candidate_that_breaks_the_parse_is_flagged_and_ranked_last(engine: InfillEngine) -> None:
+    """The ranking step alone, on hand-made candidates (independent of what the model drew)."""
+    from codemlm.infill import _Window
+
+    window = _Window(left_ids=[], right_ids=[], left_text="def add(a, b):\n    return ", right_text="\n")
+    made = [Candidate("a +", -0.1, 5, 5, True), Candidate("(a, b", -0.2, 5, 5, True),
+            Candidate("a + b", -0.5, 5, 5, True), Candidate("b", -0.9, 5, 5, True)]  # by score
+    ranked = engine._rank(made, window, "python", k=4)
+    assert [c.text for c in ranked] == ["a + b", "b", "a +", "(a, b"]
+    assert [c.syntax_ok for c in ranked] == [True, True, False, False]
+    assert [c.text for c in engine._rank(made, window, None, k=2)] == ["a +", "(a, b"]
 
 
 def test_unknown_language_skips_the_syntax_check(engine: InfillEngine) -> None:
