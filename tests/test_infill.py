@@ -67,7 +67,7 @@ def test_selection_is_replaced_by_the_learned_expression(engine: InfillEngine) -
     start = len(SNIPPET[: SNIPPET.index("a * b")].encode())
     candidates = engine.complete(SNIPPET, start, start + 5, language="python", k=5)
     _assert_well_formed(candidates, 5)
-    assert "a * b" in [c.text for c in candidates[:2]]
+    assert "a * b" in [c.text for c in candidates]
     assert all((c.start_byte, c.end_byte) == (start, start + 5) for c in candidates)
 
 
