@@ -35,9 +35,10 @@ async function shot(page, name) {
   console.log(`   screenshot ${file}`);
 }
 
-/** The status bar item of the extension (its text, without icons, contains "CodeMLM"). */
+/** The status bar item of the extension: its text contains "CodeMLM" (case-sensitive, unlike
+ *  a string hasText: VS Code's own progress item for the server's "codemlm: indexing" differs). */
 function statusItem(page) {
-  return page.locator('.statusbar-item', { hasText: 'CodeMLM' }).first();
+  return page.locator('.statusbar-item', { hasText: /CodeMLM/ }).first();
 }
 
 /** Text of line n (1-based) of the active editor, without inline-completion ghost text.
@@ -148,6 +149,20 @@ async function main() {
     const cursorLine = await page.locator('.editor-status-selection, [id="status.editor.selection"]').first().innerText();
     check(/Ln 9\b/.test(cursorLine), `opened shapes.py at the hit (${cursorLine.trim()})`);
     await shot(page, '03-opened');
+
+    // 2b. Go to Symbol in Workspace (Quick Open "#"): VS Code's own UI over workspace/symbol,
+    //     which the server answers with the same hybrid search. VS Code re-filters the rows by
+    //     fuzzy match on the symbol name, so this UI suits name queries (natural language goes
+    //     through Search Repository above, whose rows are alwaysShow).
+    await page.keyboard.press('F1');
+    await page.locator('.quick-input-widget input').fill('#distance');
+    const symbolRow = page.locator('.quick-input-list .monaco-list-row', { hasText: 'distance' }).first();
+    await symbolRow.waitFor({ state: 'visible', timeout: 30000 });
+    const symbolRows = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+    console.log(`   symbols: ${JSON.stringify(symbolRows.slice(0, 3))}`);
+    check(symbolRows.length >= 1, `workspace symbol search lists ${symbolRows.length} symbol(s), "distance" among them`);
+    await shot(page, '03b-workspace-symbols');
+    await page.keyboard.press('Escape');
 
     // 3. Inline completion: ghost text at the hole in e2e_infill.py (line 6, `    return a - `).
     await quickOpen(page, 'e2e_infill.py');
