@@ -23,6 +23,11 @@ Hole rules (what the editor sees in ``Candidate.start_byte/end_byte``):
   being inserted into it. The part left of the cursor stays as context.
 * A cursor or a selection within one line is a single-line hole: candidates stop at the line
   end. A selection that spans lines may be filled with several lines.
+* With ``InfillConfig(complete_typed_word=True)`` (for completion while typing), a cursor right
+  after a partly typed word (``ret|``) hands that word to the model as the start of the hole;
+  the first token must begin with it, and candidates are what follows (``urn a + b``), still
+  inserted at the cursor. Off by default, because after a whole word (``seen.add|(x)``) it
+  invites completions of a different word.
 * A single space just left of the hole is handed to the model as part of the hole, because the
   tokenizer joins one leading space to the next word (``" return"``); a candidate that starts
   with that space gets it removed, so every candidate is inserted at the original position.
@@ -81,6 +86,10 @@ class InfillConfig:
     refine_lengths: int = 2  # how many of the best lengths (>1 token) are refined
     branches: int = 2  # top tokens tried at the first position of each refined length
     known_name_bonus: float = 0.3  # added when every name in a candidate occurs in the file
+    # Complete a partly typed word: a cursor right after "ret" hands "ret" to the model as the
+    # start of the hole, the first token must begin with it, and candidates continue it
+    # ("urn a + b"). Off by default: after a whole word ("seen.add|(x)") it only adds noise.
+    complete_typed_word: bool = False
     precision: str = "auto"  # "auto" (bf16 where the CPU has it natively), "fp32", "bf16"
     threads: int | None = None  # torch intra-op threads; None leaves the process setting
 
@@ -107,6 +116,8 @@ class _Hole:
     single_line: bool
     identifier: bool
     selected_tokens: int  # token length of the selected text (0 for a cursor)
+    typed_word: bool = False  # bytes [model_start, start) are a typed word the fill must continue
+    first_allowed: torch.Tensor | None = None  # Bool[V]: tokens that may start a typed-word fill
 
 
 @dataclass
@@ -166,6 +177,7 @@ class InfillEngine:
         self.autocast_bf16 = self._use_bf16(config.precision)
         # Predicting specials (<pad>, <mask>, ...) is never a completion.
         self._special = torch.tensor(sorted(self.tokenizer.special_ids), dtype=torch.long)
+        self._vocab_bytes: list[bytes] | None = None  # token bytes, built on first typed-word hole
 
     # ------------------------------------------------------------------ public API
     def complete(
@@ -185,7 +197,7 @@ class InfillEngine:
         hole = self._shape_hole(text, data, start_byte, start_byte if end_byte is None else end_byte)
         lengths = self._lengths(hole)
         window = self._window(data, hole, max(lengths))
-        drafts = self._decode(window, lengths, k)
+        drafts = self._decode(window, lengths, k, hole.first_allowed)
         candidates = self._candidates(drafts, hole, text, data)
         return self._rank(candidates, window, language, k)
 
@@ -204,7 +216,25 @@ class InfillEngine:
         model_start = start - 1 if data[start - 1 : start] == b" " and not selected.startswith(" ") else start
         # Token length of what the model's hole covers now (the healed space joins the first word).
         selected_tokens = len(self.tokenizer.encode(data[model_start:end].decode("utf-8")).ids) if selected else 0
-        return _Hole(start, end, model_start, single_line, identifier, selected_tokens)
+        hole = _Hole(start, end, model_start, single_line, identifier, selected_tokens)
+        if self.config.complete_typed_word and not selected:
+            typed = re.search(r"\w{1,32}\Z", data[max(0, start - 128) : start].decode("utf-8", "ignore"))
+            if typed:
+                word_start = start - len(typed.group(0).encode("utf-8"))
+                # The tokenizer joins one space to the word after it: hand that space over too.
+                word_start -= data[word_start - 1 : word_start] == b" "
+                allowed = self._first_token_filter(data[word_start:start])
+                if allowed is not None:  # else no token starts with it: complete after the cursor
+                    hole.model_start, hole.typed_word, hole.identifier = word_start, True, False
+                    hole.first_allowed = allowed
+        return hole
+
+    def _first_token_filter(self, typed: bytes) -> torch.Tensor | None:
+        """Bool[V]: tokens that begin with the typed bytes (None when no token does)."""
+        if self._vocab_bytes is None:
+            self._vocab_bytes = [self.tokenizer.token_bytes(i) for i in range(self.tokenizer.vocab_size)]
+        allowed = torch.tensor([b.startswith(typed) and bool(b) for b in self._vocab_bytes])
+        return allowed if bool(allowed.any()) else None
 
     def _lengths(self, hole: _Hole) -> list[int]:
         c = self.config
@@ -244,10 +274,15 @@ class InfillEngine:
         )
 
     # ------------------------------------------------------------------ decoding
-    def _decode(self, window: _Window, lengths: list[int], k: int) -> list[_Draft]:
+    def _decode(
+        self, window: _Window, lengths: list[int], k: int, first_allowed: torch.Tensor | None = None
+    ) -> list[_Draft]:
         c = self.config
         with torch.inference_mode():
-            first = self._predict(window, [[self.tokenizer.mask_id] * n for n in lengths], width=max(k, c.branches))
+            first = self._predict(
+                window, [[self.tokenizer.mask_id] * n for n in lengths], width=max(k, c.branches),
+                first_allowed=first_allowed,
+            )
         drafts: list[_Draft] = []
         refine: list[tuple[float, _Draft, list[tuple[int, float]]]] = []
         for n, (tokens, logp, top) in zip(lengths, first, strict=True):
@@ -255,13 +290,15 @@ class InfillEngine:
             drafts.append(draft)
             if n == 1:
                 # One position: its top-k tokens are the k best candidates of this length.
-                drafts.extend(_Draft(1, [tok], [lp]) for tok, lp in top[0][1:k])
+                drafts.extend(_Draft(1, [tok], [lp]) for tok, lp in top[0][1:k] if lp > -math.inf)
             else:
                 refine.append((sum(logp) / n, draft, top[0]))
         refine.sort(key=lambda item: -item[0])
         active: list[_Draft] = []
         for _, draft, first_top in refine[: c.refine_lengths]:
             for rank, (tok, lp) in enumerate(first_top[: c.branches]):
+                if lp == -math.inf:
+                    break  # fewer allowed tokens than branches (typed-word filter)
                 tokens, logp = list(draft.tokens), list(draft.logp)
                 tokens[0], logp[0] = tok, lp
                 branch = _Draft(draft.length, tokens, logp, fixed=1 if rank else 0)
@@ -279,19 +316,20 @@ class InfillEngine:
                 break
             seqs = [[self.tokenizer.mask_id if i in m else tok for i, tok in enumerate(d.tokens)] for d, m in todo]
             with torch.inference_mode():
-                results = self._predict(window, seqs, width=1)
+                results = self._predict(window, seqs, width=1, first_allowed=first_allowed)
             for (d, m), (tokens, logp, _) in zip(todo, results, strict=True):
                 for i in m:
                     d.tokens[i], d.logp[i] = tokens[i], logp[i]
         return drafts
 
     def _predict(
-        self, window: _Window, holes: list[list[int]], *, width: int
+        self, window: _Window, holes: list[list[int]], *, width: int, first_allowed: torch.Tensor | None = None
     ) -> list[tuple[list[int], list[float], list[list[tuple[int, float]]]]]:
         """One batched forward: every hole filling in its own copy of the window.
 
         Returns per sequence the argmax token and its log-probability at each hole position
         (fixed positions echo their token), plus the top-``width`` (token, logp) per position.
+        ``first_allowed`` (Bool[V]) restricts the first hole position to those tokens.
         """
         tok = self.tokenizer
         seqs = [[tok.cls_id, *window.left_ids, *h, *window.right_ids, tok.sep_id] for h in holes]
@@ -312,6 +350,16 @@ class InfillEngine:
             logits = self.model.mlm_logits(hidden[is_mask])  # [N, V], only the masks
         logits = logits.float()
         logits[:, self._special.to(logits.device)] = -math.inf
+        if first_allowed is not None:
+            # Flat index of each row's first hole position, when it is masked.
+            firsts, flat = [], 0
+            for h in holes:
+                if h[0] == tok.mask_id:
+                    firsts.append(flat)
+                flat += sum(t == tok.mask_id for t in h)
+            if firsts:
+                rows = torch.tensor(firsts, device=logits.device)
+                logits[rows[:, None], (~first_allowed).nonzero().flatten().to(logits.device)[None, :]] = -math.inf
         logp = torch.log_softmax(logits, dim=-1)
         top = logp.topk(width, dim=-1)  # [N, width]
         top_lp: list[list[float]] = top.values.cpu().tolist()
@@ -337,7 +385,7 @@ class InfillEngine:
         before = data[max(0, hole.model_start - _NAME_SCAN_BYTES) : hole.model_start].decode("utf-8", "ignore")
         after = data[hole.end : hole.end + _NAME_SCAN_BYTES].decode("utf-8", "ignore")
         names = set(_IDENT.findall(before)) | set(_IDENT.findall(after))
-        healed = hole.model_start < hole.start
+        given = data[hole.model_start : hole.start]  # bytes handed to the model as the hole's start
         best: dict[str, Candidate] = {}
         for d in drafts:
             tokens, logp = d.tokens, d.logp
@@ -349,17 +397,21 @@ class InfillEngine:
             if not tokens:
                 continue
             raw = self.tokenizer.decode_bytes(tokens)
+            if given and raw.startswith(given):
+                raw = raw[len(given) :]  # already in the document: insert only what follows
+            elif hole.typed_word:
+                continue  # must continue the typed word (cannot happen with the first-token filter)
             try:
                 fill = raw.decode("utf-8")
             except UnicodeDecodeError:
                 continue  # ends inside a multi-byte character
-            if healed and fill.startswith(" "):
-                fill = fill[1:]
             key = fill.strip()
             if not key:
                 continue
             score = sum(logp) / len(logp)
-            used = _IDENT.findall(key)
+            if not math.isfinite(score):
+                continue
+            used = _IDENT.findall(given.decode("utf-8") + fill if hole.typed_word else key)
             if used and all(name in names for name in used):
                 score += self.config.known_name_bonus
             if key not in best or best[key].score < score:

@@ -130,6 +130,22 @@ def test_cursor_inside_an_identifier_replaces_its_rest(engine: InfillEngine) -> 
     assert candidates and all(c.end_byte == cursor + 3 for c in candidates)
 
 
+def test_typed_word_is_continued_when_enabled(loaded: LoadedModel) -> None:
+    text = SNIPPET.replace("return a + b", "ret")
+    cursor = _cursor_after(text, "    ret")
+    typing = InfillEngine(loaded, config=InfillConfig(precision="fp32", complete_typed_word=True))
+    candidates = typing.complete(text, cursor, language="python", k=5)
+    _assert_well_formed(candidates, 5)
+    assert "urn a + b" in [c.text for c in candidates]
+    assert all(c.start_byte == cursor == c.end_byte for c in candidates)
+    # Default: "ret" is context, nothing continues the word.
+    plain = InfillEngine(loaded, config=InfillConfig(precision="fp32"))
+    assert not any(c.text.startswith("urn") for c in plain.complete(text, cursor, language="python", k=5))
+    # A word no token starts with: the engine falls back to completing after the cursor.
+    odd = text.replace("    ret", "    retéééé")
+    assert typing.complete(odd, _cursor_after(odd, "retéééé"), language="python")
+
+
 def test_window_fits_the_budget_and_cuts_at_lines(loaded: LoadedModel) -> None:
     engine = InfillEngine(loaded, max_context_tokens=64, config=InfillConfig(precision="fp32"))
     text = "\n".join(f"value_{i} = compute({i}, {i + 1})" for i in range(2000)) + "\n"
