@@ -47,8 +47,8 @@ _LANGUAGE_IDS = {
 }
 
 # A window never spans more than this many characters of context on each side of the hole.
-CONTEXT_CHARS_BEFORE = 16000
-CONTEXT_CHARS_AFTER = 8000
+CONTEXT_CHARS_BEFORE = 6000
+CONTEXT_CHARS_AFTER = 3000
 # A single line longer than this (minified bundles, data blobs) gets no completion.
 MAX_WINDOW_CHARS = 100_000
 
