@@ -220,6 +220,13 @@ async def test_columns_after_non_ascii_text_in_utf8(workspace: Path, tmp_path: P
         await _assert_ranges_at(client, uri, _wide_cursor("utf-8"))
 
 
+async def test_crlf_line_endings(client: LanguageClient, workspace: Path) -> None:
+    path = workspace / "calc_crlf.py"
+    path.write_bytes(HOLED.replace("\n", "\r\n").encode("utf-8"))
+    uri = open_document(client, path, text=path.read_bytes().decode("utf-8"))
+    await _assert_ranges_at(client, uri, HOLE)
+
+
 async def test_positions_outside_the_document_answer_empty(client: LanguageClient, workspace: Path) -> None:
     uri = open_document(client, _new_document(workspace, "calc_outside.py", HOLED))
     for position in (types.Position(line=500, character=0), types.Position(line=0, character=400)):
@@ -382,6 +389,17 @@ async def test_an_unsaved_change_is_searchable(client: LanguageClient, workspace
     assert hits and hits[0]["uri"] == uri
     assert hits[0]["range"]["start"]["line"] == 4
     assert "frobnicate" not in path.read_text()  # only the buffer has it
+
+
+async def test_saved_text_is_indexed(client: LanguageClient, workspace: Path) -> None:
+    path = _new_document(workspace, "saved_module.py", "def old_name():\n    return 0\n")
+    uri = open_document(client, path)
+    path.write_text("def plonk_serializer():\n    return 0\n", encoding="utf-8")
+    client.text_document_did_save(
+        types.DidSaveTextDocumentParams(text_document=_doc(uri), text=path.read_text(encoding="utf-8"))
+    )
+    results = await _command(client, "codemlm.search", {"query": "plonk_serializer", "k": 10})
+    assert "plonk_serializer" in [r["name"] for r in results if r["path"] == "saved_module.py"]
 
 
 async def test_closing_an_unsaved_buffer_puts_the_disk_version_back(client: LanguageClient, workspace: Path) -> None:
