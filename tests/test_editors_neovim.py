@@ -120,6 +120,17 @@ def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Pat
     assert all(h["lnum"] >= 1 and h["col"] >= 1 for h in hits)
     assert any("distance" in h["text"] for h in hits[:3])
 
+    # search_ui = "select": the hits went to vim.ui.select, and choosing the first opened it.
+    select = report["select"]
+    assert select["prompt"] == f"codemlm: {QUERY}"
+    assert select["count"] == len(hits)
+    assert select["first"].startswith(f"{hits[0]['path']}:{hits[0]['lnum']}")
+    assert report["select_opened"] == {"path": hits[0]["path"], "line": hits[0]["lnum"]}
+
+    # :CodemlmReindex made the server index again and come back ready.
+    assert report["statuses_after_reindex"][-1] == "ready"
+    assert "reindex started" in " ".join(report["notifications"])
+
     # Completion answered through the plugin's client (items may be few with a tiny model).
     assert isinstance(report["completion_labels"], list)
 

@@ -122,6 +122,33 @@ local function run()
   end
   vim.cmd("cclose")
 
+  -- search_ui = "select": the same hits through vim.ui.select (here a stand-in that picks the
+  -- first row, as a user pressing <CR> would), which opens the file at the hit.
+  codemlm.config.search_ui = "select"
+  local shown = nil
+  vim.ui.select = function(items, opts, on_choice)
+    shown = { prompt = opts.prompt, first = opts.format_item(items[1]), count = #items }
+    on_choice(items[1])
+  end
+  vim.cmd("CodemlmSearch " .. query)
+  wait_for("vim.ui.select", function()
+    return shown ~= nil
+  end)
+  report.select = shown
+  report.select_opened = {
+    path = vim.api.nvim_buf_get_name(0):sub(#workspace + 2),
+    line = vim.api.nvim_win_get_cursor(0)[1],
+  }
+  codemlm.config.search_ui = "quickfix"
+
+  -- :CodemlmReindex: the server reindexes and reports ready again.
+  local seen = #statuses
+  vim.cmd("CodemlmReindex")
+  wait_for("ready after :CodemlmReindex", function()
+    return #statuses > seen and statuses[#statuses] == "ready"
+  end)
+  report.statuses_after_reindex = vim.list_slice(statuses, seen + 1)
+
   -- Standard completion through the same client.
   local source_buf = vim.fn.bufnr(workspace .. "/" .. file)
   vim.api.nvim_set_current_buf(source_buf)
