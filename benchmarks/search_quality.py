@@ -81,7 +81,7 @@ def random_init_model(preset: str, out: Path) -> Path:
     return save_model_dir(out, model, tokenizer, summary={"trained_on": "nothing: random initialization"})
 
 
-def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path) -> dict[str, Any]:
+def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path, minilm: bool = True) -> dict[str, Any]:
     import torch
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
@@ -109,14 +109,17 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
     add(f"{label} hybrid", evaluate_search(repo, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
     add(f"{label} dense", evaluate_search(repo, CASES, embedder=ours, mode="dense", index_path=ours_index))
     add("BM25 (FTS5, identifier-split)", evaluate_search(repo, CASES, mode="lexical"))
-    started = time.perf_counter()
-    minilm = MiniLMEmbedder()
-    load_seconds = time.perf_counter() - started
-    minilm_index = tmp / "minilm.sqlite"
-    add("all-MiniLM-L6-v2 dense", evaluate_search(repo, CASES, embedder=minilm, mode="dense", index_path=minilm_index))
-    add("all-MiniLM-L6-v2 + BM25 hybrid", evaluate_search(repo, CASES, embedder=minilm, mode="hybrid", index_path=minilm_index))
+    load_seconds = None
+    if minilm:
+        started = time.perf_counter()
+        peer = MiniLMEmbedder()
+        load_seconds = round(time.perf_counter() - started, 2)
+        minilm_index = tmp / "minilm.sqlite"
+        add("all-MiniLM-L6-v2 dense", evaluate_search(repo, CASES, embedder=peer, mode="dense", index_path=minilm_index))
+        add("all-MiniLM-L6-v2 + BM25 hybrid",
+            evaluate_search(repo, CASES, embedder=peer, mode="hybrid", index_path=minilm_index))
     cases = sum(1 for line in CASES.read_text().splitlines() if line.strip())
-    return {"cases": cases, "repo": str(repo), "model": str(resolved), "threads": threads, "minilm_load_seconds": round(load_seconds, 2),
+    return {"cases": cases, "repo": str(repo), "model": str(resolved), "threads": threads, "minilm_load_seconds": load_seconds,
             "note": "the second run of each embedder reuses its index, so its index_seconds is only the up-to-date check",
             "rows": rows}
 
@@ -128,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repo", default=None, help="the held-out repository (default: where make_search_cases.py puts it)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--skip-minilm", action="store_true", help="only our systems")
     args = parser.parse_args(argv)
-    results = run(args.model, args.random_init, args.threads, require_heldout_repo(args.repo))
+    results = run(args.model, args.random_init, args.threads, require_heldout_repo(args.repo), not args.skip_minilm)
     print("\n| system | MRR@10 | R@1 | R@10 | query p50 ms | query p95 ms |\n|---|---|---|---|---|---|")
     for row in results["rows"]:
         print(f"| {row['system']} | {row['mrr']:.3f} | {row['recall_at_1']:.3f} | {row['recall_at_10']:.3f} "

@@ -47,6 +47,16 @@ def test_pairs_cut_the_doc_and_dedupe() -> None:
     assert pairs_from_files([("not code at all", "cobol")]) == []
 
 
+def test_code_views_are_capped_relative_to_doc_pairs() -> None:
+    from training.contrastive import Pair, _cap_code_views
+
+    pairs = [Pair(f"q{i}", f"c{i}", i, "doc" if i % 5 == 0 else "code") for i in range(50)]
+    capped = _cap_code_views(pairs, 1.0)
+    assert sum(p.kind == "doc" for p in capped) == 10 and sum(p.kind == "code" for p in capped) == 10
+    assert [p for p in capped if p.kind == "doc"] == [p for p in pairs if p.kind == "doc"]
+    assert _cap_code_views(pairs, 10.0) == pairs and all(p.kind == "doc" for p in _cap_code_views(pairs, 0.0))
+
+
 def test_info_nce_and_retrieval_metrics() -> None:
     eye = torch.eye(4)
     perfect = info_nce(eye, eye, torch.tensor(20.0))

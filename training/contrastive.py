@@ -19,7 +19,8 @@ and exports a model directory like every task.
 ``task_options`` (all optional): ``repos`` (list of source roots, used instead of the data
 directory), ``max_query_tokens`` (64), ``max_code_tokens`` (256), ``temperature`` (0.05,
 initial), ``learn_temperature`` (true), ``same_file_run`` (4, pairs per file kept adjacent),
-``code_views`` (true), ``mlm_weight`` (0.0), ``mlm_rate`` (0.15), ``max_validation_pairs``
+``code_views`` (true), ``code_view_ratio`` (1.0: at most this many code->code pairs per
+doc->code pair, so the views that search does not ask for cannot swamp the ones it does), ``mlm_weight`` (0.0), ``mlm_rate`` (0.15), ``max_validation_pairs``
 (2000), ``validation_fraction`` (0.1, for ``repos``).
 """
 
@@ -67,6 +68,7 @@ class ContrastiveOptions:
     learn_temperature: bool = True
     same_file_run: int = 4
     code_views: bool = True
+    code_view_ratio: float = 1.0
     mlm_weight: float = 0.0
     mlm_rate: float = 0.15
     max_validation_pairs: int = 2000
@@ -81,6 +83,8 @@ class ContrastiveOptions:
             raise ConfigError("task_options.same_file_run must be >= 1")
         if self.mlm_weight < 0 or not 0.0 < self.mlm_rate < 1.0:
             raise ConfigError("task_options.mlm_weight must be >= 0 and mlm_rate in (0, 1)")
+        if self.code_view_ratio < 0:
+            raise ConfigError("task_options.code_view_ratio must be >= 0")
         if self.max_validation_pairs < 2:
             raise ConfigError("task_options.max_validation_pairs must be >= 2")
         if not 0.0 < self.validation_fraction < 1.0:
@@ -148,6 +152,26 @@ def pairs_from_files(files: Iterable[tuple[str, str]], *, code_views: bool = Tru
     return pairs
 
 
+def _cap_code_views(pairs: list[Pair], ratio: float) -> list[Pair]:
+    """Keep every doc pair and an evenly spread subset of code views (deterministic)."""
+    docs = sum(p.kind == "doc" for p in pairs)
+    views = len(pairs) - docs
+    keep = min(views, int(ratio * docs))
+    if keep >= views:
+        return pairs
+    stride = views / max(keep, 1)
+    chosen = {int(i * stride) for i in range(keep)}
+    out, view_index = [], 0
+    for p in pairs:
+        if p.kind == "code":
+            if view_index in chosen:
+                out.append(p)
+            view_index += 1
+        else:
+            out.append(p)
+    return out
+
+
 def _file_split(path: str, fraction: float) -> str:
     bucket = int(hashlib.sha1(path.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "validation" if bucket < fraction else "train"
@@ -178,7 +202,7 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
         if "validation" in files and files["validation"].num_rows:
             val_files = list(zip(files["validation"]["text"], files["validation"]["language"], strict=True))
         origin = str(data_dir)
-    train = pairs_from_files(train_files, code_views=options.code_views)
+    train = _cap_code_views(pairs_from_files(train_files, code_views=options.code_views), options.code_view_ratio)
     validation = pairs_from_files(val_files, code_views=False)  # measure what search asks: doc -> code
     train_codes = {p.code for p in train}
     validation = [p for p in validation if p.code not in train_codes][: options.max_validation_pairs]
