@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -99,7 +100,7 @@ def test_overrides_parse_yaml_values_and_numeric_strings(tmp_path: Path) -> None
 
 
 def test_malformed_overrides_and_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         load_config("tiny", ["optim.lr"])
     with pytest.raises(ConfigError, match="not a section"):
         load_config("tiny", ["task=mlm", "task.x=1"])
@@ -119,7 +120,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
     pytest.importorskip("lightning")
     from training.mlm import lr_factor
 
-    kw = {"warmup_steps": 10, "max_steps": 110, "min_ratio": 0.1}
+    kw: dict[str, Any] = {"warmup_steps": 10, "max_steps": 110, "min_ratio": 0.1}
     assert lr_factor(0, schedule="cosine", **kw) == pytest.approx(0.1)
     assert lr_factor(9, schedule="cosine", **kw) == pytest.approx(1.0)
     assert lr_factor(60, schedule="cosine", **kw) == pytest.approx(0.55)
@@ -165,3 +166,13 @@ def test_cli_reports_a_bad_key_cleanly(capsys: pytest.CaptureFixture[str]) -> No
 
     assert main(["train", "--set", "optim.learning_rate=1", "--print-config"]) == 1
     assert "optim.learning_rate" in capsys.readouterr().err
+
+
+def test_fsdp_on_a_cpu_is_a_config_error(tmp_path: Path) -> None:
+    from training.run import build_trainer
+
+    config = load_config(
+        "tiny", values={"trainer.strategy": "fsdp", "trainer.accelerator": "cpu", "trainer.out_dir": str(tmp_path)}
+    )
+    with pytest.raises(ConfigError, match="fsdp needs GPUs"):
+        build_trainer(config)

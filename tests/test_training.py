@@ -9,20 +9,18 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from _datadir import build_data_dir
+from lightning.pytorch import Callback
 
-pytest.importorskip("lightning")
-
-from lightning.pytorch import Callback  # noqa: E402
-
-from _datadir import build_data_dir  # noqa: E402
-from codemlm.checkpoint import load_model_dir  # noqa: E402
-from codemlm.masking import MaskingCollator  # noqa: E402
-from training.config import TrainConfig, load_config  # noqa: E402
-from training.data import EpochShardSampler, WindowDataset  # noqa: E402
-from training.run import run  # noqa: E402
+from codemlm.checkpoint import load_model_dir
+from codemlm.masking import MaskingCollator
+from training.config import TrainConfig, load_config
+from training.data import EpochShardSampler, WindowDataset
+from training.run import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +54,7 @@ class LossRecorder(Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.losses.append(float(outputs["loss"]))
 
 
@@ -68,7 +66,7 @@ class InterruptAt(Callback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step == self.step:
             raise Interrupt(f"stopped before step {self.step + 1}")
 
@@ -131,6 +129,7 @@ def test_tiny_model_learns_on_the_fixture_repository(data_dir: Path, tmp_path: P
     end = sum(recorder.losses[-20:]) / 20
     # Uniform guessing is ln(512) = 6.24 nats at the start.
     assert end < start - 1.0, f"loss fell only from {start:.2f} to {end:.2f}"
+    assert result.model_dir is not None
     scores = masked_scores(result.model_dir, data_dir)
     print(f"loss {start:.2f} -> {end:.2f}; {scores}")
     # Knowing token frequencies alone gives exactly these two references; beating both means
@@ -165,6 +164,7 @@ def test_resume_mid_epoch_is_exact(data_dir: Path, tmp_path: Path) -> None:
 
     assert resumed.global_step == straight.global_step == 26
     assert resumed.tokens == straight.tokens
+    assert straight.model_dir is not None and resumed.model_dir is not None
     a = load_model_dir(straight.model_dir).model.state_dict()
     b = load_model_dir(resumed.model_dir).model.state_dict()
     assert a.keys() == b.keys()

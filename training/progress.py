@@ -23,17 +23,17 @@ class StepProgressBar(RichProgressBar):
     """Lightning's Rich bar for step-based runs: no "Epoch 3/-2", no v_num, short metric names."""
 
     def _get_train_description(self, current_epoch: int) -> str:
-        trainer = self.trainer
-        text = f"step {trainer.global_step}/{trainer.max_steps} · epoch {current_epoch}"
+        # Set once per epoch by Lightning, so the live step count goes into the metrics instead.
+        text = f"epoch {current_epoch}"
         return f"{text:{len(self.validation_description)}}"
 
     def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
-        shown: dict[str, Any] = {}
+        shown: dict[str, Any] = {"step": f"{trainer.global_step}/{trainer.max_steps}"}
         for key, short in _SHORT_NAMES.items():
             if key in items:
                 value = items[key]
-                shown[short] = round(value) if short == "tok/s" and isinstance(value, float) else value
+                shown[short] = f"{value:,.0f}" if short == "tok/s" and isinstance(value, (int, float)) else value
         return shown
 
 # Metrics shown, in order, with their labels (others stay in the logs and the model card).

@@ -144,6 +144,8 @@ def resolve_resume(config: TrainConfig) -> str | None:
 
 def _strategy(config: TrainConfig) -> Any:
     name = config.trainer.strategy
+    if name == "fsdp" and not uses_gpu(config):
+        raise ConfigError("trainer.strategy fsdp needs GPUs (Lightning's FSDP is CUDA-only); use ddp on CPUs")
     if name == "fsdp":
         from lightning.pytorch.strategies import FSDPStrategy
 
@@ -186,6 +188,7 @@ def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
     _quiet_lightning()
     t, opt = config.trainer, config.optim
@@ -210,31 +213,36 @@ def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:
 
         all_callbacks.append(StepProgressBar(leave=True))
     validate = t.val_check_interval > 0 and t.limit_val_batches > 0
-    return Trainer(
-        accelerator="gpu" if t.accelerator == "cuda" else t.accelerator,
-        devices=_devices(config),
-        num_nodes=t.num_nodes,
-        strategy=_strategy(config),
-        precision=resolve_precision(config),  # type: ignore[arg-type]
-        max_steps=opt.max_steps,
-        max_epochs=-1,
-        accumulate_grad_batches=opt.accumulate,
-        gradient_clip_val=opt.grad_clip if opt.grad_clip > 0 else None,
+    settings: dict[str, Any] = {
+        "accelerator": "gpu" if t.accelerator == "cuda" else t.accelerator,
+        "devices": _devices(config),
+        "num_nodes": t.num_nodes,
+        "strategy": _strategy(config),
+        "precision": resolve_precision(config),
+        "max_steps": opt.max_steps,
+        "max_epochs": -1,
+        "accumulate_grad_batches": opt.accumulate,
+        "gradient_clip_val": opt.grad_clip if opt.grad_clip > 0 else None,
         # Validation every N optimizer steps, counted across epochs (so short epochs are fine).
-        val_check_interval=t.val_check_interval * opt.accumulate if validate else None,
-        check_val_every_n_epoch=None,
-        limit_val_batches=t.limit_val_batches if validate else 0,
-        num_sanity_val_steps=0,
-        log_every_n_steps=t.log_every,
-        callbacks=all_callbacks,
-        logger=CSVLogger(str(config.out_dir), name="logs"),
-        enable_checkpointing=bool(t.checkpoint_every),
-        enable_progress_bar=t.progress,
-        enable_model_summary=t.progress,
+        "val_check_interval": t.val_check_interval * opt.accumulate if validate else None,
+        "check_val_every_n_epoch": None,
+        "limit_val_batches": t.limit_val_batches if validate else 0,
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": t.log_every,
+        "callbacks": all_callbacks,
+        "logger": CSVLogger(str(config.out_dir), name="logs"),
+        "enable_checkpointing": bool(t.checkpoint_every),
+        "enable_progress_bar": t.progress,
+        "enable_model_summary": t.progress,
         # The data module shards by rank itself, so the order stays resumable.
-        use_distributed_sampler=False,
-        default_root_dir=str(config.out_dir),
-    )
+        "use_distributed_sampler": False,
+        "default_root_dir": str(config.out_dir),
+    }
+    try:
+        return Trainer(**settings)
+    except (ValueError, MisconfigurationException) as exc:
+        # e.g. more devices than this machine has, or a precision the accelerator lacks
+        raise ConfigError(f"cannot set up training: {exc}") from exc
 
 
 def save_final_checkpoint(trainer: Any, config: TrainConfig) -> None:
