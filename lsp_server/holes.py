@@ -193,7 +193,7 @@ class SharedHoleJobs:
     ) -> list[Candidate] | Stale:
         key = (*hole.key, k)
         entry = self._jobs.get(hole.uri)
-        if entry is None or entry[0] != key or entry[1].cancelled():
+        if entry is None or entry[0] != key or not _reusable(entry[1]):
             task = asyncio.ensure_future(ls.runner.run_latest(hole.uri, "hole", complete_hole, engine, hole, k))
             entry = (key, task, [0])
             self._jobs[hole.uri] = entry
@@ -212,6 +212,13 @@ class SharedHoleJobs:
     def forget(self, uri: str) -> None:
         self._jobs.pop(uri, None)
         self._lines.pop(uri, None)
+
+
+def _reusable(task: asyncio.Task[list[Candidate] | Stale]) -> bool:
+    """A run still going, or one that produced candidates (not cancelled, failed or stale)."""
+    if not task.done():
+        return True
+    return not task.cancelled() and task.exception() is None and not isinstance(task.result(), Stale)
 
 
 async def candidates_or_none(
