@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -37,7 +38,7 @@ async def no_model(tmp_path: Path) -> AsyncIterator[tuple[LanguageClient, Status
 
 
 async def test_without_a_model_search_is_lexical_and_completion_is_empty(
-    no_model: tuple[LanguageClient, StatusLog, Path],
+    no_model: tuple[LanguageClient, StatusLog, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, status, workspace = no_model
     final = status.states[-1]
@@ -77,6 +78,16 @@ async def test_without_a_model_search_is_lexical_and_completion_is_empty(
     model_warnings = [m for m in client.messages if "no-such-model" in m.message]
     assert len(model_warnings) == 1 and model_warnings[0].type == types.MessageType.Warning
     assert "Completion is off" in model_warnings[0].message
+    # The server wrote the CLI's index: `codemlm search` in this workspace reads the same file.
+    from codemlm.index import RepoIndex, default_index_path
+    from codemlm.search import search
+
+    monkeypatch.setenv("CODEMLM_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_index_path(workspace).is_file()
+    with RepoIndex.open(workspace) as index:
+        assert index.rebuilt_reason is None
+        assert [r.name for r in search(index, "mul", k=1)] == ["mul"]
+
     settings_warnings = [m for m in client.messages if "invalid settings" in m.message]
     assert len(settings_warnings) == 1
     assert "maxCandidates" in settings_warnings[0].message and "klingon" in settings_warnings[0].message
