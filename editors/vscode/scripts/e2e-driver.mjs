@@ -164,6 +164,19 @@ async function main() {
     await shot(page, '03b-workspace-symbols');
     await page.keyboard.press('Escape');
 
+    // 2c. CodeMLM: Reindex — the server takes the command and comes back ready.
+    await runCommand(page, 'CodeMLM: Reindex');
+    await page.locator('.statusbar-item', { hasText: 'CodeMLM: reindex started' }).first().waitFor({ state: 'visible', timeout: 30000 });
+    await page.waitForFunction(
+      () => {
+        const el = [...document.querySelectorAll('.statusbar-item')].find((e) => e.textContent?.includes('CodeMLM'));
+        return el?.querySelector('.codicon-check') != null;
+      },
+      undefined,
+      { timeout: 120000, polling: 250 },
+    );
+    check(true, 'Reindex ran and the status bar is back to ready');
+
     // 3. Inline completion: ghost text at the hole in e2e_infill.py (line 6, `    return a - `).
     await quickOpen(page, 'e2e_infill.py');
     await page.locator('.tab.active', { hasText: 'e2e_infill.py' }).waitFor({ state: 'visible' });
