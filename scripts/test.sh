@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 bash scripts/setup-env.sh test
+# The VS Code extension's unit tests and .vsix build run inside pytest when its packages are here.
+if command -v npm >/dev/null 2>&1 && [ ! -d editors/vscode/node_modules ]; then
+  (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error)
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"
