@@ -150,8 +150,22 @@ def test_cli_print_config_applies_flags(capsys: pytest.CaptureFixture[str]) -> N
     from codemlm.cli import main
 
     code = main(
-        ["train", "-c", "small", "--max-steps", "5", "--devices", "4", "--strategy", "ddp", "--set", "optim.lr=2e-4",
-         "--resume", "last", "--print-config"]
+        [
+            "train",
+            "-c",
+            "small",
+            "--max-steps",
+            "5",
+            "--devices",
+            "4",
+            "--strategy",
+            "ddp",
+            "--set",
+            "optim.lr=2e-4",
+            "--resume",
+            "last",
+            "--print-config",
+        ]
     )
     assert code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
@@ -172,7 +186,8 @@ def test_fsdp_on_a_cpu_is_a_config_error(tmp_path: Path) -> None:
     from training.run import build_trainer
 
     config = load_config(
-        "tiny", values={"trainer.strategy": "fsdp", "trainer.accelerator": "cpu", "trainer.out_dir": str(tmp_path)}
+        "tiny",
+        values={"trainer.strategy": "fsdp", "trainer.accelerator": "cpu", "trainer.out_dir": str(tmp_path)},
     )
     with pytest.raises(ConfigError, match="fsdp needs GPUs"):
         build_trainer(config)

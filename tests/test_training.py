@@ -54,7 +54,9 @@ class LossRecorder(Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.losses.append(float(outputs["loss"]))
 
 
@@ -137,32 +139,48 @@ def test_tiny_model_learns_on_the_fixture_repository(data_dir: Path, tmp_path: P
     assert scores["accuracy"] > 2 * scores["most_frequent_accuracy"], scores
     assert scores["cross_entropy"] < scores["unigram_entropy"] - 0.3, scores
     # The run's own metrics were logged: validation loss/perplexity and per-kind accuracy.
-    assert {"train/loss", "train/acc", "train/lr", "train/tokens_per_s", "val/loss", "val/ppl"} <= set(result.metrics)
+    assert {"train/loss", "train/acc", "train/lr", "train/tokens_per_s", "val/loss", "val/ppl"} <= set(
+        result.metrics
+    )
     assert any(k.startswith("train/acc_") for k in result.metrics)
     assert result.tokens > 400 * 16 * 8
 
 
-def test_resume_mid_epoch_is_exact(data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["mid-epoch", "epoch-end"])
+def test_resume_is_exact(where: str, data_dir: Path, tmp_path: Path) -> None:
+    """Uninterrupted (no loader workers) vs. stopped two steps after its only checkpoint and
+    resumed from it (2 workers): same steps, same tokens, bit-identical weights."""
+    from datasets import load_from_disk
+
+    windows = len(load_from_disk(str(data_dir / "tokens"))["train"])
+    per_epoch = math.ceil(windows / 16)
+    # The checkpoint lands inside the third epoch, or exactly at its end.
+    checkpoint_step = 3 * per_epoch - (2 if where == "mid-epoch" else 0)
+    assert (checkpoint_step % per_epoch != 0) == (where == "mid-epoch")
     values = {
-        "optim.max_steps": 26,
+        "optim.max_steps": checkpoint_step + 6,
         "optim.warmup_steps": 4,
-        "trainer.checkpoint_every": 5,
+        "trainer.checkpoint_every": checkpoint_step,
         "trainer.val_check_interval": 7,
         "trainer.log_every": 3,
     }
     straight = run(tiny_config(data_dir, tmp_path / "straight", **values))
 
-    interrupted = tiny_config(data_dir, tmp_path / "resumed", **values)
+    # Loader workers must not change what is trained: masks depend on (seed, epoch, index) only.
+    values_with_workers = {**values, "data.num_workers": 2}
     with pytest.raises(Interrupt):
-        run(interrupted, callbacks=[InterruptAt(18)])  # last checkpoint: step 15, mid-epoch
+        run(
+            tiny_config(data_dir, tmp_path / "resumed", **values_with_workers),
+            callbacks=[InterruptAt(checkpoint_step + 2)],
+        )
     ckpt = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 15
-    windows = len(WindowDataset(__import__("datasets").load_from_disk(str(data_dir / "tokens"))["train"]))
-    assert (15 * 16) % windows != 0, "the checkpoint should fall inside an epoch"
+    assert ckpt["global_step"] == checkpoint_step
 
-    resumed = run(tiny_config(data_dir, tmp_path / "resumed", **{**values, "trainer.resume": "last"}))
+    resumed = run(
+        tiny_config(data_dir, tmp_path / "resumed", **{**values_with_workers, "trainer.resume": "last"})
+    )
 
-    assert resumed.global_step == straight.global_step == 26
+    assert resumed.global_step == straight.global_step == checkpoint_step + 6
     assert resumed.tokens == straight.tokens
     assert straight.model_dir is not None and resumed.model_dir is not None
     a = load_model_dir(straight.model_dir).model.state_dict()
@@ -258,6 +276,9 @@ def test_cli_train_exports_a_model_dir_that_loads_identically(data_dir: Path, tm
     assert summary["steps"] == 3 and summary["tokens"] > 0
     assert summary["command"][:2] == ["codemlm", "train"] or summary["command"][0] == "codemlm"
     assert "train/loss" in summary["metrics"]
-    assert loaded.tokenizer.to_str() == __import__("codemlm.tokenizer").tokenizer.CodeTokenizer.from_file(
-        data_dir / "tokenizer.json"
-    ).to_str()
+    assert (
+        loaded.tokenizer.to_str()
+        == __import__("codemlm.tokenizer")
+        .tokenizer.CodeTokenizer.from_file(data_dir / "tokenizer.json")
+        .to_str()
+    )

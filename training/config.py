@@ -83,7 +83,9 @@ class ModelSection:
 
     def __post_init__(self) -> None:
         if self.preset not in MODEL_PRESETS:
-            raise ConfigError(f"model.preset: unknown preset {self.preset!r}; choose one of {sorted(MODEL_PRESETS)}")
+            raise ConfigError(
+                f"model.preset: unknown preset {self.preset!r}; choose one of {sorted(MODEL_PRESETS)}"
+            )
         known = {f.name for f in fields(ModelConfig)} - {"name", *_MODEL_FIELDS_FROM_DATA}
         for key in self.overrides:
             if key not in known:
@@ -94,7 +96,9 @@ class ModelSection:
     def build(self, *, vocab_size: int, pad_id: int, min_seq_len: int = 0) -> ModelConfig:
         """The concrete model shape for a tokenizer; ``max_seq_len`` grows to fit the data (RoPE has no table to outgrow)."""
         values = dict(self.overrides)
-        values["max_seq_len"] = max(int(values.get("max_seq_len", MODEL_PRESETS[self.preset].max_seq_len)), min_seq_len)
+        values["max_seq_len"] = max(
+            int(values.get("max_seq_len", MODEL_PRESETS[self.preset].max_seq_len)), min_seq_len
+        )
         try:
             return ModelConfig.from_preset(self.preset, vocab_size=vocab_size, pad_id=pad_id, **values)
         except TypeError as exc:
@@ -164,7 +168,9 @@ class TrainerConfig:
     progress: bool = True
     out_dir: str = "runs/codemlm"
     export_dir: str | None = None  # None: OUT_DIR/model
-    resume: str | None = None  # a Lightning checkpoint to continue from, or "last" (OUT_DIR/checkpoints/last.ckpt)
+    resume: str | None = (
+        None  # a Lightning checkpoint to continue from, or "last" (OUT_DIR/checkpoints/last.ckpt)
+    )
 
     def __post_init__(self) -> None:
         if self.accelerator not in _ACCELERATORS:
@@ -173,7 +179,11 @@ class TrainerConfig:
             raise ConfigError(f"trainer.strategy must be one of {_STRATEGIES}, got {self.strategy!r}")
         if self.precision not in _PRECISIONS:
             raise ConfigError(f"trainer.precision must be one of {_PRECISIONS}, got {self.precision!r}")
-        if isinstance(self.devices, str) and self.devices not in ("auto", "-1") and not self.devices.isdigit():
+        if (
+            isinstance(self.devices, str)
+            and self.devices not in ("auto", "-1")
+            and not self.devices.isdigit()
+        ):
             raise ConfigError(f"trainer.devices must be a count, 'auto' or -1, got {self.devices!r}")
         if isinstance(self.devices, int) and self.devices < 1 and self.devices != -1:
             raise ConfigError(f"trainer.devices must be >= 1 (or -1 for all), got {self.devices}")

@@ -55,7 +55,9 @@ class WindowDataset(Dataset):
     def __init__(self, rows: Any) -> None:
         missing = [c for c in _COLUMNS if c not in rows.column_names]
         if missing:
-            raise CorpusError(f"token dataset lacks columns {missing}; rebuild it with `codemlm corpus build`")
+            raise CorpusError(
+                f"token dataset lacks columns {missing}; rebuild it with `codemlm corpus build`"
+            )
         self.rows = rows.select_columns(list(_COLUMNS))
 
     def __len__(self) -> int:
@@ -188,7 +190,9 @@ class TokenWindowsDataModule(LightningDataModule):
 
         path = self.data_dir / "tokens"
         if not path.is_dir():
-            raise CorpusError(f"{path} not found: build the data directory with `codemlm corpus build SRC --out {self.data_dir}`")
+            raise CorpusError(
+                f"{path} not found: build the data directory with `codemlm corpus build SRC --out {self.data_dir}`"
+            )
         try:
             splits = load_from_disk(str(path))
         except (OSError, ValueError) as exc:
@@ -255,10 +259,15 @@ class TokenWindowsDataModule(LightningDataModule):
         sampler = EpochShardSampler(
             len(self._splits["train"]), seed=self.seed, shuffle=True, rank=rank, world_size=world
         )
+        # Lightning creates the first iterator before it calls set_epoch (and workers draw
+        # indices at once), so the sampler must already be in the epoch the fit loop runs next.
+        trainer = getattr(self, "trainer", None)
         if self._pending_resume is not None:
-            sampler.resume_at(self._pending_resume["epoch"], self._pending_resume["rows"])
             sampler.set_epoch(self._pending_resume["epoch"])
+            sampler.resume_at(self._pending_resume["epoch"], self._pending_resume["rows"])
             self._pending_resume = None
+        elif trainer is not None:
+            sampler.set_epoch(int(trainer.current_epoch))
         self._train_sampler = sampler
         return self._loader(self._splits["train"], sampler)
 
@@ -289,10 +298,14 @@ class TokenWindowsDataModule(LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return {}
-        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        epoch = int(trainer.current_epoch)
+        batches = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        if batches >= trainer.num_training_batches:
+            # The epoch is used up: Lightning resumes with the next one, from its start.
+            epoch, batches = epoch + 1, 0
         return {
-            "epoch": int(trainer.current_epoch),
-            "batches": int(progress.ready),
+            "epoch": epoch,
+            "batches": batches,
             "batch_size": self.batch_size,
             "world_size": int(trainer.world_size),
             "seed": self.seed,
@@ -304,7 +317,11 @@ class TokenWindowsDataModule(LightningDataModule):
         batches, batch_size = int(state["batches"]), int(state["batch_size"])
         rows = batches * batch_size
         _, world = self._rank_and_world()
-        if batch_size != self.batch_size or int(state["world_size"]) != world or state.get("seed") != self.seed:
+        if (
+            batch_size != self.batch_size
+            or int(state["world_size"]) != world
+            or state.get("seed") != self.seed
+        ):
             # Different batch size or world: skip the same number of rows overall (approximate).
             rank_zero_warn(
                 "resuming with a different batch size, world size or seed than the checkpoint; "
@@ -324,7 +341,9 @@ def load_data_tokenizer(data_dir: Path) -> CodeTokenizer:
 # --------------------------------------------------------------------------- the default corpus
 
 # Standard-library folders that are tests, tools or third-party code rather than library code.
-_STDLIB_SKIP = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"})
+_STDLIB_SKIP = frozenset(
+    {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}
+)
 
 
 def cache_dir() -> Path:
@@ -343,7 +362,9 @@ def stdlib_sample(max_files: int) -> list[Path]:
 
     root = stdlib_root()
     files = sorted(
-        p for p in root.rglob("*.py") if not _STDLIB_SKIP.intersection(p.relative_to(root).parts) and p.is_file()
+        p
+        for p in root.rglob("*.py")
+        if not _STDLIB_SKIP.intersection(p.relative_to(root).parts) and p.is_file()
     )
     if len(files) <= max_files:
         return files
@@ -376,7 +397,9 @@ def ensure_stdlib_data(config: Any) -> Path:
     into place when complete, so an interrupted build never leaves a half data directory.
     """
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    name = f"stdlib-py{version}-{config.stdlib_max_files}f-{config.stdlib_seq_len}t-{config.stdlib_vocab_size}v"
+    name = (
+        f"stdlib-py{version}-{config.stdlib_max_files}f-{config.stdlib_seq_len}t-{config.stdlib_vocab_size}v"
+    )
     target = cache_dir() / "data" / name
     if _complete(target):
         return target

@@ -218,7 +218,9 @@ class _TokenSync(Callback):
         self.log_every = log_every
         self._last_step = -1
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step  # counts this batch's optimizer step, if it made one
         if step == self._last_step:
             return  # an accumulation micro-batch, or a step already counted
@@ -238,7 +240,9 @@ def _init_weights(module: MLMModule, model_dir: str, vocab: str) -> None:
     try:
         module.encoder.load_state_dict(loaded.model.state_dict())
     except RuntimeError as exc:
-        raise CheckpointError(f"init_from {model_dir}: shapes differ from the configured model: {exc}") from exc
+        raise CheckpointError(
+            f"init_from {model_dir}: shapes differ from the configured model: {exc}"
+        ) from exc
 
 
 def train_mlm(
@@ -272,7 +276,9 @@ def train_mlm(
     tokenizer = datamodule.tokenizer
     if base_config is not None:
         model_config = base_config.build(
-            vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, min_seq_len=datamodule.max_window_tokens()
+            vocab_size=tokenizer.vocab_size,
+            pad_id=tokenizer.pad_id,
+            min_seq_len=datamodule.max_window_tokens(),
         )
     assert model_config is not None
     if model_config.vocab_size != tokenizer.vocab_size:

@@ -33,8 +33,11 @@ class StepProgressBar(RichProgressBar):
         for key, short in _SHORT_NAMES.items():
             if key in items:
                 value = items[key]
-                shown[short] = f"{value:,.0f}" if short == "tok/s" and isinstance(value, (int, float)) else value
+                shown[short] = (
+                    f"{value:,.0f}" if short == "tok/s" and isinstance(value, (int, float)) else value
+                )
         return shown
+
 
 # Metrics shown, in order, with their labels (others stay in the logs and the model card).
 _SHOWN = (

@@ -76,9 +76,13 @@ def resolve_task(name: str) -> Callable[..., RunResult]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name in ("lightning", "datasets"):
-            raise ConfigError(f"training needs the '{exc.name}' package: pip install 'codemlm[train]'") from exc
+            raise ConfigError(
+                f"training needs the '{exc.name}' package: pip install 'codemlm[train]'"
+            ) from exc
         if exc.name == module_name:
-            raise ConfigError(f"task {name!r} is not available in this installation ({module_name} missing)") from exc
+            raise ConfigError(
+                f"task {name!r} is not available in this installation ({module_name} missing)"
+            ) from exc
         raise
     task: Callable[..., RunResult] = getattr(module, func_name)
     return task
