@@ -282,3 +282,28 @@ def test_cli_train_exports_a_model_dir_that_loads_identically(data_dir: Path, tm
         .tokenizer.CodeTokenizer.from_file(data_dir / "tokenizer.json")
         .to_str()
     )
+
+
+def test_cli_train_without_data_builds_the_stdlib_slice_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`codemlm train` with no --data: the standard-library data directory is built into the
+    cache on first use (here a 12-file slice) and reused afterwards."""
+    from codemlm.cli import main
+
+    monkeypatch.setenv("CODEMLM_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["train", "--max-steps", "2", "--batch-size", "4", "--no-progress", "--accelerator", "cpu"]
+    small = ["--set", "data.stdlib_max_files=12", "--set", "data.stdlib_vocab_size=600"]
+    assert main([*args, *small, "--out", str(tmp_path / "one")]) == 0
+    built = sorted((tmp_path / "cache" / "data").glob("stdlib-*"))
+    assert len(built) == 1 and (built[0] / "tokens" / "dataset_dict.json").is_file()
+    stats = json.loads((built[0] / "stats.json").read_text())
+    assert stats["stdlib_files"] == 12 and stats["tokens"]["splits"]["train"]["windows"] > 0
+    assert "first run" in capsys.readouterr().err
+    marker = (built[0] / "tokenizer.json").stat().st_mtime_ns
+
+    assert main([*args, *small, "--out", str(tmp_path / "two")]) == 0
+    assert (built[0] / "tokenizer.json").stat().st_mtime_ns == marker
+    assert "first run" not in capsys.readouterr().err
+    summary = load_model_dir(tmp_path / "two" / "model").summary
+    assert summary["data_dir"] == str(built[0]) and summary["steps"] == 2
