@@ -1,4 +1,4 @@
-"""Driver for the 2-process tests: ``python tests/_ddp_train.py DATA_DIR OUT_DIR [STRATEGY]``.
+"""Driver for the 2-process tests: ``python tests/_ddp_train.py DATA_DIR OUT_DIR [STRATEGY [ACCELERATOR]]``.
 
 Lightning's DDP launcher re-runs this script for rank 1. Each rank writes OUT_DIR/rank<r>.json
 with a digest of every batch it trained on and of its final weights.
@@ -50,13 +50,14 @@ def main() -> None:
     torch.set_num_threads(1)
     data_dir, out_dir = sys.argv[1], Path(sys.argv[2])
     strategy = sys.argv[3] if len(sys.argv) > 3 else "ddp"
+    accelerator = sys.argv[4] if len(sys.argv) > 4 else "cpu"
     out_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(
         "tiny",
         values={
             "data.dir": data_dir,
             "trainer.out_dir": str(out_dir),
-            "trainer.accelerator": "cpu",
+            "trainer.accelerator": accelerator,
             "trainer.devices": 2,
             "trainer.strategy": strategy,
             "trainer.progress": False,

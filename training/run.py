@@ -184,6 +184,8 @@ def _quiet_lightning() -> None:
         logger.addFilter(_DropLightningTips())
     # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch pytree API.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Logging is per optimizer step across epochs; short epochs are fine.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:

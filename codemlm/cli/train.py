@@ -95,10 +95,11 @@ def _handle(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
     from training.progress import print_summary
-
     from training.run import run
 
-    result = run(config, command=["codemlm", *sys.argv[1:]])
+    # The words the user typed (main() may stash its argv on the namespace; else the process's).
+    words = getattr(args, "argv", None)
+    result = run(config, command=["codemlm", *(words if words is not None else sys.argv[1:])])
     if result.model_dir is not None:
         print_summary(result)
     return 0
