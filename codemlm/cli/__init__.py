@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The exact command line, recorded in a trained model's summary.
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
