@@ -233,6 +233,8 @@ class TokenWindowsDataModule(LightningDataModule):
             special_ids=tok.special_ids,
             seed=self.seed,
             max_len=self.max_len,
+            # " foo" and "foo" are one name: mask all its occurrences or none.
+            name_ids=tok.name_ids(),
         )
 
     def _rank_and_world(self) -> tuple[int, int]:
