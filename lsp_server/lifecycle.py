@@ -9,6 +9,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from lsp_server.document import LspLinesWorkspace
 from lsp_server.options import parse_options
 from lsp_server.server import CodemlmLanguageServer
 from lsp_server.sync import register_file_watcher
@@ -34,6 +35,14 @@ def _workspace_root(ls: CodemlmLanguageServer, params: types.InitializeParams) -
 
 
 def on_initialize(ls: CodemlmLanguageServer, params: types.InitializeParams) -> None:
+    # pygls built its workspace a moment ago (no documents yet): the same one, with LSP lines.
+    current = ls.protocol.workspace
+    ls.protocol._workspace = LspLinesWorkspace(
+        current.root_uri,
+        ls._text_document_sync_kind,
+        params.workspace_folders or [],
+        current.position_encoding,
+    )
     ls.options, ls.pending_problems = parse_options(params.initialization_options)
     ls.root = _workspace_root(ls, params)
     logger.info("workspace root %s; options %s", ls.root, ls.options)

@@ -11,7 +11,7 @@ from lsprotocol import types
 
 from codemlm.errors import InputError, PositionError
 from lsp_server.__main__ import build_parser
-from lsp_server.document import DocumentLines, language_for_document, position_encoding
+from lsp_server.document import DocumentLines, LspLinesWorkspace, language_for_document, position_encoding
 from lsp_server.inference import STALE, LatestRequestRunner
 from lsp_server.options import MAX_CANDIDATES_LIMIT, ServerOptions, parse_options
 
@@ -116,6 +116,23 @@ def test_positions_in_each_encoding_round_trip_through_bytes() -> None:
     window = lines.window(2, 2, UTF16)
     offset = window.byte_offset(types.Position(line=2, character=4))
     assert window.data[offset:].decode("utf-8").startswith("'x'")
+
+
+@pytest.mark.parametrize("odd_break", ["\x0c", "\x0b", "\x1c", "\u2028", "\x85"])
+def test_incremental_edits_count_lines_the_lsp_way(odd_break: str) -> None:
+    """Only \\n, \\r\\n and \\r end a line for an editor; other Unicode breaks do not."""
+    workspace = LspLinesWorkspace("file:///w", types.TextDocumentSyncKind.Incremental, [], UTF16)
+    uri = "file:///w/a.py"
+    text = f"x = 1\r\n{odd_break}\ndef alpha():\r    pass\n"
+    workspace.put_text_document(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
+    document = workspace.get_text_document(uri)
+    assert len(document.lines) == 4  # "x = 1", the odd character's line, "def alpha():", "    pass"
+    edit = types.Range(start=types.Position(line=2, character=4), end=types.Position(line=2, character=9))
+    workspace.update_text_document(
+        types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        types.TextDocumentContentChangePartial(range=edit, text="omega"),
+    )
+    assert document.source == f"x = 1\r\n{odd_break}\ndef omega():\r    pass\n"
 
 
 def test_negotiated_encoding_is_normalized_to_the_enum() -> None:
