@@ -19,7 +19,7 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 
-def _workspace_root(ls: CodemlmLanguageServer, params: types.InitializeParams) -> Path | None:
+def _workspace_root(params: types.InitializeParams) -> Path | None:
     """The folder to index: rootUri/rootPath, else the first workspace folder."""
     candidates: list[str | None] = []
     if params.root_uri:
@@ -44,7 +44,7 @@ def on_initialize(ls: CodemlmLanguageServer, params: types.InitializeParams) -> 
         current.position_encoding,
     )
     ls.options, ls.pending_problems = parse_options(params.initialization_options)
-    ls.root = _workspace_root(ls, params)
+    ls.root = _workspace_root(params)
     logger.info("workspace root %s; options %s", ls.root, ls.options)
 
 
