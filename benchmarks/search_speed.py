@@ -11,6 +11,10 @@
    excluded), per mode.
 
     nice .venv/bin/python benchmarks/search_speed.py --model DIR [--sizes 10000 100000] [--out r.json]
+
+On a machine shared with other work, torch's and OpenBLAS's 2-thread runs spin-wait on each
+other and swing by 10-100x between runs; ``OMP_NUM_THREADS=1 ... --threads 1`` gives stable
+numbers (and is the faster setting for one short query at a time).
 """
 
 from __future__ import annotations
