@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,16 @@ async def on_initialized(ls: CodemlmLanguageServer, params: types.InitializedPar
 
 
 def on_shutdown(ls: CodemlmLanguageServer, params: None) -> None:
+    ls.shutdown_requested = True
     ls.stop_background()
+
+
+def on_exit(ls: CodemlmLanguageServer, params: None) -> None:
+    """Leave at once. Interpreter shutdown would join worker threads that may be in the
+    middle of a model forward or an embedding batch, and editors kill a server that lingers."""
+    ls.stop_background()
+    logging.shutdown()
+    os._exit(0 if ls.shutdown_requested else 1)
 
 
 async def on_did_change_configuration(
@@ -102,4 +112,5 @@ def register(server: CodemlmLanguageServer) -> None:
     server.feature(types.INITIALIZE)(on_initialize)
     server.feature(types.INITIALIZED)(on_initialized)
     server.feature(types.SHUTDOWN)(on_shutdown)
+    server.feature(types.EXIT)(on_exit)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(on_did_change_configuration)

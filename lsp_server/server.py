@@ -57,6 +57,7 @@ class CodemlmLanguageServer(LanguageServer):
         )
         self.options = ServerOptions()
         self.pending_problems: list[str] = []  # settings problems to show once initialized
+        self.shutdown_requested = False  # the exit code after `exit` depends on it (LSP spec)
         self.runner = LatestRequestRunner()
         self.hole_jobs = SharedHoleJobs()  # completion + inline completion share model runs
         self.live_index = LiveIndex()
