@@ -12,12 +12,12 @@ from typing import Any
 from codemlm.errors import ConfigError
 
 __all__ = [
-    "ModelConfig",
-    "MaskingConfig",
+    "MASKING_STRATEGIES",
+    "MODEL_PRESETS",
     "ChunkingConfig",
     "CorpusConfig",
-    "MODEL_PRESETS",
-    "MASKING_STRATEGIES",
+    "MaskingConfig",
+    "ModelConfig",
     "from_dict",
 ]
 
@@ -165,6 +165,8 @@ class CorpusConfig:
     split_by: str = "file"  # "file" or "repo"
     seed: int = 0
     languages: tuple[str, ...] = ()  # empty: every supported language
+    # Training wants each text once; a search index wants every copy (both paths can be the answer).
+    dedupe: bool = True
 
     def __post_init__(self) -> None:
         if self.max_file_bytes <= 0:

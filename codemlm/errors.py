@@ -7,17 +7,17 @@ the library is a bug.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointError",
     "CodemlmError",
     "ConfigError",
-    "InputError",
-    "UnsupportedLanguageError",
-    "PositionError",
     "CorpusError",
-    "TokenizerError",
-    "CheckpointError",
-    "ModelNotFoundError",
-    "IndexStoreError",
     "EvaluationError",
+    "IndexStoreError",
+    "InputError",
+    "ModelNotFoundError",
+    "PositionError",
+    "TokenizerError",
+    "UnsupportedLanguageError",
 ]
 
 

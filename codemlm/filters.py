@@ -157,7 +157,7 @@ def admit_text(data: bytes | str, config: CorpusConfig, counts: Counter[str], se
         counts["minified"] += 1
         return None
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-    if digest in seen:
+    if config.dedupe and digest in seen:
         counts["duplicate"] += 1
         return None
     seen.add(digest)

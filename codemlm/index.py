@@ -301,7 +301,7 @@ class RepoIndex:
         reason = reason or found
         if reason:
             log.warning("rebuilding the search index %s: %s", path, reason)
-        return cls(root, path, conn, embedder, reason, corpus_config or CorpusConfig())
+        return cls(root, path, conn, embedder, reason, corpus_config or CorpusConfig(dedupe=False))
 
     def close(self) -> None:
         with self._lock:

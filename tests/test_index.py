@@ -221,6 +221,17 @@ def test_lexical_only_index_without_embedder(repo: Path, index_file: Path) -> No
 
 
 # --------------------------------------------------------------------------- crash safety
+def test_every_copy_of_a_duplicated_file_is_indexed(repo: Path, index_file: Path) -> None:
+    # A training corpus keeps one copy; a search index must find each path a user may want.
+    (repo / "copy").mkdir()
+    original = next(p for p in sorted(repo.rglob("*.py")) if "def slugify" in p.read_text())
+    (repo / "copy" / original.name).write_text(original.read_text())
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+        paths = {path for path, name in names(index) if name == "slugify"}
+    assert len(paths) == 2 and f"copy/{original.name}" in paths
+
+
 def test_exception_from_progress_callback_leaves_a_usable_index(
     repo: Path, index_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from codemlm import __version__
 from codemlm.errors import CodemlmError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 # Modules under codemlm.cli that contribute subcommands, in help order.
 _COMMAND_MODULES = (
