@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:  # torch and the checkpoint module stay out of a lexical-only CLI run
     from codemlm.checkpoint import LoadedModel
 
-__all__ = ["Embedder", "ModelEmbedder", "model_fingerprint", "normalize_rows"]
+__all__ = ["MLM_ONLY_DENSE_WEIGHT", "Embedder", "ModelEmbedder", "dense_weight_for", "model_fingerprint", "normalize_rows"]
 
 
 @runtime_checkable
@@ -55,6 +55,21 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     return f"codemlm:{loaded.config.name}:{digest.hexdigest()}"
 
 
+# The dense side's vote in hybrid search for an encoder trained with MLM alone: enough to
+# surface matches BM25 misses entirely, too little to push down BM25's own top results.
+MLM_ONLY_DENSE_WEIGHT = 0.25
+
+
+def dense_weight_for(summary: dict | None) -> float:
+    """How much hybrid search should trust this model's embeddings: a model directory may
+    say so itself (``search_dense_weight`` in its summary); a contrastively trained one gets
+    a full vote, an MLM-only one a small one."""
+    summary = summary or {}
+    if "search_dense_weight" in summary:
+        return float(summary["search_dense_weight"])
+    return 1.0 if summary.get("task") == "contrastive" else MLM_ONLY_DENSE_WEIGHT
+
+
 class ModelEmbedder:
     """Embeds with a trained ``CodeEncoder``.
 
@@ -85,6 +100,7 @@ class ModelEmbedder:
         self.device = device or str(next(self.model.parameters()).device)
         self.dim = int(loaded.config.dim)
         self.model_id = model_fingerprint(loaded)
+        self.dense_weight = dense_weight_for(loaded.summary)
 
     def embed_code(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(list(texts))

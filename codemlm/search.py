@@ -187,13 +187,16 @@ def path_matches(path: str, glob: str) -> bool:
 
 
 # --------------------------------------------------------------------------- fusion
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Sum of 1 / (k + rank) over the rankings each id appears in (rank 1-based), best first.
-    Ties keep the order of first appearance, so the result is deterministic."""
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Sum of weight / (k + rank) over the rankings each id appears in (rank 1-based), best
+    first. Ties keep the order of first appearance, so the result is deterministic."""
+    weights = weights if weights is not None else [1.0] * len(rankings)
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
@@ -206,9 +209,14 @@ def search(
     language: str | None = None,
     path_glob: str | None = None,
     mode: str = "hybrid",
+    dense_weight: float | None = None,
 ) -> list[SearchResult]:
     """The ``k`` chunks that best answer ``query``. Filters: exact language name, and an
-    fnmatch glob over the repository-relative path (``*`` crosses ``/``: ``src/*`` is a subtree)."""
+    fnmatch glob over the repository-relative path (``*`` crosses ``/``: ``src/*`` is a subtree).
+
+    ``dense_weight`` scales the dense side of the fusion; by default the embedder's own
+    ``dense_weight`` (an encoder without a contrastive stage ranks code poorly, and an equal
+    vote from it drags hybrid below BM25 alone)."""
     if mode not in MODES:
         raise InputError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
     if k < 1:
@@ -245,7 +253,9 @@ def search(
     elif mode == "dense":
         ranked = dense
     else:
-        ranked = reciprocal_rank_fusion([lexical, [c for c, _ in dense]])
+        if dense_weight is None:
+            dense_weight = float(getattr(index.embedder, "dense_weight", 1.0))
+        ranked = reciprocal_rank_fusion([lexical, [c for c, _ in dense]], weights=[1.0, dense_weight])
     top = ranked[:k]
     rows = _chunk_rows(index, [c for c, _ in top])
     results = []

@@ -81,6 +81,31 @@ def test_reciprocal_rank_fusion_scores() -> None:
     assert [i for i, _ in reciprocal_rank_fusion([[1, 2, 3], [3, 1]])] == [1, 3, 2]
 
 
+def test_weighted_fusion_scales_each_side() -> None:
+    fused = dict(reciprocal_rank_fusion([[1, 2], [2, 1]], k=60, weights=[1.0, 0.25]))
+    assert fused[1] == pytest.approx(1 / 61 + 0.25 / 62)
+    assert fused[2] == pytest.approx(1 / 62 + 0.25 / 61)
+    # A weak dense side cannot overturn the lexical order; an equal one can tie it.
+    assert [i for i, _ in reciprocal_rank_fusion([[1, 2], [2, 1]], weights=[1.0, 0.25])] == [1, 2]
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1], [2]], weights=[1.0])
+
+
+def test_dense_weight_follows_how_the_model_was_trained() -> None:
+    from codemlm.embedder import MLM_ONLY_DENSE_WEIGHT, dense_weight_for
+
+    assert dense_weight_for({"task": "contrastive"}) == 1.0
+    assert dense_weight_for({"task": "mlm"}) == MLM_ONLY_DENSE_WEIGHT < 1.0
+    assert dense_weight_for(None) == MLM_ONLY_DENSE_WEIGHT
+    assert dense_weight_for({"task": "contrastive", "search_dense_weight": 0.5}) == 0.5
+
+
+def test_hybrid_dense_weight_zero_is_the_lexical_order(indexed: RepoIndex) -> None:
+    hybrid = search(indexed, "circle area radius", k=5, dense_weight=0.0)
+    lexical = search(indexed, "circle area radius", k=5, mode="lexical")
+    assert [r.chunk_id for r in hybrid[: len(lexical)]] == [r.chunk_id for r in lexical]
+
+
 def test_hybrid_results_explain_both_ranks(indexed: RepoIndex) -> None:
     hybrid = search(indexed, "circle area radius", k=5)
     lexical = search(indexed, "circle area radius", k=100, mode="lexical")
