@@ -143,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         console.print(Syntax(shown.strip(), language if language != "tsx" else "typescript", theme="ansi_dark"))
         for rank, cand in enumerate(candidates, 1):
             mark = "[green]✓[/green]" if cand.text.strip() == answer.strip() else " "
-            console.print(f"   {mark} {rank}. {cand.text!r:40} score {cand.score:.3f}")
+            flag = "" if cand.syntax_ok else "  [dim](breaks the parse: ranked last)[/dim]"
+            console.print(f"   {mark} {rank}. {cand.text!r:40} score {cand.score:.3f}{flag}")
         hits += any(c.text.strip() == answer.strip() for c in candidates[:1])
         console.print(f"   original: {answer!r}")
     if holes:
