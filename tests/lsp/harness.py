@@ -24,6 +24,8 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from tests._tiny_model import SNIPPET
+
 __all__ = [
     "CALC_PY",
     "FIXTURE_REPO",
@@ -39,24 +41,8 @@ __all__ = [
 
 FIXTURE_REPO = Path(__file__).resolve().parents[1] / "fixtures" / "multilang_repo"
 
-# A file the tiny test model (tests/_tiny_model.py) has learned by heart, with a hole after
-# `return ` in sub(): the model knows it is `a - b`.
-CALC_PY = '''def add(a, b):
-    return a + b
-
-
-def sub(a, b):
-    return a - b
-
-
-def mul(a, b):
-    return a * b
-
-
-def main():
-    total = add(1, 2)
-    print(total)
-'''
+# The file the tiny test model has learned by heart; a hole after `return ` in sub() is `a - b`.
+CALC_PY = SNIPPET
 
 
 def make_workspace(tmp_path: Path) -> Path:
