@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from codemlm.checkpoint import load_model_dir, save_model_dir
+from codemlm.embedder import MLM_ONLY_DENSE_WEIGHT
 from codemlm.eval_infill import evaluate_infill
 from codemlm.eval_search import evaluate_search
 
@@ -81,6 +82,13 @@ def main() -> int:
         "date": datetime.date.today().isoformat(),
         "hardware": "2-core x86_64 CPU VM shared with other work; no GPU was lent to this task",
     }
+
+    # Hybrid search gives the dense side a full vote only if the contrastive stage made it a
+    # real retriever on its own validation pairs (files it never trained on); a weak dense side
+    # with a full vote ranks below BM25 alone. The held-out search set plays no part in this.
+    val_mrr = float((trained.summary.get("validation_after") or {}).get("mrr", 0.0))
+    summary["search_dense_weight"] = 1.0 if val_mrr >= 0.5 else MLM_ONLY_DENSE_WEIGHT
+    summary["search_dense_weight_rule"] = f"1.0 if contrastive validation MRR >= 0.5, else {MLM_ONLY_DENSE_WEIGHT} (it was {val_mrr:.3f})"
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_model_dir(args.out, trained.model, trained.tokenizer, summary=summary, dtype="float16")
