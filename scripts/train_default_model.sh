@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PY=.venv/bin/python
 SRC=${SRC:-data/default-src}
 MLM_STEPS=${MLM_STEPS:-600}
-SEARCH_STEPS=${SEARCH_STEPS:-150}
+SEARCH_STEPS=${SEARCH_STEPS:-100}
 
 [ -d "$SRC" ] || bash scripts/fetch_default_corpus.sh "$SRC"
 stdlib=$($PY -c "from codemlm.corpus import stdlib_root; print(stdlib_root())")
