@@ -55,9 +55,10 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     return f"codemlm:{loaded.config.name}:{digest.hexdigest()}"
 
 
-# The dense side's vote in hybrid search for an encoder trained with MLM alone: enough to
-# surface matches BM25 misses entirely, too little to push down BM25's own top results.
-MLM_ONLY_DENSE_WEIGHT = 0.25
+# The dense side's vote in hybrid search for an encoder trained with MLM alone. Measured: even
+# a 0.25 vote from such a model pulled the held-out MRR from 0.343 (BM25) to 0.265, so it only
+# appends matches BM25 missed entirely, after BM25's own ranking (BENCHMARKS.md, search).
+MLM_ONLY_DENSE_WEIGHT = 0.0
 
 
 def dense_weight_for(summary: dict | None) -> float:

@@ -95,7 +95,7 @@ def test_dense_weight_follows_how_the_model_was_trained() -> None:
     from codemlm.embedder import MLM_ONLY_DENSE_WEIGHT, dense_weight_for
 
     assert dense_weight_for({"task": "contrastive"}) == 1.0
-    assert dense_weight_for({"task": "mlm"}) == MLM_ONLY_DENSE_WEIGHT < 1.0
+    assert dense_weight_for({"task": "mlm"}) == MLM_ONLY_DENSE_WEIGHT < 0.5
     assert dense_weight_for(None) == MLM_ONLY_DENSE_WEIGHT
     assert dense_weight_for({"task": "contrastive", "search_dense_weight": 0.5}) == 0.5
 
