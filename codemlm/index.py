@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codemlm.cache import cache_dir
 from codemlm.config import CorpusConfig
 from codemlm.embedder import Embedder
 from codemlm.errors import IndexStoreError, InputError
@@ -181,12 +182,7 @@ def default_index_path(repo_root: str | os.PathLike[str]) -> Path:
     """``$CODEMLM_CACHE_DIR`` or ``$XDG_CACHE_HOME/codemlm`` or ``~/.cache/codemlm``, then
     ``index/<name>-<hash of the absolute root>.sqlite``."""
     root = Path(repo_root).expanduser().resolve()
-    if os.environ.get("CODEMLM_CACHE_DIR"):
-        base = Path(os.environ["CODEMLM_CACHE_DIR"]).expanduser()
-    elif os.environ.get("XDG_CACHE_HOME"):
-        base = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "codemlm"
-    else:
-        base = Path.home() / ".cache" / "codemlm"
+    base = cache_dir()
     digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
     name = re.sub(r"[^\w.-]", "_", root.name) or "root"
     return base / "index" / f"{name}-{digest}.sqlite"

@@ -26,6 +26,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from codemlm.cache import cache_dir
 from codemlm.config import ChunkingConfig, CorpusConfig, MaskingConfig
 from codemlm.errors import CorpusError
 from codemlm.masking import MaskingCollator
@@ -346,15 +347,6 @@ def load_data_tokenizer(data_dir: Path) -> CodeTokenizer:
 _STDLIB_SKIP = frozenset(
     {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}
 )
-
-
-def cache_dir() -> Path:
-    """``$CODEMLM_CACHE_DIR``, else ``$XDG_CACHE_HOME/codemlm``, else ``~/.cache/codemlm``."""
-    if os.environ.get("CODEMLM_CACHE_DIR"):
-        return Path(os.environ["CODEMLM_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "codemlm"
-    return Path.home() / ".cache" / "codemlm"
 
 
 def stdlib_sample(max_files: int) -> list[Path]:
