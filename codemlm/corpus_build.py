@@ -9,6 +9,7 @@ tokenizer and the training view are built from it by :mod:`codemlm.tokenizer` an
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -293,18 +294,8 @@ def _collect(
             task = bar.add_task(f"reading {hf.name}", total=None, seen=0)
             rows_before = writer.rows
             try:
-                for source in iter_hf_dataset(
-                    hf.name,
-                    hf.text_column,
-                    split=hf.split,
-                    path_column=hf.path_column,
-                    language_column=hf.language_column,
-                    language=hf.language,
-                    repo_column=hf.repo_column,
-                    limit=hf.limit,
-                    stats=stats,
-                    config=config,
-                ):
+                # HFSource's fields are iter_hf_dataset's keyword arguments, one for one.
+                for source in iter_hf_dataset(**dataclasses.asdict(hf), stats=stats, config=config):
                     writer.add(source, _unit(key_of(source), config.seed))
                     bar.update(task, completed=writer.rows, seen=_seen(stats))
             except CorpusError as exc:

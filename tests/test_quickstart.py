@@ -30,7 +30,8 @@ def test_quickstart_indexes_searches_and_completes(
     out = capsys.readouterr().out
     assert code == 0
     assert "1. the model" in out and "2. indexing" in out
-    assert "distance" in out  # the search found the fixture's distance() function
+    # A result row (path:line), not the echoed query: the fixture's distance() lives in shapes.py.
+    assert "shapes.py:" in out
     assert "4. masked-span completion" in out and "original:" in out
     assert (tmp_path / "index.sqlite").is_file()
 
