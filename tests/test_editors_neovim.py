@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._tiny_model import tiny_model_dir
+from tests._tiny_model import SNIPPET, tiny_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_LUA = ROOT / "editors" / "neovim" / "test" / "test.lua"
@@ -40,6 +40,10 @@ pytestmark = [
 QUERY = "euclidean distance between two points"
 FILE = "src/geometry/shapes.py"
 FILL_LINE = 11  # `    return math.hypot(x2 - x1, y2 - y1)` in FILE
+# A file the tiny model knows by heart, with `a - b` cut out after `return ` in sub() (line 5, 0-based).
+HOLE_FILE = "calc_hole.py"
+HOLE_TEXT = SNIPPET.replace("return a - b", "return ")
+HOLE_LINE, HOLE_CHARACTER = 5, len("    return ")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,7 @@ def run_neovim(
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     workspace = tmp_path / "repo"
     shutil.copytree(FIXTURE_REPO, workspace)
+    (workspace / HOLE_FILE).write_text(HOLE_TEXT, encoding="utf-8")
     out = tmp_path / "nvim_report.json"
     env = {
         **os.environ,
@@ -60,9 +65,13 @@ def run_neovim(
         "CODEMLM_NVIM_FILE": FILE,
         "CODEMLM_NVIM_QUERY": QUERY,
         "CODEMLM_NVIM_OUT": str(out),
-        "CODEMLM_NVIM_MODEL": str(model_dir),
-        "CODEMLM_NVIM_INDEX": str(tmp_path / "index.sqlite"),
+        # The model comes from the environment, not from `settings`: the plugin runs with the
+        # default setup (no settings table), the one every new user has.
+        "CODEMLM_MODEL": str(model_dir),
         "CODEMLM_NVIM_FILL_LINE": str(FILL_LINE),
+        "CODEMLM_NVIM_HOLE_FILE": HOLE_FILE,
+        "CODEMLM_NVIM_HOLE_LINE": str(HOLE_LINE),
+        "CODEMLM_NVIM_HOLE_CHARACTER": str(HOLE_CHARACTER),
         "CODEMLM_NVIM_TIMEOUT_MS": "60000",
         "CODEMLM_CACHE_DIR": str(tmp_path / "cache"),
         # Neovim writes its LSP log and shada under these; keep them out of the user's home.
@@ -71,6 +80,8 @@ def run_neovim(
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "OMP_NUM_THREADS": "1",
+        # The server of this checkout, whichever directory Neovim starts it in.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **extra_env,
     }
     assert nvim is not None
@@ -93,6 +104,18 @@ def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Pat
     assert report, f"no report from nvim (exit {proc.returncode}): {proc.stdout}\n{proc.stderr}"
     assert "error" not in report, report["error"]
     assert proc.returncode == 0
+
+    # The default setup sends its settings as an object (an empty Lua table is a JSON array
+    # unless the plugin says otherwise), and the server found nothing wrong with them.
+    assert json.loads(report["settings_json"]) == {"codemlm": {}}
+    assert json.loads(report["settings_json_nested"]) == {
+        "codemlm": {"completion": {}, "inlineCompletion": {"enabled": False}, "languages": []}
+    }
+    # (LSP MessageType 1 is Error, 2 Warning.)
+    complaints = [
+        m["message"] for m in report["server_messages"] if m["type"] in (1, 2) and "settings" in m["message"].lower()
+    ]
+    assert complaints == [], complaints
 
     # setup() made the commands and the documented keymap.
     assert report["commands"] == {"search": True, "fill": True, "reindex": True}
@@ -131,8 +154,11 @@ def test_neovim_plugin_search_completion_and_fill(tmp_path: Path, model_dir: Pat
     assert report["statuses_after_reindex"][-1] == "ready"
     assert "reindex started" in " ".join(report["notifications"])
 
-    # Completion answered through the plugin's client (items may be few with a tiny model).
-    assert isinstance(report["completion_labels"], list)
+    # Completion through the plugin's client, at a hole the tiny model knows: the right body is
+    # among the items (an empty list, or a list without it, fails).
+    completion = report["completion"]
+    assert "error" not in completion, completion
+    assert "a - b" in completion["texts"], completion
 
     # Fill selection of a characterwise Visual selection (`math.hypot(...)` after `return `):
     # the server's workspace/applyEdit replaced exactly the selected text with the top candidate.

@@ -7,7 +7,9 @@
 ;;; Commentary:
 
 ;; Masked-span completion and repository code search from the codemlm language server
-;; (`python3 -m lsp_server', installed with: pip install "codemlm[lsp]").
+;; (`python3 -m lsp_server').  codemlm is not on a package index: install it from a clone of
+;; its repository, with `bash scripts/setup-env.sh' there (then set `codemlm-python' to the
+;; clone's .venv/bin/python) or `python3 -m pip install -e /path/to/codemlm'.
 ;;
 ;;   (add-to-list 'load-path "/path/to/codemlm/editors/emacs")
 ;;   (require 'codemlm)
@@ -35,7 +37,10 @@
   :prefix "codemlm-")
 
 (defcustom codemlm-python "python3"
-  "Python interpreter that has codemlm installed (pip install \"codemlm[lsp]\")."
+  "Python interpreter that has codemlm installed.
+From a clone of the codemlm repository: its .venv/bin/python after
+`bash scripts/setup-env.sh', or a Python where you ran
+`python3 -m pip install -e /path/to/codemlm'."
   :type 'string)
 
 (defcustom codemlm-settings nil
@@ -78,7 +83,7 @@ Keys: :modelDir :indexPath :maxCandidates :languages, and
 (defun codemlm--contact (_interactive)
   "The eglot contact for codemlm: a server class and a command line."
   (unless (executable-find codemlm-python)
-    (user-error "codemlm: %s not found; set `codemlm-python' to a Python with codemlm (pip install \"codemlm[lsp]\")"
+    (user-error "codemlm: %s not found; set `codemlm-python' to a Python with codemlm (from a clone of its repository: bash scripts/setup-env.sh, then its .venv/bin/python)"
                 codemlm-python))
   (list 'codemlm-eglot-server codemlm-python "-m" "lsp_server"))
 

@@ -4,9 +4,11 @@
 --   CODEMLM_NVIM_FILE=src/geometry/shapes.py CODEMLM_NVIM_QUERY="euclidean distance" \
 --   CODEMLM_NVIM_OUT=/tmp/out.json nvim --headless -u NONE -c "luafile editors/neovim/test/test.lua"
 --
--- Optional: CODEMLM_NVIM_MODEL (settings.modelDir), CODEMLM_NVIM_INDEX (settings.indexPath),
+-- Optional: CODEMLM_NVIM_MODEL (settings.modelDir), CODEMLM_NVIM_INDEX (settings.indexPath);
+-- without both, setup() gets no `settings` at all, as in a user's default setup.
 -- CODEMLM_NVIM_FILL_LINE (1-based line to fill with :CodemlmFillSelection),
--- CODEMLM_NVIM_TIMEOUT_MS (per step, default 60000).
+-- CODEMLM_NVIM_HOLE_FILE / _HOLE_LINE / _HOLE_CHARACTER (a file in the workspace and the 0-based
+-- position of a hole to ask textDocument/completion at), CODEMLM_NVIM_TIMEOUT_MS (per step).
 -- Writes what it saw as JSON to CODEMLM_NVIM_OUT (tests/test_editors_neovim.py checks it) and
 -- exits 0, or 1 after writing {"error": ...} when a step fails or times out.
 
@@ -41,6 +43,22 @@ end
 
 local timeout = tonumber(env("CODEMLM_NVIM_TIMEOUT_MS", "60000"))
 
+-- What the server says to the user (window/showMessage) and into the log (window/logMessage):
+-- Neovim 0.7 writes showMessage to the message area, not through vim.notify, so record both here.
+report.server_messages = {}
+for _, method in ipairs({ "window/showMessage", "window/logMessage" }) do
+  local default_handler = vim.lsp.handlers[method]
+  vim.lsp.handlers[method] = function(err, result, ctx, config)
+    if type(result) == "table" and type(result.message) == "string" then
+      table.insert(report.server_messages, { method = method, type = result.type, message = result.message })
+    end
+    if method == "window/logMessage" and default_handler ~= nil then
+      return default_handler(err, result, ctx, config)
+    end
+    return vim.NIL
+  end
+end
+
 local function wait_for(what, predicate)
   local ok = vim.wait(timeout, predicate, 50)
   if not ok then
@@ -67,11 +85,18 @@ local function run()
       table.insert(statuses, codemlm.status.state)
     end,
   })
-  codemlm.setup({
-    cmd = { python, "-m", "lsp_server" },
-    settings = { modelDir = os.getenv("CODEMLM_NVIM_MODEL"), indexPath = os.getenv("CODEMLM_NVIM_INDEX") },
-    keymaps = { fill_selection = "<leader>cf" },
-  })
+  local opts = { cmd = { python, "-m", "lsp_server" }, keymaps = { fill_selection = "<leader>cf" } }
+  if os.getenv("CODEMLM_NVIM_MODEL") or os.getenv("CODEMLM_NVIM_INDEX") then
+    opts.settings = { modelDir = os.getenv("CODEMLM_NVIM_MODEL"), indexPath = os.getenv("CODEMLM_NVIM_INDEX") }
+  end
+  codemlm.setup(opts)
+  -- The settings object as it goes on the wire (JSON), for the setup above and for tables a user
+  -- may leave empty: objects must stay objects, lists lists.
+  report.settings_json = vim.fn.json_encode(codemlm.settings_section())
+  local configured = codemlm.config.settings
+  codemlm.config.settings = { completion = {}, inlineCompletion = { enabled = false }, languages = {} }
+  report.settings_json_nested = vim.fn.json_encode(codemlm.settings_section())
+  codemlm.config.settings = configured
   report.commands = {
     search = vim.fn.exists(":CodemlmSearch") == 2,
     fill = vim.fn.exists(":CodemlmFillSelection") == 2,
@@ -149,26 +174,38 @@ local function run()
   end)
   report.statuses_after_reindex = vim.list_slice(statuses, seen + 1)
 
-  -- Standard completion through the same client.
+  -- Standard completion through the same client, at a hole the model knows the answer to: the
+  -- buffer is opened like any file (FileType attaches it to the running client).
+  local hole_file = os.getenv("CODEMLM_NVIM_HOLE_FILE")
+  if hole_file ~= nil then
+    vim.cmd("edit " .. vim.fn.fnameescape(workspace .. "/" .. hole_file))
+    local hole_buf = vim.api.nvim_get_current_buf()
+    wait_for("the hole file to attach", function()
+      return vim.lsp.buf_is_attached(hole_buf, client.id)
+    end)
+    local responses = vim.lsp.buf_request_sync(hole_buf, "textDocument/completion", {
+      textDocument = { uri = vim.uri_from_bufnr(hole_buf) },
+      position = { line = tonumber(env("CODEMLM_NVIM_HOLE_LINE", "0")), character = tonumber(env("CODEMLM_NVIM_HOLE_CHARACTER", "0")) },
+    }, timeout)
+    local completion = { labels = {}, texts = {} }
+    for _, response in pairs(responses or {}) do
+      if response.err ~= nil then
+        completion.error = response.err.message or vim.inspect(response.err)
+      end
+      local result = response.result or {}
+      for _, item in ipairs(result.items or result) do
+        table.insert(completion.labels, item.label)
+        table.insert(completion.texts, (item.textEdit and item.textEdit.newText) or item.insertText or item.label)
+      end
+    end
+    report.completion = completion
+  end
+
   local source_buf = vim.fn.bufnr(workspace .. "/" .. file)
   vim.api.nvim_set_current_buf(source_buf)
   local fill_line = tonumber(env("CODEMLM_NVIM_FILL_LINE", "0"))
   if fill_line > 0 then
     local before = vim.api.nvim_buf_get_lines(source_buf, fill_line - 1, fill_line, false)[1]
-    local line_text = before
-    local position = { line = fill_line - 1, character = #line_text }
-    local responses = vim.lsp.buf_request_sync(source_buf, "textDocument/completion", {
-      textDocument = { uri = vim.uri_from_bufnr(source_buf) },
-      position = position,
-    }, timeout)
-    local labels = {}
-    for _, response in pairs(responses or {}) do
-      local result = response.result or {}
-      for _, item in ipairs(result.items or result) do
-        table.insert(labels, item.label)
-      end
-    end
-    report.completion_labels = labels
 
     -- Fill a characterwise Visual selection: from the word after `return ` to the end of the line.
     vim.api.nvim_win_set_cursor(0, { fill_line, 0 })

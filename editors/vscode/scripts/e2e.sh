@@ -11,7 +11,7 @@
 # (default editors/vscode/e2e-artifacts/). Exit status 0 when every check passed.
 #
 # Environment:
-#   CODEMLM_E2E_PYTHON  Python with codemlm[lsp] installed (default: <repo>/.venv/bin/python)
+#   CODEMLM_E2E_PYTHON  Python with codemlm installed (default: <repo>/.venv/bin/python)
 #   CODEMLM_E2E_MODEL   model directory (default: a tiny model trained here in ~20 s)
 #   CODEMLM_E2E_HOME    where e2e-setup.sh installs code-server, Node 24, playwright-core
 #   CODEMLM_E2E_OUT     screenshots and logs
@@ -32,7 +32,7 @@ OUT="$(cd "$OUT" && pwd)"
 log() { echo "e2e: $*" >&2; }
 
 "$PYTHON" -c 'import lsp_server.__main__, pygls, codemlm' || {
-  log "$PYTHON cannot import the language server: pip install -e '.[lsp]' (or set CODEMLM_E2E_PYTHON)"
+  log "$PYTHON cannot import the language server: bash scripts/setup-env.sh (or set CODEMLM_E2E_PYTHON)"
   exit 2
 }
 

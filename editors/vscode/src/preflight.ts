@@ -55,13 +55,21 @@ function lastLine(text: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
+/**
+ * How to install the server. codemlm is installed from a clone of its repository, never from a
+ * package index (no package there is this project, and the name is open to anyone).
+ */
+export function installFix(python: string): string {
+  return `Fix: in a clone of the codemlm repository run "bash scripts/setup-env.sh" and set "codemlm.interpreter" to its .venv/bin/python, or run ${python} -m pip install -e /path/to/codemlm.`;
+}
+
 /** The message shown to the user, with the command that fixes it. */
 export function preflightMessage(python: string, result: Exclude<PreflightResult, { ok: true }>): string {
   switch (result.reason) {
     case 'interpreter-missing':
-      return `CodeMLM: the Python interpreter "${python}" was not found. Set "codemlm.interpreter" to a Python that has codemlm installed.`;
+      return `CodeMLM: the Python interpreter "${python}" was not found. Set "codemlm.interpreter" to a Python that has codemlm installed. ${installFix(python)}`;
     case 'not-installed':
-      return `CodeMLM: the language server is not installed for ${python} (${result.detail}). Fix: ${python} -m pip install "codemlm[lsp]", or set "codemlm.interpreter" to a Python that has it.`;
+      return `CodeMLM: the language server is not installed for ${python} (${result.detail}). ${installFix(python)}`;
     case 'failed':
       return `CodeMLM: ${python} could not load the language server: ${result.detail}. See CodeMLM: Show Log.`;
   }

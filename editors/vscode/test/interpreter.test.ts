@@ -54,7 +54,7 @@ describe('preflight (real processes)', function () {
     }
   });
 
-  it('reports a Python without codemlm with the pip command that fixes it', async function () {
+  it('reports a Python without codemlm with the install from the repository that fixes it', async function () {
     // `-I` isolates from PYTHONPATH and user site: a Python that surely has no lsp_server.
     const python = '/usr/bin/python3';
     if (!existsSync(python)) {
@@ -64,7 +64,11 @@ describe('preflight (real processes)', function () {
     assert.equal(result.ok, false);
     if (!result.ok) {
       assert.equal(result.reason, 'not-installed');
-      assert.match(preflightMessage(python, result), /pip install "codemlm\[lsp\]"/);
+      const message = preflightMessage(python, result);
+      assert.match(message, /scripts\/setup-env\.sh/);
+      assert.match(message, /-m pip install -e \/path\/to\/codemlm/);
+      // Never a package-index name: `pip install codemlm[lsp]` fails, or installs a stranger's package.
+      assert.doesNotMatch(message, /codemlm\[/);
     }
   });
 

@@ -15,6 +15,11 @@
 local M = {}
 
 local SERVER_NAME = "codemlm"
+-- codemlm is installed from its repository, not from a package index (a name there could be
+-- anyone's): this is the one line the plugin gives as the fix.
+local INSTALL_HINT = "Install it from a clone of the codemlm repository: "
+  .. "bash scripts/setup-env.sh there and use its .venv/bin/python, "
+  .. "or python3 -m pip install -e /path/to/codemlm."
 
 M.defaults = {
   cmd = { "python3", "-m", "lsp_server" },
@@ -95,8 +100,34 @@ function M.find_root(path, markers)
   end
 end
 
+-- Lua has one table type, and Neovim encodes an empty table as a JSON array: the default
+-- `settings = {}` reached the server as `"codemlm": []`, which it rejects ("must be an object").
+-- Every settings value the server reads is an object except `languages`, a list of names: send
+-- each empty table as {} (vim.empty_dict()) and leave lists alone.
+local LIST_SETTINGS = { languages = true }
+
+local function as_settings_object(value, key)
+  if type(value) ~= "table" or LIST_SETTINGS[key] or value[1] ~= nil then
+    return value
+  end
+  if next(value) == nil then
+    return vim.empty_dict()
+  end
+  local object = {}
+  for k, v in pairs(value) do
+    object[k] = as_settings_object(v, k)
+  end
+  return object
+end
+
+-- The settings object sent as initializationOptions and didChangeConfiguration, and answered
+-- to workspace/configuration: { codemlm = <settings> }.
+function M.settings_section()
+  return { codemlm = as_settings_object(M.config.settings or {}, "codemlm") }
+end
+
 local function settings_section()
-  return { codemlm = M.config.settings }
+  return M.settings_section()
 end
 
 local function on_status(_, result)
@@ -127,7 +158,7 @@ local function client_config(root_dir)
         vim.schedule(function()
           notify(
             string.format(
-              "the language server exited (code %s, signal %s). Is codemlm installed for %s? pip install 'codemlm[lsp]'. See :LspLog",
+              "the language server exited (code %s, signal %s). Is codemlm installed for %s? " .. INSTALL_HINT .. " See :LspLog",
               tostring(code),
               tostring(signal),
               M.config.cmd[1]
@@ -149,7 +180,7 @@ function M.attach(bufnr)
   end
   if vim.fn.executable(M.config.cmd[1]) ~= 1 then
     notify(
-      string.format("%q is not executable: set cmd to a Python with codemlm (pip install 'codemlm[lsp]')", M.config.cmd[1]),
+      string.format("%q is not executable: set cmd to a Python with codemlm. %s", M.config.cmd[1], INSTALL_HINT),
       vim.log.levels.ERROR
     )
     return nil
