@@ -1,38 +1,38 @@
-"""Writing a data directory's source files: ``DIR/files`` and ``DIR/stats.json``.
+"""Writing a data directory: the one corpus pipeline, sources -> files -> tokenizer -> windows.
 
-:func:`build_corpus` streams the files kept by :mod:`codemlm.corpus` (repository walks and
+:func:`build_corpus` streams the files kept by :mod:`codemlm.sources` (repository walks and
 datasets) to a staging Arrow file, splits them train/validation by a hash of the file or
-repository key, adds syntax spans from :mod:`codemlm.syntax`, and saves a ``DatasetDict``; the
-tokenizer and the training view are built from it by :mod:`codemlm.tokenizer` and
-:mod:`codemlm.windows`. ``stats.json`` I/O and its summary table live here too.
+repository key, adds syntax spans from :mod:`codemlm.syntax` and saves ``DIR/files``; then, when
+asked for token windows, trains a tokenizer on the train split (or copies the one given) and cuts
+``DIR/tokens`` with :mod:`codemlm.windows`. ``DIR/stats.json`` (:mod:`codemlm.corpus_stats`) is
+written once, at the end. ``codemlm corpus build`` and training's first-run standard-library
+corpus both call it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
-import json
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from codemlm.config import CorpusConfig
+from codemlm.config import ChunkingConfig, CorpusConfig
+from codemlm.corpus_stats import write_stats
 from codemlm.errors import CorpusError, InputError
-
-if TYPE_CHECKING:
-    # Imported inside the functions at run time: codemlm.corpus re-exports this module's names.
-    from codemlm.corpus import CorpusStats, HFSource, SourceFile
+from codemlm.sources import CorpusStats, HFSource, SourceFile, iter_hf_dataset, iter_repository
+from codemlm.tokenizer import CodeTokenizer
 
 __all__ = [
     "FILES_COLUMNS",
     "build_corpus",
-    "load_stats",
     "split_of",
-    "stats_table",
-    "write_stats",
+    "train_split_texts",
+    "train_tokenizer",
 ]
 
 # Column order and types of DIR/files (docs/INTERFACES.md).
@@ -187,16 +187,21 @@ def build_corpus(
     num_proc: int = 1,
     hf: HFSource | Sequence[HFSource] | None = None,
     progress: bool = True,
+    chunking: ChunkingConfig | None = None,
+    tokenizer: str | Path | None = None,
+    vocab_size: int = 16384,
+    extra_stats: Mapping[str, Any] | None = None,
 ) -> CorpusStats:
-    """Walk ``sources`` (and read ``hf`` datasets), write ``out_dir/files`` and ``stats.json``.
+    """Walk ``sources`` (and read ``hf`` datasets) into ``out_dir``; ``stats.json`` last.
 
-    Raises InputError for a missing source path, CorpusError if nothing is kept. A bad file is
-    counted and skipped, never the end of the build.
+    Always writes ``out_dir/files``. With ``chunking``, also ``out_dir/tokenizer.json`` (a copy
+    of ``tokenizer`` when given, else trained with ``vocab_size`` on the train split) and the
+    training windows ``out_dir/tokens``. ``extra_stats`` are added to ``stats.json`` as they are.
+    ``progress`` shows bars and a line per stage on stderr.
+
+    Raises InputError for a missing source path or tokenizer file, CorpusError if nothing is
+    kept. A bad file is counted and skipped, never the end of the build.
     """
-    import datasets
-
-    from codemlm.corpus import CorpusStats, HFSource
-
     started = time.perf_counter()
     config = config or CorpusConfig()
     paths = [Path(s).expanduser() for s in sources]
@@ -208,6 +213,11 @@ def build_corpus(
     hf_sources = [hf] if isinstance(hf, HFSource) else list(hf or [])
     if not paths and not hf_sources:
         raise CorpusError("no sources given: name a directory, a file or a dataset")
+    given_tokenizer = None
+    if tokenizer is not None:
+        if not Path(tokenizer).is_file():
+            raise InputError(f"tokenizer file not found: {tokenizer}")
+        given_tokenizer = CodeTokenizer.from_file(tokenizer)  # validated before the long part
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError(f"output path exists and is not a directory: {out}")
@@ -217,10 +227,47 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
 
     stats = CorpusStats(sources=[str(p) for p in paths] + [f"hf:{h.name}" for h in hf_sources])
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    bars_were_enabled = datasets.is_progress_bar_enabled()
-    if not progress:
-        datasets.disable_progress_bars()  # datasets' own (tqdm) bars for parsing and saving
+    with _dataset_bars(progress):
+        _write_files(paths, hf_sources, files_dir, config, stats, num_proc=num_proc, progress=progress)
+        stats.extra["config"] = _config_dict(config)
+        if chunking is not None:
+            from rich.console import Console
+
+            from codemlm.windows import tokenize_corpus
+
+            console = Console(stderr=True, quiet=not progress)
+            if given_tokenizer is not None:
+                assert tokenizer is not None
+                _copy_tokenizer(Path(tokenizer), out / "tokenizer.json")
+                console.print(f"tokenizer copied from {tokenizer} ({given_tokenizer.vocab_size} tokens)")
+                trained = given_tokenizer
+            else:
+                trained = train_tokenizer(files_dir, vocab_size, out / "tokenizer.json", console)
+            console.print(f"cutting windows of {chunking.seq_len} tokens")
+            stats.extra["tokens"] = tokenize_corpus(
+                files_dir, trained, chunking, out / "tokens", num_proc=num_proc
+            )
+            stats.extra["tokenizer"] = {"path": "tokenizer.json", "vocab_size": trained.vocab_size}
+    stats.extra.update(extra_stats or {})
+    stats.seconds = time.perf_counter() - started
+    write_stats(out, stats.to_dict())
+    return stats
+
+
+def _write_files(
+    paths: list[Path],
+    hf_sources: list[HFSource],
+    files_dir: Path,
+    config: CorpusConfig,
+    stats: CorpusStats,
+    *,
+    num_proc: int,
+    progress: bool,
+) -> None:
+    """DIR/files: the kept files, split, with syntax spans."""
+    import datasets
+
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=files_dir.parent))
     try:
         writer = _StagingWriter(staging / "files.arrow")
         try:
@@ -263,11 +310,52 @@ def build_corpus(
         datasets.DatasetDict(splits).save_to_disk(str(files_dir), num_shards={name: 1 for name in splits})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if bars_were_enabled:
+
+
+@contextlib.contextmanager
+def _dataset_bars(enabled: bool) -> Iterator[None]:
+    """datasets' own (tqdm) bars for parsing, tokenizing and saving: off unless ``enabled``."""
+    import datasets
+
+    were_enabled = datasets.is_progress_bar_enabled()
+    if not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if were_enabled:
             datasets.enable_progress_bars()
-    stats.seconds = time.perf_counter() - started
-    write_stats(out, stats.to_dict() | {"config": _config_dict(config)})
-    return stats
+
+
+def _copy_tokenizer(source: Path, target: Path) -> None:
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
+
+
+def train_split_texts(files_dir: str | Path) -> Iterator[str]:
+    """The texts of the train split of a ``files`` DatasetDict (a single Dataset: all of it)."""
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        files = load_from_disk(str(files_dir))
+    except (FileNotFoundError, ValueError) as exc:
+        raise CorpusError(f"cannot read the corpus at {files_dir}: {exc}") from exc
+    train = files["train"] if isinstance(files, DatasetDict) else files
+    if "text" not in train.column_names:
+        raise CorpusError(f"{files_dir} has no 'text' column")
+    for batch in train.iter(batch_size=256):
+        yield from batch["text"]
+
+
+def train_tokenizer(files_dir: Path, vocab_size: int, target: Path, console: Any) -> CodeTokenizer:
+    """A byte-level BPE trained on the train split of ``files_dir``, saved to ``target``."""
+    from datasets import load_from_disk
+
+    files = len(load_from_disk(str(files_dir))["train"])
+    console.print(f"training a tokenizer (vocabulary {vocab_size}) on {files} files")
+    tokenizer = CodeTokenizer.train_from_iterator(train_split_texts(files_dir), vocab_size=vocab_size)
+    tokenizer.save(target)
+    return tokenizer
 
 
 def _collect(
@@ -278,8 +366,6 @@ def _collect(
     writer: _StagingWriter,
     progress: bool,
 ) -> None:
-    from codemlm.corpus import iter_hf_dataset, iter_repository
-
     def key_of(source: SourceFile) -> str:
         return source.repo if config.split_by == "repo" else f"{source.repo}/{source.path}"
 
@@ -306,7 +392,8 @@ def _collect(
 
 
 def _seen(stats: CorpusStats) -> int:
-    return sum(v for k, v in stats.counts.items() if k not in ("secrets_redacted", "parse_errors"))
+    not_files = ("secrets_redacted", "parse_errors", "bad_ignore_line")
+    return sum(v for k, v in stats.counts.items() if k not in not_files)
 
 
 def _text_bytes(dataset: Any) -> int:
@@ -329,55 +416,3 @@ def _config_dict(config: CorpusConfig) -> dict[str, Any]:
 def _counts_line(stats: CorpusStats) -> str:
     parts = [f"{reason} {n}" for reason, n in stats.to_dict()["counts"].items() if n]
     return ", ".join(parts) or "no files found"
-
-
-# --- stats.json -------------------------------------------------------------------------------
-
-
-def write_stats(out_dir: str | Path, data: dict[str, Any]) -> Path:
-    path = Path(out_dir) / "stats.json"
-    tmp = path.with_name("stats.json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def load_stats(out_dir: str | Path) -> dict[str, Any]:
-    path = Path(out_dir) / "stats.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            f"no stats.json in {out_dir}: build the corpus first (codemlm corpus build)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise CorpusError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CorpusError(f"{path} is not a JSON object")
-    return data
-
-
-def stats_table(data: dict[str, Any]) -> Any:
-    """A rich Table of a stats.json mapping: filter counts, languages, splits, tokens."""
-    from rich.table import Table
-
-    table = Table(title="corpus", show_header=True, header_style="bold")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for reason, n in data.get("counts", {}).items():
-        table.add_row(reason.replace("_", " "), f"{n:,}", style="bold green" if reason == "kept" else None)
-    table.add_section()
-    for language, n in data.get("languages", {}).items():
-        table.add_row(f"files: {language}", f"{n:,}")
-    table.add_section()
-    for split, n in data.get("files", {}).items():
-        size = data.get("bytes", {}).get(split, 0)
-        table.add_row(f"{split} files (bytes)", f"{n:,} ({size:,})")
-    tokens = data.get("tokens") or {}
-    for split, info in (tokens.get("splits") or {}).items():
-        table.add_row(f"{split} windows (tokens)", f"{info.get('windows', 0):,} ({info.get('tokens', 0):,})")
-    if "seconds" in data:
-        table.add_row("seconds", f"{data['seconds']:.1f}")
-    for warning in data.get("warnings", []):
-        table.add_row("warning", warning, style="yellow")
-    return table

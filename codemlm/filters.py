@@ -1,10 +1,10 @@
-"""What a source file must pass to enter the corpus, and the redaction of what it may not keep.
+"""What a source file must pass to enter the corpus.
 
 Every check here looks at one file's bytes or text alone (size, NUL bytes, UTF-8, blank,
 generated header, minified lines); the repository walk and the dataset reader in
-:mod:`codemlm.corpus` run them through :func:`admit_text`. A file left out is counted under one
-of :data:`SKIP_REASONS`, so a build can say what it skipped. Secrets are redacted before anything
-is stored.
+:mod:`codemlm.sources` run them through :func:`admit_text`. A file left out is counted under one
+of :data:`SKIP_REASONS`, so a build can say what it skipped. Secrets are redacted
+(:mod:`codemlm.secrets`) before anything is stored.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import re
 from collections import Counter
 
 from codemlm.config import CorpusConfig
+from codemlm.secrets import redact_secrets
 
 __all__ = [
-    "REDACTED",
     "SKIP_REASONS",
     "admit_text",
     "is_generated",
     "is_minified",
-    "redact_secrets",
 ]
 
 # Why a file was left out (or kept); the order of the summary table.
@@ -37,63 +36,13 @@ SKIP_REASONS = (
     "duplicate",
     "unsupported",
     "unreadable",
+    "bad_name",  # a file or folder name that is not UTF-8 (its contents are never read)
+    "bad_ignore_line",  # a .gitignore line that does not compile (not a file: the walk goes on)
     "empty",
     "secrets_redacted",
     "parse_errors",
     "kept",
 )
-
-
-# --- secrets ----------------------------------------------------------------------------------
-
-REDACTED = "<REDACTED>"
-
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-    re.DOTALL,
-)
-_TOKEN_PATTERNS = (
-    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{30,}\b"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack
-)
-# `db_password = "..."`, `"apiKey": '...'`, `token := "..."`: a name ending in a secret-ish word,
-# assigned a quoted value of 8+ non-space characters (short or spaced values are messages or
-# placeholders, not credentials).
-_ASSIGNED_SECRET = re.compile(
-    r"""(?ix)
-    (?P<key>["']?[A-Za-z0-9_.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key)["']?)
-    (?P<op>(?:[ \t]*:[ \t]*[A-Za-z_][\w.]*)?[ \t]*(?::=|=|:)[ \t]*)  # optional type annotation; one line
-    (?P<quote>["'])(?P<value>[^"'\s]{8,})(?P=quote)
-    """
-)
-
-
-def redact_secrets(text: str) -> tuple[str, int]:
-    """Replace private keys, cloud/API tokens and assigned passwords with ``<REDACTED>``."""
-    count = 0
-
-    def _replace(match: re.Match[str]) -> str:
-        nonlocal count
-        count += 1
-        return REDACTED
-
-    text = _PEM_BLOCK.sub(_replace, text)
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(_replace, text)
-
-    def _replace_value(match: re.Match[str]) -> str:
-        nonlocal count
-        if match.group("value") == REDACTED:
-            return match.group(0)
-        count += 1
-        return (
-            f"{match.group('key')}{match.group('op')}{match.group('quote')}{REDACTED}{match.group('quote')}"
-        )
-
-    text = _ASSIGNED_SECRET.sub(_replace_value, text)
-    return text, count
 
 
 # --- file filters -----------------------------------------------------------------------------

@@ -9,19 +9,12 @@ import pytest
 
 from codemlm.cli import main
 from codemlm.config import CorpusConfig
-from codemlm.corpus import (
-    SKIP_REASONS,
-    CorpusStats,
-    HFSource,
-    build_corpus,
-    iter_hf_dataset,
-    iter_repository,
-    load_stats,
-    redact_secrets,
-    split_of,
-    stdlib_root,
-)
+from codemlm.corpus_build import build_corpus, split_of
+from codemlm.corpus_stats import load_stats
 from codemlm.errors import CorpusError, InputError
+from codemlm.filters import SKIP_REASONS
+from codemlm.secrets import redact_secrets
+from codemlm.sources import CorpusStats, HFSource, iter_hf_dataset, iter_repository, stdlib_root
 from codemlm.syntax import parse
 
 KEPT = {

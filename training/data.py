@@ -411,15 +411,13 @@ def _complete(data_dir: Path) -> bool:
 def _build_stdlib(target: Path, config: Any) -> None:
     from rich.console import Console
 
-    from codemlm.corpus import build_corpus, load_stats, write_stats
-    from codemlm.windows import tokenize_corpus
+    from codemlm.corpus_build import build_corpus
+    from codemlm.sources import stdlib_root
 
     console = Console(stderr=True)
     files = stdlib_sample(config.stdlib_max_files)
     if not files:
         raise CorpusError("no Python files found in the standard library")
-    from codemlm.corpus import stdlib_root
-
     root = stdlib_root()
     console.print(
         f"[bold]first run:[/bold] building a training corpus from {len(files)} standard-library files into {target}"
@@ -432,34 +430,18 @@ def _build_stdlib(target: Path, config: Any) -> None:
             dest = src / file.relative_to(root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, dest)
-        build_corpus([src], staging, CorpusConfig(), progress=False)
-        tokenizer = _train_tokenizer(staging, config.stdlib_vocab_size)
-        token_stats = tokenize_corpus(
-            staging / "files", tokenizer, ChunkingConfig(seq_len=config.stdlib_seq_len), staging / "tokens"
+        build_corpus(
+            [src],
+            staging,
+            CorpusConfig(),
+            progress=False,
+            chunking=ChunkingConfig(seq_len=config.stdlib_seq_len),
+            vocab_size=config.stdlib_vocab_size,
+            extra_stats={"stdlib_files": len(files)},
         )
-        stats = load_stats(staging)
-        stats["tokens"] = token_stats
-        stats["tokenizer"] = {"path": "tokenizer.json", "vocab_size": tokenizer.vocab_size}
-        stats["stdlib_files"] = len(files)
-        write_stats(staging, stats)
         shutil.rmtree(staging / "src")
         if target.exists():
             shutil.rmtree(target)  # an incomplete leftover (complete ones returned earlier)
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _train_tokenizer(data_dir: Path, vocab_size: int) -> CodeTokenizer:
-    """Byte-level BPE on the train split of DIR/files, saved as DIR/tokenizer.json."""
-    from datasets import load_from_disk
-
-    train = load_from_disk(str(data_dir / "files"))["train"]
-
-    def texts() -> Iterator[str]:
-        for batch in train.iter(batch_size=256):
-            yield from batch["text"]
-
-    tokenizer = CodeTokenizer.train_from_iterator(texts(), vocab_size=vocab_size)
-    tokenizer.save(data_dir / "tokenizer.json")
-    return tokenizer

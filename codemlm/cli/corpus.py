@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +95,14 @@ def _build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from codemlm.config import ChunkingConfig
-    from codemlm.corpus import HFSource, build_corpus, load_stats, stats_table, stdlib_root, write_stats
+    from codemlm.corpus_build import build_corpus
+    from codemlm.corpus_stats import stats_table
+    from codemlm.sources import HFSource, stdlib_root
 
-    started = time.perf_counter()
     if args.num_proc < 1:
         raise InputError("--num-proc must be at least 1")
     config = _corpus_config(args)
-    chunking = ChunkingConfig(seq_len=args.seq_len)  # validated before the long part starts
-    if args.tokenizer and not Path(args.tokenizer).is_file():
-        raise InputError(f"tokenizer file not found: {args.tokenizer}")
+    chunking = None if args.no_tokenize else ChunkingConfig(seq_len=args.seq_len)
     sources: list[str] = list(args.sources)
     hf = None
     if args.hf_dataset:
@@ -121,30 +118,24 @@ def _build(args: argparse.Namespace) -> int:
         )
     elif not sources:
         sources = [str(stdlib_root())]
-    console = Console(stderr=True, quiet=args.quiet)
     if args.quiet:
         import datasets
 
         datasets.disable_progress_bars()  # this process only: the command's output stays clean
+    console = Console(stderr=True, quiet=args.quiet)
     console.print(f"[bold]corpus[/bold] from {', '.join(sources + ([f'hf:{hf.name}'] if hf else []))}")
-    out = Path(args.out)
-    build_corpus(sources, out, config, num_proc=args.num_proc, hf=hf, progress=not args.quiet)
-
-    if not args.no_tokenize:
-        tokenizer = _tokenizer_for(out, args, console)
-        from codemlm.windows import tokenize_corpus
-
-        console.print(f"cutting windows of {chunking.seq_len} tokens")
-        token_stats = tokenize_corpus(
-            out / "files", tokenizer, chunking, out / "tokens", num_proc=args.num_proc
-        )
-        data = load_stats(out)
-        data["tokens"] = token_stats
-        data["tokenizer"] = {"path": "tokenizer.json", "vocab_size": tokenizer.vocab_size}
-        data["seconds"] = round(time.perf_counter() - started, 3)  # the whole command
-        write_stats(out, data)
-
-    data = load_stats(out)
+    stats = build_corpus(
+        sources,
+        Path(args.out),
+        config,
+        num_proc=args.num_proc,
+        hf=hf,
+        progress=not args.quiet,
+        chunking=chunking,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+    )
+    data = stats.to_dict()
     if not args.quiet:
         Console().print(stats_table(data))
     if args.json:
@@ -152,34 +143,10 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokenizer_for(out: Path, args: argparse.Namespace, console: Any) -> Any:
-    from codemlm.tokenizer import CodeTokenizer
-
-    target = out / "tokenizer.json"
-    if args.tokenizer:
-        tokenizer = CodeTokenizer.from_file(args.tokenizer)  # validates before copying
-        if Path(args.tokenizer).resolve() != target.resolve():
-            shutil.copyfile(args.tokenizer, target)
-        console.print(f"tokenizer copied from {args.tokenizer} ({tokenizer.vocab_size} tokens)")
-        return tokenizer
-    from datasets import load_from_disk
-
-    train = load_from_disk(str(out / "files"))["train"]
-    console.print(f"training a tokenizer (vocabulary {args.vocab_size}) on {len(train)} files")
-
-    def texts() -> Any:
-        for batch in train.iter(batch_size=256):
-            yield from batch["text"]
-
-    tokenizer = CodeTokenizer.train_from_iterator(texts(), vocab_size=args.vocab_size)
-    tokenizer.save(target)
-    return tokenizer
-
-
 def _stats(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from codemlm.corpus import load_stats, stats_table
+    from codemlm.corpus_stats import load_stats, stats_table
 
     data = load_stats(args.dir)
     if args.json:

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _iter_source_texts(sources: list[str]) -> Iterator[str]:
     from codemlm.config import CorpusConfig
-    from codemlm.corpus import CorpusStats, iter_repository
+    from codemlm.sources import CorpusStats, iter_repository
 
     config = CorpusConfig()
     stats = CorpusStats()
@@ -50,18 +50,9 @@ def _iter_source_texts(sources: list[str]) -> Iterator[str]:
 
 
 def _iter_corpus_texts(corpus_dir: str) -> Iterator[str]:
-    from datasets import DatasetDict, load_from_disk
+    from codemlm.corpus_build import train_split_texts
 
-    files_dir = Path(corpus_dir) / "files"
-    try:
-        files = load_from_disk(str(files_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        raise CorpusError(f"cannot read the corpus at {files_dir}: {exc}") from exc
-    train = files["train"] if isinstance(files, DatasetDict) else files
-    if "text" not in train.column_names:
-        raise CorpusError(f"{files_dir} has no 'text' column")
-    for start in range(0, len(train), 256):
-        yield from train[start : start + 256]["text"]
+    return train_split_texts(Path(corpus_dir) / "files")
 
 
 def _train(args: argparse.Namespace) -> int:
