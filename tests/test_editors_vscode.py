@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -26,6 +28,51 @@ needs_node_modules = pytest.mark.skipif(
     NPM is None or not (EXT / "node_modules").is_dir(),
     reason="npm or editors/vscode/node_modules missing (cd editors/vscode && npm ci)",
 )
+
+
+MANIFEST = json.loads((EXT / "package.json").read_text(encoding="utf-8"))
+
+# VS Code's own default keybindings an extension must not shadow (from VS Code's sources):
+# on macOS ⌥⌘F is Replace; elsewhere Ctrl+H is Replace, Ctrl+F Find, Ctrl+Shift+F Search.
+VSCODE_DEFAULT_KEYS = {
+    "mac": {"cmd+alt+f", "cmd+f", "cmd+shift+f", "cmd+k", "cmd+p", "cmd+shift+p"},
+    "key": {"ctrl+h", "ctrl+f", "ctrl+shift+f", "ctrl+k", "ctrl+p", "ctrl+shift+p"},
+}
+
+
+def test_manifest_activates_on_served_languages_only() -> None:
+    events = MANIFEST["activationEvents"]
+    # workspaceContains:**/*.py (or "*") would start the server, and its indexing, in nearly
+    # every folder a user opens; commands activate the extension on their own (VS Code 1.74+).
+    assert events and all(e.startswith("onLanguage:") for e in events), events
+    assert {e.split(":", 1)[1] for e in events} >= {"python", "typescript", "go", "rust", "java", "c", "cpp"}
+
+
+def test_manifest_keybindings_leave_vscode_defaults_alone() -> None:
+    for binding in MANIFEST["contributes"]["keybindings"]:
+        for platform, taken in VSCODE_DEFAULT_KEYS.items():
+            key = binding.get(platform, binding["key"])
+            assert key not in taken, (binding["command"], platform, key)
+
+
+def test_manifest_has_icon_changelog_and_ui_editable_settings() -> None:
+    icon = EXT / MANIFEST["icon"]
+    data = icon.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (128, 128)  # the Marketplace's minimum
+    # The committed icon is what the script draws (edit the script, not the PNG).
+    make_icon = runpy.run_path(str(EXT / "scripts" / "make_icon.py"))
+    assert make_icon["render"]() == data
+    changelog = (EXT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## {MANIFEST['version']}" in changelog
+    ignore = (EXT / ".vscodeignore").read_text(encoding="utf-8").split()
+    assert {"!CHANGELOG.md", f"!{MANIFEST['icon']}"} <= set(ignore)
+    for key, schema in MANIFEST["contributes"]["configuration"]["properties"].items():
+        # ["string", "null"] types and null defaults can only be edited in settings.json.
+        assert isinstance(schema["type"], str), key
+        assert schema["default"] is not None, key
+        assert "codemlm[" not in schema.get("description", ""), key
 
 
 def npm(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -52,7 +99,13 @@ def test_package_builds_a_vsix_with_the_contributions() -> None:
         names = set(archive.namelist())
         manifest = json.loads(archive.read("extension/package.json"))
         bundle = archive.read("extension/dist/extension.js").decode("utf-8")
-    assert {"extension/dist/extension.js", "extension/package.json", "extension.vsixmanifest"} <= names
+    assert {
+        "extension/dist/extension.js",
+        "extension/package.json",
+        "extension.vsixmanifest",
+        "extension/changelog.md",  # vsce lower-cases the README and CHANGELOG names
+        f"extension/{manifest['icon']}",
+    } <= names
     # No sources, tests or node_modules in the package: the bundle carries the dependencies.
     assert not any(
         n.startswith(("extension/src/", "extension/test/", "extension/node_modules/")) for n in names

@@ -61,7 +61,9 @@ async function lineText(page, n) {
 
 /** Error toasts the extension or the language client raised (e.g. "Request ... failed"). */
 async function errorToasts(page) {
-  return page.locator('.notifications-toasts .notification-toast', { hasText: /CodeMLM|codemlm/ }).allInnerTexts();
+  const texts = await page.locator('.notifications-toasts .notification-toast', { hasText: /CodeMLM|codemlm/ }).allInnerTexts();
+  // The one-time "CodeMLM is indexing this workspace" notice is information, not an error.
+  return texts.filter((text) => !/is indexing this workspace/.test(text));
 }
 
 async function runCommand(page, title) {

@@ -1,6 +1,9 @@
 // Entry point: wires the pieces together on activation and tears them down on deactivation.
+// Activation comes from opening a file of a language the server serves, or from running one of
+// the commands (package.json activationEvents), never from merely opening a folder.
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
+import { IndexingNotice } from './indexingNotice';
 import { CodemlmServer } from './server';
 import { StatusBar } from './statusBar';
 
@@ -9,7 +12,10 @@ let server: CodemlmServer | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel('CodeMLM', { log: true });
   const status = new StatusBar();
-  server = new CodemlmServer(output, status);
+  const notice = new IndexingNotice(context.workspaceState, (message) => {
+    void vscode.window.showInformationMessage(message);
+  });
+  server = new CodemlmServer(output, status, notice);
   const s = server;
   context.subscriptions.push(
     output,

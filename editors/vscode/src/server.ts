@@ -14,22 +14,10 @@ import { expandPath } from './paths';
 import { preflight, preflightMessage } from './preflight';
 import { pythonExtensionInterpreter } from './pythonEnv';
 import { CONFIG_SECTION, didChangeConfigurationParams, initializationOptions, serverSettings, ServerSettings } from './settings';
+import { IndexingNotice } from './indexingNotice';
+import { DOCUMENT_LANGUAGES } from './languages';
 import { StatusBar } from './statusBar';
 import { ProgressValue } from './statusModel';
-
-/** Languages the server serves (VS Code language ids). */
-export const DOCUMENT_LANGUAGES: readonly string[] = [
-  'python',
-  'javascript',
-  'javascriptreact',
-  'typescript',
-  'typescriptreact',
-  'go',
-  'rust',
-  'java',
-  'c',
-  'cpp',
-];
 
 export const STATUS_NOTIFICATION = 'codemlm/status';
 
@@ -41,7 +29,16 @@ export class CodemlmServer implements vscode.Disposable {
   constructor(
     private readonly output: vscode.LogOutputChannel,
     private readonly status: StatusBar,
+    private readonly notice?: IndexingNotice,
   ) {}
+
+  /** Re-draws the status bar, and says once per workspace that indexing has begun. */
+  private statusChanged(): void {
+    this.status.render();
+    if (this.status.model.indexing) {
+      this.notice?.onIndexing();
+    }
+  }
 
   get running(): boolean {
     return this.client?.state === State.Running;
@@ -101,7 +98,7 @@ export class CodemlmServer implements vscode.Disposable {
       middleware: {
         handleWorkDoneProgress: (token, params, next) => {
           this.status.model.applyProgress(params as ProgressValue);
-          this.status.render();
+          this.statusChanged();
           next(token, params);
         },
       },
@@ -121,7 +118,7 @@ export class CodemlmServer implements vscode.Disposable {
     // Registered before start so the first status (sent right after `initialized`) is not lost.
     client.onNotification(STATUS_NOTIFICATION, (params: unknown) => {
       if (this.status.model.applyStatus(params)) {
-        this.status.render();
+        this.statusChanged();
       }
     });
     this.client = client;

@@ -48,6 +48,11 @@ export class StatusModel {
   private progressMessage: string | undefined;
   private percentage: number | undefined;
 
+  /** True while the running server indexes (by its status or its $/progress). */
+  get indexing(): boolean {
+    return this.client === 'running' && this.server === 'indexing';
+  }
+
   setClientState(state: ClientState, detail = ''): void {
     this.client = state;
     this.clientDetail = detail;
