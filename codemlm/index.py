@@ -1,17 +1,17 @@
 """The repository index: one SQLite file per repository, shared by the CLI and the language server.
 
-Tables: ``meta`` (schema version, embedder id and width, repository root, a generation counter
-that every write bumps so readers know when their cached matrix is stale), ``files`` (path,
-language, content hash, mtime, size), ``chunks`` (definitions and top-level blocks),
-``chunks_fts`` (FTS5 over identifier-split text: name, path, docstring, body) and
-``embeddings`` (chunk id -> float32 blob).
+``RepoIndex`` owns every statement that touches the file; search and evaluation ask it
+through methods. Tables (``codemlm.index_file``): ``meta`` (schema version, repository root, a
+generation counter that every write bumps so readers know when their cached matrix is
+stale), ``files``, ``chunks`` (definitions and top-level blocks), ``chunks_fts`` (FTS5 over
+identifier-split text), ``models`` and ``embeddings`` (vectors keyed by the model that made
+them, so two models never mix and a run without a model discards nobody's vectors) and
+``vocabulary`` (the repository's own words, for splitting glued names).
 
-Safety: WAL journal, a 30 s busy timeout and ``BEGIN IMMEDIATE`` around every write, and one
-transaction per file, so a crash or Ctrl-C mid-update leaves every file either fully old or
-fully new and two processes updating at once serialize instead of corrupting each other.
-Anything that is not our index (not SQLite, another schema version, another repository,
-vectors from another embedder) is rebuilt, and the reason is logged and kept in
-``RepoIndex.rebuilt_reason`` for the CLI to print.
+Updates are lexical first, vectors after: each file's rows commit in one transaction
+(``BEGIN IMMEDIATE``, WAL, 30 s busy timeout), then every chunk without a vector for the
+current model is embedded in batches. A crash or Ctrl-C anywhere leaves each file fully old
+or fully new, and the next update embeds what is missing.
 """
 
 from __future__ import annotations
@@ -30,14 +30,22 @@ from pathlib import Path
 
 import numpy as np
 
+from codemlm import index_file
 from codemlm.cache import cache_dir
+from codemlm.chunking import Chunk, chunk_source
 from codemlm.config import CorpusConfig
 from codemlm.embedder import Embedder
 from codemlm.errors import IndexStoreError, InputError
+from codemlm.identifiers import glued_words, identifier_terms, spelled_out_words, terms_text
+from codemlm.index_file import SCHEMA_VERSION
+from codemlm.vectors import ExactVectorStore
 
 __all__ = [
     "SCHEMA_VERSION",
     "Chunk",
+    "ChunkRow",
+    "IndexDamagedError",
+    "IndexSnapshot",
     "ProgressCallback",
     "RepoIndex",
     "UpdateStats",
@@ -48,150 +56,32 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-NO_EMBEDDER = "none"
-DEFINITION_KINDS = frozenset({"function", "method", "class"})
-MAX_BLOCK_LINES = 40  # a run of top-level code longer than this is cut into several blocks
-EMBED_BATCH_CHUNKS = 64  # chunks gathered across files before one embedder call
-BUSY_TIMEOUT_SECONDS = 30.0  # how long a writer waits for another process's write to finish
-_SQLITE_HEADER = b"SQLite format 3\x00"
+EMBED_BATCH_CHUNKS = 64  # chunks per embedder call (and per vector transaction)
+SCAN_REPORT_EVERY = 100  # files walked between two "scanning" reports
+BUSY_TIMEOUT_SECONDS = index_file.BUSY_TIMEOUT_SECONDS
 
-# (done_files, total_files, path just finished)
+# (done, total, what): files while the lexical rows are written, then chunks while embedding
 ProgressCallback = Callable[[int, int, str], None]
 
-_SCHEMA = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE files(
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, language TEXT NOT NULL,
-    content_hash TEXT NOT NULL, mtime REAL, size INTEGER NOT NULL);
-CREATE TABLE chunks(
-    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id),
-    name TEXT NOT NULL, kind TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
-    start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL, text TEXT NOT NULL);
-CREATE INDEX chunks_by_file ON chunks(file_id);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(name, path, doc, body, tokenize = 'unicode61');
-CREATE TABLE embeddings(chunk_id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
-"""
-_TABLES = ("meta", "files", "chunks", "chunks_fts", "embeddings")
+
+class IndexDamagedError(IndexStoreError):
+    """The index file is ours but damaged inside; ``RepoIndex.rebuild`` starts it over."""
 
 
-# --------------------------------------------------------------------------- text -> terms
-_IDENTIFIER = re.compile(r"[^\W\d]\w*|\d+")
-_CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-
-def identifier_terms(text: str) -> list[str]:
-    """Lower-case search terms: identifiers split at ``_``, camelCase humps and digits.
-
-    ``parseHTTPResponse2`` -> ``parse http response 2 parsehttpresponse2``: the parts let a
-    natural-language query match code, the joined form keeps exact identifier lookups sharp.
-    Single letters are dropped (loop variables are noise, not signal).
-    """
-    terms: list[str] = []
-    for word in _IDENTIFIER.findall(text):
-        parts: list[str] = []
-        for piece in word.split("_"):
-            if piece.isascii():
-                parts.extend(_CAMEL_PART.findall(piece))
-            elif piece:
-                parts.append(piece)
-        lowered = [p.lower() for p in parts if len(p) > 1 or p.isdigit()]
-        terms.extend(lowered)
-        if len(parts) > 1:
-            terms.append("".join(parts).lower())
-    return terms
-
-
-def _terms_text(text: str) -> str:
-    return " ".join(identifier_terms(text))
-
-
-# --------------------------------------------------------------------------- chunking
-@dataclass(frozen=True)
-class Chunk:
-    """A searchable unit of a file. Lines are 0-based, end inclusive; bytes are UTF-8 offsets."""
-
-    name: str
-    kind: str  # "function" | "method" | "class" | "block"
-    start_line: int
-    end_line: int
-    start_byte: int
-    end_byte: int
-    text: str
-    docstring: str | None = None
-
-
-def chunk_source(text: str, language: str) -> list[Chunk]:
-    """Definitions from tree-sitter plus blocks of the top-level code between them."""
-    from codemlm.syntax import definitions  # tree-sitter loads only when something is indexed
-
-    chunks = [
-        Chunk(d.name, d.kind, d.start_line, d.end_line, d.start_byte, d.end_byte, d.text, d.docstring)
-        for d in definitions(text, language)
-        if d.kind in DEFINITION_KINDS
-    ]
-    covered: set[int] = set()
-    for c in chunks:
-        covered.update(range(c.start_line, c.end_line + 1))
-    return sorted(chunks + _top_level_blocks(text, covered), key=lambda c: (c.start_line, -c.end_line))
-
-
-def _top_level_blocks(text: str, covered: set[int]) -> list[Chunk]:
-    lines = text.splitlines(keepends=True)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line.encode("utf-8")))
-    runs: list[list[int]] = []
-    current: list[int] = []
-    for number, line in enumerate(lines):
-        if number in covered:
-            current = []
-            continue
-        # Cut an over-long run at a blank line: blocks stay about one idea long.
-        if len(current) >= MAX_BLOCK_LINES or (len(current) >= MAX_BLOCK_LINES // 2 and not line.strip()):
-            current = []
-        if not current:
-            runs.append(current)
-        current.append(number)
-    blocks = []
-    for run in runs:
-        body = [n for n in run if lines[n].strip()]
-        if not body:
-            continue
-        first, last = body[0], body[-1]
-        block_text = "".join(lines[first : last + 1])
-        meaningful = [lines[n].strip() for n in body if not lines[n].lstrip().startswith("@")]
-        if not any(any(ch.isalnum() for ch in s) for s in meaningful):
-            continue  # only decorators, braces or punctuation: nothing a query could mean
-        blocks.append(
-            Chunk(
-                name=meaningful[0][:60],
-                kind="block",
-                start_line=first,
-                end_line=last,
-                start_byte=starts[first],
-                end_byte=starts[last + 1],
-                text=block_text,
-            )
-        )
-    return blocks
-
-
-# --------------------------------------------------------------------------- the index
 def default_index_path(repo_root: str | os.PathLike[str]) -> Path:
     """``$CODEMLM_CACHE_DIR`` or ``$XDG_CACHE_HOME/codemlm`` or ``~/.cache/codemlm``, then
-    ``index/<name>-<hash of the absolute root>.sqlite``."""
+    ``index/<name>-<hash of the absolute root>.sqlite``. One file per repository serves every
+    model: vectors are stored per model inside it."""
     root = Path(repo_root).expanduser().resolve()
-    base = cache_dir()
     digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
     name = re.sub(r"[^\w.-]", "_", root.name) or "root"
-    return base / "index" / f"{name}-{digest}.sqlite"
+    return cache_dir() / "index" / f"{name}-{digest}.sqlite"
 
 
 @dataclass
 class UpdateStats:
     files_seen: int = 0
-    files_indexed: int = 0  # new or changed, re-parsed (and re-embedded)
+    files_indexed: int = 0  # new or changed, re-parsed
     files_unchanged: int = 0
     files_removed: int = 0
     chunks_indexed: int = 0
@@ -205,52 +95,73 @@ class UpdateStats:
         )
 
 
-@dataclass
-class _Prepared:
+@dataclass(frozen=True)
+class ChunkRow:
     path: str
+    name: str
+    kind: str
     language: str
-    content_hash: str
-    size: int
-    mtime: float | None
-    chunks: list[Chunk]
-    vectors: np.ndarray | None = None
+    start_line: int
+    end_line: int
+    text: str
+
+
+@dataclass
+class IndexSnapshot:
+    """Every chunk's file, and the current model's vectors, as of one generation."""
+
+    generation: int
+    store: ExactVectorStore
+    chunk_ids: np.ndarray  # Int64[C]
+    chunk_file: np.ndarray  # Int64[C], index into file_paths / file_languages
+    file_paths: list[str]
+    file_languages: list[str]
 
 
 def _content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def _remove_database(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        except OSError as exc:
-            raise IndexStoreError(f"cannot remove the damaged index {path}: {exc}") from exc
+def _redact(text: str) -> str:
+    # The one redaction of the project: files read by the walk go through it in admit_text.
+    from codemlm.secrets import redact_secrets
+
+    return redact_secrets(text)[0]
 
 
-def _open_checked(path: Path, expected: dict[str, str]) -> tuple[sqlite3.Connection, str | None]:
-    conn = _connect(path)
+@contextmanager
+def _sqlite_errors(path: Path, doing: str) -> Iterator[None]:
+    """sqlite3 errors as ours: damage (rebuildable) apart from everything else (never rebuilt)."""
     try:
-        return conn, _prepare_schema(conn, expected)
-    except BaseException:
-        conn.close()
-        raise
+        yield
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if any(word in message for word in ("locked", "busy", "readonly", "read-only", "disk I/O", "unable to open", "full")):
+            raise IndexStoreError(f"cannot {doing} the index {path}: {exc}") from exc
+        raise IndexDamagedError(f"the index {path} is damaged ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise IndexDamagedError(f"the index {path} is damaged ({exc})") from exc
 
 
 class RepoIndex:
-    """An open index of one repository. Use ``RepoIndex.open``; close it (or use ``with``)."""
+    """An open index of one repository. Use ``RepoIndex.open``; close it (or use ``with``).
+
+    ``embedder`` is the index's model when vectors are wanted, else None (lexical only)."""
 
     def __init__(
-        self, root: Path, path: Path, conn: sqlite3.Connection, embedder: Embedder | None,
-        rebuilt_reason: str | None, corpus_config: CorpusConfig,
+        self, root: Path, path: Path, embedder: Embedder | None, corpus_config: CorpusConfig, read_only: bool
     ) -> None:
         self.root = root
         self.path = path
         self.embedder = embedder
-        self.rebuilt_reason = rebuilt_reason
         self.corpus_config = corpus_config
-        self._conn = conn
+        self.read_only = read_only
+        self.rebuilt_reason: str | None = None
         self._lock = threading.RLock()  # the language server touches the index from worker threads
+        self._conn: sqlite3.Connection | None = None
+        self._model_key: int | None = None
+        self._snapshot: IndexSnapshot | None = None
+        self._vocabulary: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -262,46 +173,129 @@ class RepoIndex:
         embedder: Embedder | None = None,
         rebuild: bool = False,
         corpus_config: CorpusConfig | None = None,
+        embed: bool | None = None,
+        read_only: bool = False,
     ) -> RepoIndex:
+        """Open (creating or rebuilding when it is ours to rebuild) the index of ``repo_root``.
+
+        ``embed``: store vectors from ``embedder``; by default only when its ``dense_weight``
+        is above 0, since search would give them no vote. ``read_only``: never write the file
+        (``--no-update`` on an index the user may not write). A path holding anything that is
+        not a codemlm index is refused with ``IndexStoreError`` and left untouched."""
         root = Path(repo_root).expanduser().resolve()
         if not root.is_dir():
             raise InputError(f"not a directory: {root}")
         path = Path(index_path).expanduser() if index_path else default_index_path(root)
+        if embed is None:
+            embed = embedder is not None and embedder.dense_weight > 0
+        index = cls(root, path, embedder if embed else None, corpus_config or CorpusConfig(dedupe=False), read_only)
+        index._connect(rebuild)
+        return index
+
+    def _expected_meta(self) -> dict[str, str]:
+        return {"schema_version": str(SCHEMA_VERSION), "repo_root": str(self.root)}
+
+    def _connect(self, rebuild: bool) -> None:
+        path = self.path
+        kind = index_file.classify_index_file(path)  # refuses what is not ours, before any write
+        if self.read_only:
+            if kind != "ours":
+                raise IndexStoreError(f"no index at {path} to read (run `codemlm index` first)")
+            with _sqlite_errors(path, "read"):
+                conn = index_file.connect(path, read_only=True, busy_timeout=BUSY_TIMEOUT_SECONDS)
+                try:
+                    index_file.prepare_schema(conn, self._expected_meta(), read_only=True)
+                except BaseException:
+                    conn.close()
+                    raise
+            self._conn = conn
+            self._model_key = self._find_model()
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise IndexStoreError(f"cannot create the index directory {path.parent}: {exc}") from exc
-        if path.is_dir():
-            raise IndexStoreError(f"the index path {path} is a directory; give a file path")
-        reason = "rebuild requested" if rebuild else _not_sqlite_reason(path)
+        reason = "rebuild requested" if rebuild and kind == "ours" else None
         if reason:
-            _remove_database(path)
-        expected = {
-            "schema_version": str(SCHEMA_VERSION),
-            "repo_root": str(root),
-            "embedder": embedder.model_id if embedder else NO_EMBEDDER,
-            "dim": str(embedder.dim if embedder else 0),
-        }
+            index_file.remove_index_file(path)
         try:
-            conn, found = _open_checked(path, expected)
+            conn, found = self._open_file()
         except sqlite3.OperationalError as exc:
             # Locked past the busy timeout, unreadable, no space: not damage, so never delete.
             raise IndexStoreError(f"cannot open the index {path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:  # corrupt beyond the header: start over
+        except sqlite3.DatabaseError as exc:  # ours (or new), corrupt beyond the header: start over
             reason = f"unreadable index ({exc})"
-            _remove_database(path)
+            index_file.remove_index_file(path)
             try:
-                conn, found = _open_checked(path, expected)
+                conn, found = self._open_file()
             except sqlite3.Error as exc2:
                 raise IndexStoreError(f"cannot create the index at {path}: {exc2}") from exc2
-        reason = reason or found
+        self._conn = conn
+        self._note_rebuild(reason or found)
+        with _sqlite_errors(path, "open"):
+            self._model_key = self._register_model()
+
+    def _open_file(self) -> tuple[sqlite3.Connection, str | None]:
+        conn = index_file.connect(self.path, busy_timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            return conn, index_file.prepare_schema(conn, self._expected_meta())
+        except BaseException:
+            conn.close()
+            raise
+
+    def _note_rebuild(self, reason: str | None) -> None:
         if reason:
-            log.warning("rebuilding the search index %s: %s", path, reason)
-        return cls(root, path, conn, embedder, reason, corpus_config or CorpusConfig(dedupe=False))
+            self.rebuilt_reason = reason
+            log.warning("rebuilding the search index %s: %s", self.path, reason)
+
+    def _register_model(self) -> int | None:
+        """The embedder's row in ``models``; a model id seen before with another width loses its
+        vectors (they could not be compared with new ones)."""
+        if self.embedder is None:
+            return None
+        model_id, dim = self.embedder.model_id, int(self.embedder.dim)
+        with self._write() as conn:
+            row = conn.execute("SELECT id, dim FROM models WHERE model_id = ?", (model_id,)).fetchone()
+            if row is None:
+                inserted = conn.execute("INSERT INTO models(model_id, dim) VALUES (?, ?)", (model_id, dim)).lastrowid
+                assert inserted is not None  # an INSERT into a rowid table always has one
+                return int(inserted)
+            if int(row[1]) != dim:
+                conn.execute("DELETE FROM embeddings WHERE model = ?", (row[0],))
+                conn.execute("UPDATE models SET dim = ? WHERE id = ?", (dim, row[0]))
+                _bump_generation(conn)
+            return int(row[0])
+
+    def _find_model(self) -> int | None:
+        if self.embedder is None:
+            return None
+        row = self._db.execute(
+            "SELECT id FROM models WHERE model_id = ? AND dim = ?", (self.embedder.model_id, int(self.embedder.dim))
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def rebuild(self, reason: str) -> None:
+        """Start the file over (it is ours: classified when opened) and say why."""
+        if self.read_only:
+            raise IndexStoreError(f"the index {self.path} is damaged ({reason}) and read-only; rebuild it with `codemlm index --rebuild`")
+        with self._lock:
+            self.close()
+            index_file.remove_index_file(self.path)
+            self._snapshot, self._vocabulary = None, None
+            self._connect(rebuild=False)
+            self.rebuilt_reason = reason
+            log.warning("rebuilding the search index %s: %s", self.path, reason)
+
+    def check(self) -> str | None:
+        """What is damaged inside the file (pages, full-text rows, vector sizes), or None."""
+        with self._lock, _sqlite_errors(self.path, "check"):
+            return index_file.check_integrity(self._db, read_only=self.read_only)
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> RepoIndex:
         return self
@@ -309,38 +303,121 @@ class RepoIndex:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ reading
     @property
-    def connection(self) -> sqlite3.Connection:
-        """For readers in this package (search); writes go through the methods below."""
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise IndexStoreError(f"the index {self.path} is closed")
         return self._conn
 
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
-
+    # ------------------------------------------------------------------ reading
     def generation(self) -> int:
         """Bumped by every committed write, by any process: the staleness key for caches."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        with self._lock, _sqlite_errors(self.path, "read"):
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
 
-    def has_embeddings(self) -> bool:
-        return self.embedder is not None
-
     def file_hashes(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._conn.execute("SELECT path, content_hash FROM files"))
+        with self._lock, _sqlite_errors(self.path, "read"):
+            return dict(self._db.execute("SELECT path, content_hash FROM files"))
 
     def count_chunks(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        with self._lock, _sqlite_errors(self.path, "read"):
+            return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def count_vectors(self) -> int:
+        """Vectors stored for the current model (0 for a lexical-only index)."""
+        if self._model_key is None:
+            return 0
+        with self._lock, _sqlite_errors(self.path, "read"):
+            row = self._db.execute("SELECT count(*) FROM embeddings WHERE model = ?", (self._model_key,)).fetchone()
+        return int(row[0])
+
+    def lexical(self, expression: str, weights: Sequence[float], limit: int) -> list[int]:
+        """Chunk ids matching an FTS5 ``expression``, best BM25 (with column ``weights``) first."""
+        columns = ", ".join(str(float(w)) for w in weights)
+        with self._lock, _sqlite_errors(self.path, "search"):
+            rows = self._db.execute(
+                f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, {columns}) LIMIT ?",
+                (expression, limit),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock, _sqlite_errors(self.path, "read"):
+            rows = self._db.execute(
+                "SELECT chunks.id, files.path, chunks.name, chunks.kind, files.language, chunks.start_line,"
+                " chunks.end_line, chunks.text FROM chunks JOIN files ON files.id = chunks.file_id"
+                f" WHERE chunks.id IN ({marks})",
+                list(chunk_ids),
+            ).fetchall()
+        return {int(r[0]): ChunkRow(*r[1:]) for r in rows}
+
+    def innermost_chunk(self, path: str, line: int) -> int | None:
+        """The id of the smallest definition in ``path`` containing 0-based ``line`` (a block if
+        no definition does), or None."""
+        with self._lock, _sqlite_errors(self.path, "read"):
+            rows = self._db.execute(
+                "SELECT chunks.id, chunks.kind, chunks.start_line, chunks.end_line FROM chunks"
+                " JOIN files ON files.id = chunks.file_id"
+                " WHERE files.path = ? AND chunks.start_line <= ? AND chunks.end_line >= ?",
+                (path, line, line),
+            ).fetchall()
+        candidates = [r for r in rows if r[1] != "block"] or rows
+        if not candidates:
+            return None
+        return int(min(candidates, key=lambda r: (r[3] - r[2], -r[2]))[0])
+
+    def snapshot(self) -> IndexSnapshot:
+        """The chunk table and the current model's vectors, reloaded only after a write."""
+        cached = self._snapshot
+        if cached is not None and cached.generation == self.generation():
+            return cached
+        with self._lock, _sqlite_errors(self.path, "read"):
+            conn = self._db
+            conn.execute("BEGIN")  # one consistent read of all three tables
+            try:
+                generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+                files = conn.execute("SELECT id, path, language FROM files").fetchall()
+                table = conn.execute("SELECT id, file_id FROM chunks").fetchall()
+                vectors = conn.execute(
+                    "SELECT chunk_id, vector FROM embeddings WHERE model = ? ORDER BY chunk_id", (self._model_key,)
+                ).fetchall() if self._model_key is not None else []
+            finally:
+                conn.execute("COMMIT")
+        dim = int(self.embedder.dim) if self.embedder is not None else 0
+        if any(len(r[1]) != 4 * dim for r in vectors):
+            raise IndexDamagedError(f"the index {self.path} is damaged (an embedding vector of the wrong size)")
+        position = {r[0]: i for i, r in enumerate(files)}
+        if any(r[1] not in position for r in table):
+            raise IndexDamagedError(f"the index {self.path} is damaged (a chunk without its file)")
+        ids = np.fromiter((r[0] for r in vectors), dtype=np.int64, count=len(vectors))
+        if vectors:
+            matrix = np.frombuffer(b"".join(r[1] for r in vectors), dtype=np.float32).reshape(len(vectors), dim)
+        else:
+            matrix = np.zeros((0, max(dim, 1)), dtype=np.float32)
+        snapshot = IndexSnapshot(
+            generation=generation,
+            store=ExactVectorStore(ids, matrix),
+            chunk_ids=np.fromiter((r[0] for r in table), dtype=np.int64, count=len(table)),
+            chunk_file=np.fromiter((position[r[1]] for r in table), dtype=np.int64, count=len(table)),
+            file_paths=[r[1] for r in files],
+            file_languages=[r[2] for r in files],
+        )
+        self._snapshot = snapshot
+        return snapshot
 
     # ------------------------------------------------------------------ writing
-    def update(self, progress: ProgressCallback | None = None) -> UpdateStats:
+    def update(
+        self, progress: ProgressCallback | None = None, *, scanning: Callable[[int], None] | None = None
+    ) -> UpdateStats:
         """Walk the repository (gitignore-aware, filtered like the corpus) and bring the index
-        up to date: changed files re-indexed by content hash, deleted files dropped."""
-        from codemlm.corpus import CorpusStats, iter_repository
+        up to date: changed files re-indexed by content hash, deleted files dropped, then the
+        vectors that are missing for the current model embedded. ``scanning(files_seen)`` is
+        called every ``SCAN_REPORT_EVERY`` files of the walk, before the total is known."""
+        from codemlm.sources import CorpusStats, iter_repository
 
         started = time.perf_counter()
         stats = UpdateStats()
@@ -350,6 +427,8 @@ class RepoIndex:
         for source in iter_repository(self.root, self.corpus_config, CorpusStats()):
             seen.add(source.path)
             stats.files_seen += 1
+            if scanning is not None and stats.files_seen % SCAN_REPORT_EVERY == 0:
+                scanning(stats.files_seen)
             digest = _content_hash(source.text)
             if known.get(source.path) == digest:
                 stats.files_unchanged += 1
@@ -358,133 +437,148 @@ class RepoIndex:
         for gone in sorted(set(known) - seen):
             self.remove_file(gone)
             stats.files_removed += 1
-        self._index_files(todo, stats, progress)
+        self._learn_vocabulary(text for _, _, text, _ in todo)
+        for done, item in enumerate(todo, start=1):
+            chunks = self._store(*item)
+            if chunks is not None:
+                stats.files_indexed += 1
+                stats.chunks_indexed += chunks
+            if progress is not None:
+                progress(done, len(todo), item[0])
+        stats.chunks_embedded = self._embed_missing(None, progress)
         stats.seconds = time.perf_counter() - started
         return stats
 
     def update_file(self, rel_path: str, text: str) -> None:
-        """Index one file from text the caller holds (an editor's unsaved buffer)."""
+        """Index one file from text the caller holds (an editor's unsaved buffer), redacted
+        the same way as files read from disk."""
         from codemlm.languages import language_for_path
 
         language = language_for_path(rel_path)
         if language is None:
             return
-        path, digest = _posix(rel_path), _content_hash(text)
-        with self._lock:
-            row = self._conn.execute("SELECT content_hash FROM files WHERE path = ?", (path,)).fetchone()
+        text = _redact(text)
+        path, digest = Path(rel_path).as_posix(), _content_hash(text)
+        with self._lock, _sqlite_errors(self.path, "read"):
+            row = self._db.execute("SELECT content_hash FROM files WHERE path = ?", (path,)).fetchone()
         if row is not None and row[0] == digest:
             return  # already indexed with this text: skip the parse and the embedding
-        self._index_files([(path, language.name, text, digest)], UpdateStats(), None)
+        self._learn_vocabulary([text])
+        self._store(path, language.name, text, digest)
+        self._embed_missing(path, None)
 
     def remove_file(self, rel_path: str) -> None:
         with self._write() as conn:
-            row = conn.execute("SELECT id FROM files WHERE path = ?", (_posix(rel_path),)).fetchone()
+            row = conn.execute("SELECT id FROM files WHERE path = ?", (Path(rel_path).as_posix(),)).fetchone()
             if row is not None:
                 _delete_file_rows(conn, int(row[0]))
                 _bump_generation(conn)
 
-    def _index_files(
-        self, todo: Sequence[tuple[str, str, str, str]], stats: UpdateStats, progress: ProgressCallback | None
-    ) -> None:
-        done = 0
-        for group in _batches(todo):
-            prepared = [self._prepare(*item) for item in group]
-            if self.embedder is not None:
-                texts = [c.text for p in prepared for c in p.chunks]
-                vectors = self.embedder.embed_code(texts) if texts else np.zeros((0, self.embedder.dim))
-                vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-                if vectors.shape != (len(texts), self.embedder.dim):
-                    raise IndexStoreError(
-                        f"embedder {self.embedder.model_id} returned shape {vectors.shape}, "
-                        f"expected ({len(texts)}, {self.embedder.dim})"
-                    )
-                offset = 0
-                for p in prepared:
-                    p.vectors = vectors[offset : offset + len(p.chunks)]
-                    offset += len(p.chunks)
-            for p in prepared:
-                if self._store(p):
-                    stats.files_indexed += 1
-                    stats.chunks_indexed += len(p.chunks)
-                    stats.chunks_embedded += 0 if p.vectors is None else len(p.chunks)
-                done += 1
-                if progress is not None:
-                    progress(done, len(todo), p.path)
+    def _learn_vocabulary(self, texts: Iterator[str] | Sequence[str]) -> None:
+        words: set[str] = set()
+        for text in texts:
+            words |= spelled_out_words(text)
+        known = self._known_vocabulary()
+        new = words - known
+        if new:
+            with self._write() as conn:
+                conn.executemany("INSERT OR IGNORE INTO vocabulary(word) VALUES (?)", [(w,) for w in sorted(new)])
+            self._vocabulary = known | new
 
-    def _prepare(self, path: str, language: str, text: str, digest: str) -> _Prepared:
+    def _known_vocabulary(self) -> frozenset[str]:
+        if self._vocabulary is None:
+            with self._lock, _sqlite_errors(self.path, "read"):
+                self._vocabulary = frozenset(r[0] for r in self._db.execute("SELECT word FROM vocabulary"))
+        return self._vocabulary
+
+    def _store(self, path: str, language: str, text: str, digest: str) -> int | None:
+        """Replace one file's rows in one transaction; the number of chunks, or None if another
+        writer got there first."""
+        chunks = chunk_source(text, language)
+        vocabulary = self._known_vocabulary()
         try:
             mtime: float | None = (self.root / path).stat().st_mtime
         except OSError:
             mtime = None
-        return _Prepared(path, language, digest, len(text.encode("utf-8", "surrogatepass")), mtime,
-                         chunk_source(text, language))
-
-    def _store(self, p: _Prepared) -> bool:
-        """Replace one file's rows in one transaction. False if another writer got there first."""
         with self._write() as conn:
-            row = conn.execute("SELECT id, content_hash FROM files WHERE path = ?", (p.path,)).fetchone()
-            if row is not None and row[1] == p.content_hash:
-                return False
+            row = conn.execute("SELECT id, content_hash FROM files WHERE path = ?", (path,)).fetchone()
+            if row is not None and row[1] == digest:
+                return None
             if row is not None:
                 _delete_file_rows(conn, int(row[0]))
             file_id = conn.execute(
                 "INSERT INTO files(path, language, content_hash, mtime, size) VALUES (?, ?, ?, ?, ?)",
-                (p.path, p.language, p.content_hash, p.mtime, p.size),
+                (path, language, digest, mtime, len(text.encode("utf-8", "surrogatepass"))),
             ).lastrowid
-            path_terms = _terms_text(p.path)
-            for i, c in enumerate(p.chunks):
+            path_terms = terms_text(path)
+            for c in chunks:
                 chunk_id = conn.execute(
                     "INSERT INTO chunks(file_id, name, kind, start_line, end_line, start_byte, end_byte, text)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (file_id, c.name, c.kind, c.start_line, c.end_line, c.start_byte, c.end_byte, c.text),
                 ).lastrowid
+                name_terms = identifier_terms(c.name)
+                # The words glued into a definition's name (asdict -> as dict), in its name column.
+                name_text = " ".join([*name_terms, *glued_words(name_terms, vocabulary)])
                 conn.execute(
                     "INSERT INTO chunks_fts(rowid, name, path, doc, body) VALUES (?, ?, ?, ?, ?)",
-                    (chunk_id, _terms_text(c.name), path_terms, _terms_text(c.docstring or ""),
-                     _terms_text(c.text)),
+                    (chunk_id, name_text, path_terms, terms_text(c.docstring or ""), terms_text(c.text)),
                 )
-                if p.vectors is not None:
-                    conn.execute(
-                        "INSERT INTO embeddings(chunk_id, vector) VALUES (?, ?)",
-                        (chunk_id, p.vectors[i].tobytes()),
-                    )
             _bump_generation(conn)
-        return True
+        return len(chunks)
+
+    def _embed_missing(self, path: str | None, progress: ProgressCallback | None) -> int:
+        """Embed the chunks (of ``path``, or all) that have no vector from the current model."""
+        if self.embedder is None or self._model_key is None:
+            return 0
+        query = (
+            "SELECT chunks.id, chunks.text FROM chunks JOIN files ON files.id = chunks.file_id"
+            " WHERE chunks.id NOT IN (SELECT chunk_id FROM embeddings WHERE model = ?)"
+        )
+        params: tuple[object, ...] = (self._model_key,)
+        if path is not None:
+            query, params = query + " AND files.path = ?", (self._model_key, path)
+        with self._lock, _sqlite_errors(self.path, "read"):
+            missing = self._db.execute(query + " ORDER BY chunks.id", params).fetchall()
+        done = 0
+        for start in range(0, len(missing), EMBED_BATCH_CHUNKS):
+            batch = missing[start : start + EMBED_BATCH_CHUNKS]
+            vectors = np.ascontiguousarray(self.embedder.embed_code([r[1] for r in batch]), dtype=np.float32)
+            if vectors.shape != (len(batch), self.embedder.dim):
+                raise IndexStoreError(
+                    f"embedder {self.embedder.model_id} returned shape {vectors.shape}, "
+                    f"expected ({len(batch)}, {self.embedder.dim})"
+                )
+            with self._write() as conn:
+                # Only for chunks still there: another writer may have replaced the file meanwhile.
+                conn.executemany(
+                    "INSERT OR IGNORE INTO embeddings(model, chunk_id, vector)"
+                    " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
+                    [(self._model_key, int(r[0]), vectors[i].tobytes(), int(r[0])) for i, r in enumerate(batch)],
+                )
+                _bump_generation(conn)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(missing), "embedding")
+        return done
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise IndexStoreError(f"the index {self.path} was opened read-only")
         with self._lock:
+            conn = self._db
+            with _sqlite_errors(self.path, "write"):
+                conn.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting up to the timeout
             try:
-                self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting up to the timeout
-            except sqlite3.Error as exc:
-                raise IndexStoreError(f"cannot write the index {self.path}: {exc}") from exc
-            try:
-                yield self._conn
+                with _sqlite_errors(self.path, "write"):
+                    yield conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise IndexStoreError(f"cannot commit to the index {self.path}: {exc}") from exc
-
-
-def _batches(todo: Sequence[tuple[str, str, str, str]]) -> Iterator[list[tuple[str, str, str, str]]]:
-    """Groups of files worth about one embedder call (estimated by size, before parsing)."""
-    group: list[tuple[str, str, str, str]] = []
-    budget = 0
-    for item in todo:
-        group.append(item)
-        budget += 1 + item[2].count("\n") // 15  # roughly one chunk per 15 lines
-        if budget >= EMBED_BATCH_CHUNKS:
-            yield group
-            group, budget = [], 0
-    if group:
-        yield group
-
-
-def _posix(rel_path: str) -> str:
-    return Path(rel_path).as_posix()
+            with _sqlite_errors(self.path, "commit to"):
+                conn.execute("COMMIT")
 
 
 def _delete_file_rows(conn: sqlite3.Connection, file_id: int) -> None:
@@ -497,70 +591,3 @@ def _delete_file_rows(conn: sqlite3.Connection, file_id: int) -> None:
 
 def _bump_generation(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-
-
-def _not_sqlite_reason(path: Path) -> str | None:
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise IndexStoreError(f"cannot read the index file {path}: {exc}") from exc
-    if header == b"" and path.stat().st_size == 0:
-        return None  # an empty file: SQLite treats it as a new database
-    return None if header == _SQLITE_HEADER else "not an SQLite database"
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
-    return conn
-
-
-def _prepare_schema(conn: sqlite3.Connection, expected: dict[str, str]) -> str | None:
-    """Create the schema, or check the existing one; returns why it had to be rebuilt, if it did."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        reason = None
-        if tables:
-            reason = _mismatch(conn, tables, expected)
-            if reason is None:
-                conn.execute("COMMIT")
-                return None
-            objects = conn.execute(
-                "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger', 'table')"
-                " AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name"
-            ).fetchall()  # views and triggers first; a virtual table drops its shadow tables itself
-            for kind, name in objects:
-                quoted = name.replace('"', '""')
-                conn.execute(f'DROP {kind.upper()} IF EXISTS "{quoted}"')
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [*expected.items(), ("generation", "0")])
-        conn.execute("COMMIT")
-        return reason
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _mismatch(conn: sqlite3.Connection, tables: set[str], expected: dict[str, str]) -> str | None:
-    if not set(_TABLES) <= tables:
-        return "not a codemlm index (unknown tables)"
-    meta = dict(conn.execute("SELECT key, value FROM meta"))
-    if meta.get("schema_version") != expected["schema_version"]:
-        return f"schema version {meta.get('schema_version')} != {expected['schema_version']}"
-    if meta.get("repo_root") != expected["repo_root"]:
-        return f"it indexes another repository ({meta.get('repo_root')})"
-    if meta.get("embedder") != expected["embedder"] or meta.get("dim") != expected["dim"]:
-        return f"built with embedder {meta.get('embedder')}, now {expected['embedder']}"
-    if "generation" not in meta:
-        return "incomplete metadata"
-    return None

@@ -5,21 +5,25 @@ becomes an OR of quoted terms, so any user text is a valid FTS5 query (no syntax
 SQLite). Dense: an exact matrix product against every stored vector; the matrix is loaded
 once per index generation behind the ``VectorStore`` seam, where an ANN library can slot in
 when an index outgrows exact search. Fusion: RRF with k = 60 over the top candidates of
-each side; every result says where it ranked on each side (``--explain``).
+each side; every result says where it ranked on each side (``--explain``). Then the
+code-aware reranking of ``codemlm.ranking`` (definitions first; tests, generated, vendored and
+mirrored copies down). The SQL lives in ``RepoIndex``; this module only asks it.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from codemlm.errors import InputError
-from codemlm.index import RepoIndex, identifier_terms
+from codemlm.identifiers import identifier_terms
+from codemlm.index import IndexSnapshot, RepoIndex
+from codemlm.languages import get_language
+from codemlm.ranking import classify_query, rerank_factor
+from codemlm.vectors import ExactVectorStore, VectorStore
 
 __all__ = [
     "MODES",
@@ -27,6 +31,8 @@ __all__ = [
     "ExactVectorStore",
     "SearchResult",
     "VectorStore",
+    "check_query",
+    "excluded",
     "fts_query",
     "path_matches",
     "reciprocal_rank_fusion",
@@ -69,113 +75,44 @@ def fts_query(query: str) -> str | None:
     content = [t for t in terms if t not in _STOPWORDS] or terms
     if not content:
         return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in content)
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys([*content, *_joined(query)]))
+
+
+def _joined(query: str) -> list[str]:
+    """Neighbouring words of a query glued together (``as dict`` -> ``asdict``, ``is plain
+    object`` -> ``isplainobject``): the joined form of a glued or camelCase name, which the
+    index holds as one term. Only for queries of several plain words."""
+    words = [w.lower() for w in query.split() if w.isalpha() and w.isascii()]
+    if len(words) < 2 or len(words) > 12:
+        return []
+    return ["".join(words[i : i + n]) for n in (2, 3) for i in range(len(words) - n + 1)]
 
 
 def _lexical(index: RepoIndex, query: str, limit: int) -> list[int]:
     expression = fts_query(query)
     if expression is None:
         return []
-    weights = ", ".join(str(w) for w in _BM25_WEIGHTS)
-    with index.lock:
-        rows = index.connection.execute(
-            f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, {weights}) LIMIT ?",
-            (expression, limit),
-        ).fetchall()
-    return [int(r[0]) for r in rows]
+    return index.lexical(expression, _BM25_WEIGHTS, limit)
 
 
-# --------------------------------------------------------------------------- dense side
-class VectorStore(Protocol):
-    """Nearest chunks to a query vector. ``allowed`` restricts to those chunk ids."""
-
-    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]: ...
-
-    def __len__(self) -> int: ...
-
-
-class ExactVectorStore:
-    """All vectors in one float32 matrix; cosine = dot product of unit vectors."""
-
-    def __init__(self, ids: np.ndarray, matrix: np.ndarray) -> None:
-        self.ids = ids.astype(np.int64)
-        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        if len(self) == 0 or k <= 0:
-            return []
-        scores = self.matrix @ np.asarray(query, dtype=np.float32).reshape(-1)
-        if allowed is not None:
-            scores = np.where(np.isin(self.ids, allowed), scores, -np.inf)
-        k = min(k, len(self))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
-
-
-@dataclass
-class _Snapshot:
-    generation: int
-    store: ExactVectorStore
-    chunk_ids: np.ndarray  # Int64[C], every chunk, for filters
-    chunk_file: np.ndarray  # Int64[C], index into file_paths / file_languages
-    file_paths: list[str]
-    file_languages: list[str]
-
-    def allowed(self, language: str | None, path_glob: str | None) -> np.ndarray:
-        """Chunk ids that pass the filters (decided per file: there are far fewer files)."""
-        file_ok = np.fromiter(
-            (
-                (language is None or lang == language) and (path_glob is None or path_matches(path, path_glob))
-                for path, lang in zip(self.file_paths, self.file_languages, strict=True)
-            ),
-            dtype=bool,
-            count=len(self.file_paths),
-        )
-        if not file_ok.size:
-            return np.zeros(0, dtype=np.int64)
-        return self.chunk_ids[file_ok[self.chunk_file]]
-
-
-_SNAPSHOTS: weakref.WeakKeyDictionary[RepoIndex, _Snapshot] = weakref.WeakKeyDictionary()
-
-
-def _snapshot(index: RepoIndex) -> _Snapshot:
-    """The index's vectors and chunk table, reloaded only when another write happened."""
-    generation = index.generation()
-    cached = _SNAPSHOTS.get(index)
-    if cached is not None and cached.generation == generation:
-        return cached
-    with index.lock:
-        conn = index.connection
-        conn.execute("BEGIN")  # one consistent read of both tables
-        try:
-            generation = index.generation()
-            files = conn.execute("SELECT id, path, language FROM files").fetchall()
-            table = conn.execute("SELECT id, file_id FROM chunks").fetchall()
-            vectors = conn.execute("SELECT chunk_id, vector FROM embeddings ORDER BY chunk_id").fetchall()
-        finally:
-            conn.execute("COMMIT")
-    dim = index.embedder.dim if index.embedder else 0
-    position = {r[0]: i for i, r in enumerate(files)}
-    ids = np.fromiter((r[0] for r in vectors), dtype=np.int64, count=len(vectors))
-    if vectors and dim:
-        matrix = np.frombuffer(b"".join(r[1] for r in vectors), dtype=np.float32).reshape(len(vectors), dim)
-    else:
-        matrix = np.zeros((0, max(dim, 1)), dtype=np.float32)
-    snapshot = _Snapshot(
-        generation=generation,
-        store=ExactVectorStore(ids, matrix),
-        chunk_ids=np.fromiter((r[0] for r in table), dtype=np.int64, count=len(table)),
-        chunk_file=np.fromiter((position[r[1]] for r in table), dtype=np.int64, count=len(table)),
-        file_paths=[r[1] for r in files],
-        file_languages=[r[2] for r in files],
+# --------------------------------------------------------------------------- filters
+def _allowed(
+    snapshot: IndexSnapshot, language: str | None, path_glob: str | None, exclude: Sequence[str]
+) -> np.ndarray:
+    """Chunk ids that pass the filters (decided per file: there are far fewer files)."""
+    file_ok = np.fromiter(
+        (
+            (language is None or lang == language)
+            and (path_glob is None or path_matches(path, path_glob))
+            and not any(excluded(path, glob) for glob in exclude)
+            for path, lang in zip(snapshot.file_paths, snapshot.file_languages, strict=True)
+        ),
+        dtype=bool,
+        count=len(snapshot.file_paths),
     )
-    _SNAPSHOTS[index] = snapshot
-    return snapshot
+    if not file_ok.size:
+        return np.zeros(0, dtype=np.int64)
+    return snapshot.chunk_ids[file_ok[snapshot.chunk_file]]
 
 
 def path_matches(path: str, glob: str) -> bool:
@@ -184,6 +121,14 @@ def path_matches(path: str, glob: str) -> bool:
     if fnmatch.fnmatchcase(path, glob):
         return True
     return "**/" in glob and fnmatch.fnmatchcase(path, glob.replace("**/", ""))
+
+
+def excluded(path: str, glob: str) -> bool:
+    """``--exclude``: a glob over the whole path, or, without a ``/``, over any one of its
+    names, so ``tests`` leaves out every tests folder and ``*.d.ts`` every declaration file."""
+    if path_matches(path, glob):
+        return True
+    return "/" not in glob and any(fnmatch.fnmatchcase(part, glob) for part in path.split("/"))
 
 
 # --------------------------------------------------------------------------- fusion
@@ -201,6 +146,19 @@ def reciprocal_rank_fusion(
 
 
 # --------------------------------------------------------------------------- search
+def check_query(query: str, *, language: str | None = None) -> None:
+    """Raise ``InputError`` for a query nothing can match (empty, or only symbols) or a
+    language name that is not one of ours; ``search`` itself answers those with ``[]``."""
+    if language is not None:
+        get_language(language)  # UnsupportedLanguageError (an InputError) names the supported ones
+    if not query.strip():
+        raise InputError("the query is empty; say what to look for, e.g. \"parse the config file\"")
+    if fts_query(query) is None:
+        raise InputError(
+            f"the query {query!r} has nothing to search for (words and names of two or more letters or digits)"
+        )
+
+
 def search(
     index: RepoIndex,
     query: str,
@@ -210,25 +168,31 @@ def search(
     path_glob: str | None = None,
     mode: str = "hybrid",
     dense_weight: float | None = None,
+    exclude: Sequence[str] = (),
+    rerank: bool = True,
 ) -> list[SearchResult]:
-    """The ``k`` chunks that best answer ``query``. Filters: exact language name, and an
-    fnmatch glob over the repository-relative path (``*`` crosses ``/``: ``src/*`` is a subtree).
+    """The ``k`` chunks that best answer ``query``. Filters: exact language name (an unknown
+    one is an ``InputError``), an fnmatch glob over the repository-relative path (``*``
+    crosses ``/``: ``src/*`` is a subtree) and ``exclude`` globs that leave paths out.
 
     ``dense_weight`` scales the dense side of the fusion; by default the embedder's own
     ``dense_weight`` (an encoder without a contrastive stage ranks code poorly, and an equal
-    vote from it drags hybrid below BM25 alone)."""
+    vote from it drags hybrid below BM25 alone). ``rerank`` applies the code-aware factors of
+    ``codemlm.ranking`` (off only to measure what they do)."""
     if mode not in MODES:
         raise InputError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}")
+    if language is not None:
+        language = get_language(language).name
     if mode == "dense" and index.embedder is None:
         raise InputError("dense search needs a model: this index is lexical-only (pass --model DIR)")
     if not query.strip():
         return []
-    snapshot = _snapshot(index)
+    snapshot = index.snapshot()
     allowed: np.ndarray | None = None
-    if language is not None or path_glob is not None:
-        allowed = snapshot.allowed(language, path_glob)
+    if language is not None or path_glob is not None or exclude:
+        allowed = _allowed(snapshot, language, path_glob, exclude)
         if allowed.size == 0:
             return []
 
@@ -242,7 +206,11 @@ def search(
             allowed_set = set(allowed.tolist())
             lexical = [c for c in lexical if c in allowed_set]
         lexical = lexical[:CANDIDATES]
-    if mode in ("hybrid", "dense") and index.embedder is not None and len(snapshot.store):
+    if dense_weight is None:
+        dense_weight = float(index.embedder.dense_weight) if index.embedder is not None else 0.0
+    # A hybrid search in which the dense side has no vote does not embed the query at all.
+    wants_dense = mode == "dense" or (mode == "hybrid" and dense_weight > 0)
+    if wants_dense and index.embedder is not None and len(snapshot.store):
         vector = index.embedder.embed_query([query])[0]
         dense = snapshot.store.nearest(vector, CANDIDATES, allowed)
 
@@ -251,43 +219,32 @@ def search(
     if mode == "lexical":
         ranked = [(c, 1.0 / (RRF_K + r)) for c, r in lexical_rank.items()]
     elif mode == "dense":
-        ranked = dense
+        ranked = [(c, 1.0 / (RRF_K + r)) for c, r in dense_rank.items()]
     else:
-        if dense_weight is None:
-            dense_weight = float(getattr(index.embedder, "dense_weight", 1.0))
         ranked = reciprocal_rank_fusion([lexical, [c for c, _ in dense]], weights=[1.0, dense_weight])
-    top = ranked[:k]
-    rows = _chunk_rows(index, [c for c, _ in top])
+    rows = index.chunk_rows([c for c, _ in (ranked if rerank else ranked[:k])])
+    if rerank:
+        parsed = classify_query(query)
+        ranked = sorted(
+            ((c, score * rerank_factor(parsed, rows[c].path, rows[c].kind, rows[c].name)) for c, score in ranked if c in rows),
+            key=lambda pair: -pair[1],
+        )  # stable: equal scores keep the fused order
     results = []
-    for chunk_id, score in top:
+    for chunk_id, score in ranked[:k]:
         row = rows.get(chunk_id)
         if row is None:  # removed by another writer between ranking and reading
             continue
-        path, name, kind, lang, start, end, text = row
         results.append(
             SearchResult(
-                path=path, name=name, kind=kind, language=lang, start_line=start, end_line=end,
-                score=float(score), snippet=_snippet(text), lexical_rank=lexical_rank.get(chunk_id),
-                dense_rank=dense_rank.get(chunk_id), chunk_id=chunk_id,
+                path=row.path, name=row.name, kind=row.kind, language=row.language, start_line=row.start_line,
+                end_line=row.end_line, score=float(score), snippet=_snippet(row.text),
+                lexical_rank=lexical_rank.get(chunk_id), dense_rank=dense_rank.get(chunk_id), chunk_id=chunk_id,
             )
         )
     return results
 
 
-def _chunk_rows(index: RepoIndex, chunk_ids: list[int]) -> dict[int, tuple]:
-    if not chunk_ids:
-        return {}
-    marks = ",".join("?" * len(chunk_ids))
-    with index.lock:
-        rows = index.connection.execute(
-            "SELECT chunks.id, files.path, chunks.name, chunks.kind, files.language, chunks.start_line,"
-            f" chunks.end_line, chunks.text FROM chunks JOIN files ON files.id = chunks.file_id WHERE chunks.id IN ({marks})",
-            chunk_ids,
-        ).fetchall()
-    return {int(r[0]): tuple(r[1:]) for r in rows}
-
-
 def _snippet(text: str) -> str:
-    lines = text.splitlines()
+    lines = text.split("\n")
     head = "\n".join(lines[:SNIPPET_LINES])
     return head + ("\n…" if len(lines) > SNIPPET_LINES else "")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -14,8 +17,9 @@ import numpy as np
 import pytest
 
 from codemlm import index as index_module
-from codemlm.embedder import Embedder, normalize_rows
-from codemlm.index import RepoIndex, chunk_source, default_index_path, identifier_terms
+from codemlm.embedder import normalize_rows
+from codemlm.errors import IndexStoreError
+from codemlm.index import IndexDamagedError, RepoIndex, chunk_source, default_index_path, identifier_terms
 from codemlm.search import search
 
 
@@ -23,9 +27,12 @@ class HashingEmbedder:
     """A real ``Embedder``: bag of hashed identifier terms, so similar code gets similar vectors.
     Records what it embedded, and can be told to fail on its n-th call."""
 
-    def __init__(self, dim: int = 32, model_id: str = "hashing-test", fail_on_call: int | None = None) -> None:
+    def __init__(
+        self, dim: int = 32, model_id: str = "hashing-test", fail_on_call: int | None = None, dense_weight: float = 1.0
+    ) -> None:
         self.dim = dim
         self.model_id = model_id
+        self.dense_weight = dense_weight
         self.fail_on_call = fail_on_call
         self.calls = 0
         self.embedded: list[str] = []
@@ -105,9 +112,20 @@ def index_file(tmp_path: Path) -> Path:
     return tmp_path / "cache" / "index.sqlite"
 
 
+def inspect(index: RepoIndex) -> sqlite3.Connection:
+    """A second, independent connection for the test to look inside the file."""
+    return sqlite3.connect(index.path)
+
+
 def names(index: RepoIndex) -> set[tuple[str, str]]:
-    rows = index.connection.execute("SELECT files.path, chunks.name FROM chunks JOIN files ON files.id = chunks.file_id")
-    return {(r[0], r[1]) for r in rows}
+    with contextlib.closing(inspect(index)) as conn:
+        rows = conn.execute("SELECT files.path, chunks.name FROM chunks JOIN files ON files.id = chunks.file_id")
+        return {(r[0], r[1]) for r in rows}
+
+
+def scalar(index: RepoIndex, sql: str) -> object:
+    with contextlib.closing(inspect(index)) as conn:
+        return conn.execute(sql).fetchone()[0]
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -151,6 +169,42 @@ def test_chunks_are_definitions_plus_top_level_blocks() -> None:
         assert data[c.start_byte : c.end_byte].decode().strip() == c.text.strip()
 
 
+def test_form_feeds_and_other_separators_do_not_shift_lines(repo: Path, index_file: Path) -> None:
+    # The standard library separates sections with form feeds; only "\n" ends a line.
+    text = "import os\n\x0c\nLIMIT = 1\n\x0c\ndef first():\n    return 1\n\x0c\nVALUE = 'a\u2028b\x1cc'\n\n\ndef second():\n    return 2\n"
+    (repo / "pkg/sections.py").write_text(text, encoding="utf-8")
+    chunks = chunk_source(text, "python")
+    summary = [(c.kind, c.name, c.start_line, c.end_line) for c in chunks]
+    assert summary == [
+        ("block", "import os", 0, 2),
+        ("function", "first", 4, 5),
+        ("block", "VALUE = 'a\u2028b\x1cc'", 7, 7),
+        ("function", "second", 10, 11),
+    ]
+    lines = text.split("\n")
+    for c in chunks:  # every chunk's first line is the line tree-sitter numbered
+        assert c.text.split("\n")[0] == lines[c.start_line]
+        assert text.encode()[c.start_byte : c.end_byte].decode() == c.text
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+        [second] = [r for r in search(index, "second", k=20) if r.path == "pkg/sections.py"][:1]
+        assert (second.name, second.start_line) == ("second", 10)
+        assert "return 1" not in {name for path, name in names(index) if path == "pkg/sections.py"}
+
+
+def test_glued_names_are_split_with_the_repository_vocabulary(repo: Path, index_file: Path) -> None:
+    (repo / "pkg/records.py").write_text(
+        "def get_name(obj):\n    return obj.name\n\n\ndef encoding_label(obj):\n    return obj.label\n\n\n"
+        "def getencoding(obj):\n    return obj.codec\n"
+    )
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+        # "get" and "encoding" are words this repository spells out elsewhere, so the glued
+        # name is found by its words in any order.
+        assert search(index, "encoding to get")[0].name == "getencoding"
+        assert search(index, "getencoding")[0].name == "getencoding"
+
+
 def test_default_index_path_uses_cache_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEMLM_CACHE_DIR", str(tmp_path / "c"))
     path = default_index_path(tmp_path / "my repo")
@@ -192,9 +246,8 @@ def test_incremental_update_reembeds_only_changed_files(repo: Path, index_file: 
         assert not any(path == "web/fetch.js" for path, _ in names(index))
         assert search(index, "fetchJson", mode="lexical") == []
         # no orphans in the side tables
-        conn = index.connection
-        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == index.count_chunks()
-        assert conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == index.count_chunks()
+        assert scalar(index, "SELECT count(*) FROM embeddings") == index.count_chunks() == index.count_vectors()
+        assert scalar(index, "SELECT count(*) FROM chunks_fts") == index.count_chunks()
 
 
 def test_update_file_and_remove_file_for_editor_buffers(repo: Path, index_file: Path) -> None:
@@ -214,7 +267,7 @@ def test_update_file_and_remove_file_for_editor_buffers(repo: Path, index_file: 
 def test_lexical_only_index_without_embedder(repo: Path, index_file: Path) -> None:
     with RepoIndex.open(repo, index_path=index_file) as index:
         index.update()
-        assert index.connection.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
+        assert scalar(index, "SELECT count(*) FROM embeddings") == 0
         results = search(index, "slug from a title")
         assert results[0].name == "slugify"
         assert results[0].dense_rank is None and results[0].lexical_rank == 1
@@ -261,67 +314,212 @@ def test_embedder_failure_mid_update_keeps_committed_files(
     with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(fail_on_call=2)) as index:
         with pytest.raises(RuntimeError, match="embedder crashed"):
             index.update()
-        assert len(index.file_hashes()) == 1
-        assert index.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert search(index, "area of a circle", k=3) is not None
+        # lexical rows first: every file is searchable, one vector made it
+        assert len(index.file_hashes()) == 3 and index.count_vectors() == 1
+        assert scalar(index, "PRAGMA integrity_check") == "ok"
+        assert search(index, "area of a circle", k=3)[0].name == "circle_area"
+    embedder = HashingEmbedder()
+    with RepoIndex.open(repo, index_path=index_file, embedder=embedder) as index:
+        stats = index.update()  # nothing changed on disk; the missing vectors are made now
+        assert stats.files_indexed == 0 and stats.chunks_embedded == index.count_chunks() - 1
+        assert index.count_vectors() == index.count_chunks() and index.check() is None
 
 
-# --------------------------------------------------------------------------- rebuilds
-def test_not_an_sqlite_file_is_rebuilt(repo: Path, index_file: Path) -> None:
-    index_file.parent.mkdir(parents=True)
-    index_file.write_bytes(b"this is not a database, just some bytes\n" * 20)
-    with RepoIndex.open(repo, index_path=index_file) as index:
-        assert "not an SQLite database" in (index.rebuilt_reason or "")
-        index.update()
-        assert search(index, "slugify")[0].name == "slugify"
+# --------------------------------------------------------------------------- other people's files
+@pytest.mark.parametrize(
+    "content",
+    [b"def ok():\n    return 1\n", b"this is not a database, just some bytes\n" * 20, b"SQLite format 3\x00" + b"\x00" * 84],
+    ids=["python-source", "text", "sqlite-header-only"],
+)
+def test_a_file_that_is_not_our_index_is_never_touched(repo: Path, tmp_path: Path, content: bytes) -> None:
+    target = tmp_path / "ok.py"
+    target.write_bytes(content)
+    for rebuild in (False, True):
+        with pytest.raises(IndexStoreError, match="not a codemlm index"):
+            RepoIndex.open(repo, index_path=target, rebuild=rebuild)
+    assert target.read_bytes() == content
+    assert not Path(str(target) + "-wal").exists() and not Path(str(target) + "-shm").exists()
 
 
-def test_foreign_sqlite_database_is_rebuilt(repo: Path, index_file: Path) -> None:
+def test_another_applications_sqlite_database_is_refused(repo: Path, index_file: Path) -> None:
     index_file.parent.mkdir(parents=True)
     conn = sqlite3.connect(index_file)
     conn.execute("CREATE TABLE users(id INTEGER, name TEXT)")
     conn.execute("CREATE VIEW files AS SELECT * FROM users")
     conn.commit()
     conn.close()
+    before = index_file.read_bytes()
+    with pytest.raises(IndexStoreError, match="another application"):
+        RepoIndex.open(repo, index_path=index_file, rebuild=True)
+    assert index_file.read_bytes() == before
+
+
+def test_fifo_and_directory_at_the_index_path_are_refused_without_blocking(repo: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "index.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(IndexStoreError, match="not a regular file"):
+        RepoIndex.open(repo, index_path=fifo)  # would hang forever if it were opened
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(IndexStoreError, match="is a directory"):
+        RepoIndex.open(repo, index_path=tmp_path)
+
+
+def test_an_empty_file_becomes_an_index(repo: Path, index_file: Path) -> None:
+    index_file.parent.mkdir(parents=True)
+    index_file.touch()
     with RepoIndex.open(repo, index_path=index_file) as index:
-        assert "not a codemlm index" in (index.rebuilt_reason or "")
         assert index.update().files_indexed == 3
+    assert index_file.read_bytes()[68:72] == (0x636D6C6D).to_bytes(4, "big")  # our application_id
 
 
+# --------------------------------------------------------------------------- our own damage
 def test_corrupt_pages_are_detected_and_rebuilt(repo: Path, index_file: Path) -> None:
     with RepoIndex.open(repo, index_path=index_file) as index:
         index.update()
     data = bytearray(index_file.read_bytes())
-    data[100:4096] = b"\xff" * (4096 - 100)  # keep the header, wreck the schema page
+    data[100:4096] = b"\xff" * (4096 - 100)  # keep the header (and so our mark), wreck the schema page
     index_file.write_bytes(bytes(data))
     with RepoIndex.open(repo, index_path=index_file) as index:
         assert index.rebuilt_reason
         assert index.update().files_indexed == 3
 
 
-def test_schema_version_repo_and_embedder_mismatches_rebuild(repo: Path, index_file: Path, tmp_path: Path) -> None:
-    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(model_id="a")) as index:
+def _checkpointed(index_file: Path) -> None:
+    with contextlib.closing(sqlite3.connect(index_file)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_damaged_full_text_rows_are_detected(repo: Path, index_file: Path) -> None:
+    with RepoIndex.open(repo, index_path=index_file) as index:
         index.update()
-    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(model_id="a")) as index:
-        assert index.rebuilt_reason is None and index.count_chunks() > 0
-    # another embedder: vectors would be meaningless together
-    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(model_id="b")) as index:
-        assert "embedder" in (index.rebuilt_reason or "")
-        assert index.count_chunks() == 0
+        assert index.check() is None
+        with contextlib.closing(inspect(index)) as conn:
+            conn.execute("UPDATE chunks_fts_data SET block = zeroblob(length(block)) WHERE id > 10")
+            conn.commit()
+        damage = index.check()
+        assert damage and "damaged" in damage
+        index.rebuild(f"damaged: {damage}")
+        assert index.rebuilt_reason and index.count_chunks() == 0
         index.update()
-        index.connection.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
-    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(model_id="b")) as index:
+        assert index.check() is None and search(index, "slugify")[0].name == "slugify"
+
+
+def test_a_bad_embedding_blob_is_damage_not_a_traceback(repo: Path, index_file: Path) -> None:
+    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder()) as index:
+        index.update()
+        with contextlib.closing(inspect(index)) as conn:
+            conn.execute("UPDATE embeddings SET vector = x'0102' WHERE chunk_id = (SELECT min(chunk_id) FROM embeddings)")
+            conn.commit()
+        assert "wrong size" in (index.check() or "")
+        with pytest.raises(IndexDamagedError, match="wrong size"):
+            search(index, "area")
+
+
+def test_overwritten_pages_make_search_raise_index_damaged(repo: Path, index_file: Path) -> None:
+    for i in range(30):
+        (repo / f"more/m{i}.py").parent.mkdir(exist_ok=True)
+        (repo / f"more/m{i}.py").write_text(f"def helper_{i}(value):\n    return value + {i}\n" * 5)
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+    _checkpointed(index_file)
+    data = bytearray(index_file.read_bytes())
+    page = 4096
+    for start in range(2 * page, len(data) - page, 3 * page):  # every third page after the schema
+        data[start : start + page] = b"\x5a" * page
+    index_file.write_bytes(bytes(data))
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        assert index.check()
+        with pytest.raises(IndexDamagedError):
+            for query in ("helper value", "slugify", "circle area", "fetch json"):
+                search(index, query)
+                index.update()
+
+
+# --------------------------------------------------------------------------- rebuilds and models
+def test_schema_version_and_repo_mismatches_rebuild(repo: Path, index_file: Path, tmp_path: Path) -> None:
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+        with contextlib.closing(inspect(index)) as conn:
+            conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+            conn.commit()
+    with RepoIndex.open(repo, index_path=index_file) as index:
         assert "schema version" in (index.rebuilt_reason or "")
+        index.update()
     other = write_repo(tmp_path / "other")
-    with RepoIndex.open(other, index_path=index_file, embedder=HashingEmbedder(model_id="b")) as index:
+    with RepoIndex.open(other, index_path=index_file) as index:
         assert "another repository" in (index.rebuilt_reason or "")
+
+
+def test_a_schema_1_index_is_recognised_and_rebuilt(repo: Path, index_file: Path) -> None:
+    index_file.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(index_file)) as conn:  # what codemlm 0.1 wrote
+        for table in ("files", "chunks", "embeddings"):
+            conn.execute(f"CREATE TABLE {table}(id INTEGER)")
+        conn.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(name, path, doc, body)")
+        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", "1"), ("repo_root", str(repo))])
+        conn.commit()
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        assert "schema version 1" in (index.rebuilt_reason or "")
+        assert index.update().files_indexed == 3
+
+
+def test_vectors_are_kept_per_model_and_never_mixed(repo: Path, index_file: Path) -> None:
+    first = HashingEmbedder(model_id="a")
+    with RepoIndex.open(repo, index_path=index_file, embedder=first) as index:
+        index.update()
+        chunks = index.count_chunks()
+    # A typo in the model path: the CLI opens lexical-only. Nothing is rebuilt or discarded.
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        assert index.rebuilt_reason is None and index.update().files_indexed == 0
+    # Another model (the editor's) adds its own vectors beside the first model's.
+    second = HashingEmbedder(model_id="b", dim=16)
+    with RepoIndex.open(repo, index_path=index_file, embedder=second) as index:
+        assert index.rebuilt_reason is None
+        assert index.update().chunks_embedded == chunks and index.count_vectors() == chunks
+        assert {len(r.snippet) > 0 for r in search(index, "area", mode="dense")} == {True}
+    # Back to the first model: its vectors are all still there, nothing is embedded again.
+    again = HashingEmbedder(model_id="a")
+    with RepoIndex.open(repo, index_path=index_file, embedder=again) as index:
+        assert index.update().chunks_embedded == 0 and again.embedded == []
+        assert index.count_vectors() == chunks
+    assert scalar(index, "SELECT count(*) FROM embeddings") == 2 * chunks
+    # Same id, other width: that model's old vectors go, the other model's stay.
+    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(model_id="a", dim=8)) as index:
+        assert index.count_vectors() == 0
+        index.update()
+    assert scalar(index, "SELECT count(*) FROM embeddings") == 2 * chunks
+
+
+def test_no_embedding_work_when_the_dense_side_has_no_vote(repo: Path, index_file: Path) -> None:
+    silent = HashingEmbedder(dense_weight=0.0)
+    with RepoIndex.open(repo, index_path=index_file, embedder=silent) as index:
+        assert index.embedder is None
+        stats = index.update()
+        assert stats.chunks_embedded == 0 and silent.calls == 0 and silent.embedded == []
+        assert search(index, "circle area")[0].name == "circle_area"
+    with RepoIndex.open(repo, index_path=index_file, embedder=silent, embed=True) as index:
+        assert index.update().chunks_embedded == index.count_chunks()  # asked for (--mode dense)
+
+
+def test_read_only_index_is_searched_without_writing(repo: Path, index_file: Path) -> None:
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update()
+    _checkpointed(index_file)
+    before = index_file.read_bytes()
+    with RepoIndex.open(repo, index_path=index_file, read_only=True) as index:
+        assert search(index, "slugify")[0].name == "slugify"
+        (repo / "pkg/new.py").write_text("def brand_new():\n    pass\n")
+        with pytest.raises(IndexStoreError, match="read-only"):
+            index.update()
+    assert index_file.read_bytes() == before
+    with pytest.raises(IndexStoreError, match="no index"):
+        RepoIndex.open(repo, index_path=index_file.with_name("missing.sqlite"), read_only=True)
 
 
 def test_a_locked_index_is_an_error_never_a_rebuild(
     repo: Path, index_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from codemlm.errors import IndexStoreError
-
     with RepoIndex.open(repo, index_path=index_file) as index:
         index.update()
     monkeypatch.setattr(index_module, "BUSY_TIMEOUT_SECONDS", 0.2)
@@ -370,7 +568,7 @@ def test_two_processes_updating_at_once_do_not_corrupt(tmp_path: Path, index_fil
     assert sum(int(out.strip()) for out, _ in outputs) == 43
     with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder()) as index:
         assert index.rebuilt_reason is None
-        conn = index.connection
+        conn = inspect(index)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert len(index.file_hashes()) == 43
         paths = [r[0] for r in conn.execute("SELECT path FROM files")]
@@ -379,8 +577,17 @@ def test_two_processes_updating_at_once_do_not_corrupt(tmp_path: Path, index_fil
         duplicated = [r for r in per_name if r[0].startswith("function_")]
         assert duplicated == []
         assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == index.count_chunks()
+        conn.close()
         assert index.update().files_indexed == 0
 
 
-def test_fake_embedder_satisfies_the_protocol() -> None:
-    assert isinstance(HashingEmbedder(), Embedder)
+def test_unsaved_buffers_are_redacted_like_files(repo: Path, index_file: Path) -> None:
+    token = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+    buffer = f'STRIPE_KEY = "{token}"\n\n\ndef charge(amount):\n    return amount\n'
+    with RepoIndex.open(repo, index_path=index_file) as index:
+        index.update_file("pkg/billing.py", buffer)
+        assert ("pkg/billing.py", "charge") in names(index)
+        with contextlib.closing(inspect(index)) as conn:
+            stored = " ".join(r[0] for r in conn.execute("SELECT text FROM chunks"))
+            fts = " ".join(r[0] for r in conn.execute("SELECT body FROM chunks_fts"))
+    assert token not in stored and "4ec39hqlyjwdarjtt1zdp7dc" not in fts.lower()

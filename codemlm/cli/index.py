@@ -36,9 +36,10 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_embedder(model: str | None, err: Any) -> Any:
-    """A ModelEmbedder, or None (with a notice on ``err``) when no model can be found."""
-    from codemlm.checkpoint import load_model_dir, resolve_model_dir
-    from codemlm.embedder import ModelEmbedder
+    """The model as a LazyModelEmbedder (weights load on first use), or None (with a notice on
+    ``err``) when no model can be found."""
+    from codemlm.checkpoint import resolve_model_dir
+    from codemlm.embedder import LazyModelEmbedder
     from codemlm.errors import ModelNotFoundError
 
     try:
@@ -48,25 +49,66 @@ def load_embedder(model: str | None, err: Any) -> Any:
             raise
         err.print(f"[yellow]note:[/yellow] no model found, using lexical search only ({exc})", highlight=False, soft_wrap=True)
         return None
-    return ModelEmbedder(load_model_dir(model_dir))
+    return LazyModelEmbedder(model_dir)
 
 
 def update_with_progress(index: RepoIndex, err: Any) -> UpdateStats:
+    """Update the index with progress on stderr: a live bar on a terminal, plain lines at most
+    every few seconds when stderr is piped or logged (a bar would print nothing there)."""
+    if not err.is_terminal:
+        return _update_with_lines(index, err)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
     ) as bar:
-        task = bar.add_task("scanning", total=None)
+        task = bar.add_task(f"scanning {index.root.name}", total=None)
+
+        def on_scan(seen: int) -> None:
+            bar.update(task, completed=seen, description=f"scanning {index.root.name}")
 
         def on_progress(done: int, total: int, path: str) -> None:
             bar.update(task, completed=done, total=total, description=f"indexing {path[-40:]}")
 
-        return index.update(progress=on_progress)
+        return index.update(progress=on_progress, scanning=on_scan)
 
 
-def open_index(repo: str, model: str | None, index_path: str | None, rebuild: bool, err: Any) -> RepoIndex:
+PROGRESS_LINE_SECONDS = 2.0
+
+
+def _update_with_lines(index: RepoIndex, err: Any) -> UpdateStats:
+    import time
+
+    last = time.monotonic()
+    err.print(f"codemlm: scanning {index.root}", highlight=False, soft_wrap=True)
+
+    def due(final: bool) -> bool:
+        nonlocal last
+        now = time.monotonic()
+        if final or now - last >= PROGRESS_LINE_SECONDS:
+            last = now
+            return True
+        return False
+
+    def on_scan(seen: int) -> None:
+        if due(False):
+            err.print(f"codemlm: scanning, {seen} files so far", highlight=False, soft_wrap=True)
+
+    def on_progress(done: int, total: int, path: str) -> None:
+        if due(done == total):
+            verb = "embedding" if path == "embedding" else "indexing"
+            err.print(f"codemlm: {verb} {done}/{total}", highlight=False, soft_wrap=True)
+
+    return index.update(progress=on_progress, scanning=on_scan)
+
+
+def open_index(
+    repo: str, model: str | None, index_path: str | None, rebuild: bool, err: Any, *,
+    embed: bool | None = None, read_only: bool = False,
+) -> RepoIndex:
+    """Open the index for the CLI. ``embed`` as in ``RepoIndex.open`` (default: only when the
+    model's dense side has a vote); ``read_only`` never writes (``search --no-update``)."""
     from codemlm.errors import InputError
     from codemlm.index import RepoIndex
 
@@ -76,10 +118,16 @@ def open_index(repo: str, model: str | None, index_path: str | None, rebuild: bo
     if not root.is_dir():
         raise InputError(f"not a directory: {root}")
     embedder = load_embedder(model, err)
-    index = RepoIndex.open(root, index_path=index_path, embedder=embedder, rebuild=rebuild)
+    index = RepoIndex.open(
+        root, index_path=index_path, embedder=embedder, rebuild=rebuild, embed=embed, read_only=read_only
+    )
     if index.rebuilt_reason:
-        err.print(f"[yellow]note:[/yellow] rebuilding the index {index.path}: {index.rebuilt_reason}", highlight=False, soft_wrap=True)
+        note_rebuild(index, err)
     return index
+
+
+def note_rebuild(index: RepoIndex, err: Any) -> None:
+    err.print(f"[yellow]note:[/yellow] rebuilding the index {index.path}: {index.rebuilt_reason}", highlight=False, soft_wrap=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -89,6 +137,13 @@ def _run(args: argparse.Namespace) -> int:
     index = open_index(args.path, args.model, args.index_path, args.rebuild, err)
     try:
         stats = update_with_progress(index, err)
+        # `index` reports success only for an index that passes SQLite's own checks: damage
+        # found here is repaired now rather than surfacing in every later search.
+        damage = index.check()
+        if damage:
+            index.rebuild(f"damaged: {damage}")
+            note_rebuild(index, err)
+            stats = update_with_progress(index, err)
         kind = "hybrid" if index.embedder is not None else "lexical-only"
         print(f"{stats} in {stats.seconds:.1f} s; {index.count_chunks()} chunks ({kind}) in {index.path}")
     finally:

@@ -1,0 +1,96 @@
+"""Code-aware reranking of fused search candidates (after Semble's reranker).
+
+Two readings of a query: *symbol-like* (one identifier-shaped token: ``parseConfig``,
+``os.path.join``, ``max_retries``) wants the definition of that name; *words* ("parse the
+config file") want the code that does it. Either way a definition beats a loose block of
+statements that merely uses the words, and a chunk in a test, a generated file, a vendored
+tree or a compiled or mirrored copy (``.d.ts``, ``.pyi``, ``.cjs``, ``dist/``, ``build/``)
+ranks below the source it copies. The factors multiply the fused score; they are few and
+round on purpose (set by principle, checked on the held-out set, not fitted to it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from codemlm.identifiers import identifier_terms
+
+__all__ = ["FileRole", "QueryKind", "classify_query", "file_role", "rerank_factor"]
+
+QueryKind = str  # "symbol" | "words"
+FileRole = str  # "source" | "test" | "mirror" | "generated" | "vendored"
+
+_SYMBOL = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->)[A-Za-z_$][\w$]*)*\(?\)?")
+
+# How far each kind of file is pushed down: its fused score is multiplied by this.
+ROLE_FACTORS: dict[str, float] = {"source": 1.0, "test": 0.6, "mirror": 0.5, "generated": 0.5, "vendored": 0.5}
+BLOCK_FACTOR = 0.8  # a run of top-level statements, against a definition
+EXACT_NAME_FACTOR = 2.0  # a symbol query that names this definition exactly
+NAME_HAS_TERMS_FACTOR = 1.25  # every term of the query is in the definition's name
+
+_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "e2e", "testdata", "fixtures"})
+_MIRROR_DIRS = frozenset({"dist", "build", "out", "lib-cov", "coverage", "site-packages", ".next", "target"})
+_VENDORED_DIRS = frozenset({"vendor", "vendored", "third_party", "thirdparty", "external", "node_modules", "_vendor", "bower_components"})
+_GENERATED_DIRS = frozenset({"generated", "__generated__", "gen", "autogen"})
+_MIRROR_SUFFIXES = (".d.ts", ".d.mts", ".d.cts", ".pyi", ".cjs", ".min.js", ".bundle.js", ".js.map")
+_GENERATED_SUFFIXES = ("_pb2.py", "_pb2_grpc.py", ".pb.go", ".pb.cc", ".pb.h", "_generated.go", ".generated.ts", ".g.dart")
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    kind: QueryKind
+    terms: tuple[str, ...]
+    symbol: str | None  # the name a symbol query asks for, lower case, without qualifier
+
+
+def classify_query(query: str) -> Query:
+    """Symbol-like when the whole query is one identifier (optionally qualified, optionally with
+    ``()``); words otherwise."""
+    text = query.strip()
+    terms = tuple(dict.fromkeys(identifier_terms(text)))
+    if text and _SYMBOL.fullmatch(text):
+        last = re.split(r"\.|::|->", text.rstrip("()"))[-1]
+        return Query(text, "symbol", terms, last.lower())
+    return Query(text, "words", terms, None)
+
+
+def file_role(path: str) -> FileRole:
+    """What a repository-relative path most likely holds, judged by its name and folders."""
+    pure = PurePosixPath(path.lower())
+    name = pure.name
+    folders = set(pure.parts[:-1])
+    if folders & _VENDORED_DIRS:
+        return "vendored"
+    if name.endswith(_GENERATED_SUFFIXES) or folders & _GENERATED_DIRS or ".generated." in name:
+        return "generated"
+    if name.endswith(_MIRROR_SUFFIXES) or folders & _MIRROR_DIRS:
+        return "mirror"
+    stem = name.split(".")[0]
+    if (
+        folders & _TEST_DIRS
+        or stem.startswith("test_")
+        or stem.endswith(("_test", "_tests", "_spec"))
+        or ".test." in name
+        or ".spec." in name
+        or stem in ("conftest", "test", "tests")
+        or (stem.endswith("test") and stem[:1].isupper() and name.endswith(".java"))  # FooTest.java
+    ):
+        return "test"
+    return "source"
+
+
+def rerank_factor(query: Query, path: str, kind: str, name: str) -> float:
+    """The multiplier for one candidate chunk's fused score."""
+    factor = ROLE_FACTORS[file_role(path)]
+    definition = kind != "block"
+    if not definition:
+        return factor * BLOCK_FACTOR
+    if query.symbol is not None and name.lower() == query.symbol:
+        return factor * EXACT_NAME_FACTOR
+    content = [t for t in query.terms if not t.isdigit()]
+    if content and set(content) <= set(identifier_terms(name)):
+        return factor * NAME_HAS_TERMS_FACTOR
+    return factor
