@@ -1,4 +1,8 @@
-"""The training view: files (text + byte spans) -> windows of token ids with token spans.
+"""The training view: files (text + byte spans) -> training windows of token ids with token spans.
+
+Here a *window* is always a training window: one model input sequence, ``<cls>`` + a piece of
+one file's tokens + ``<sep>``, with the syntax spans inside it (:class:`TrainingWindow`, a row of
+``DIR/tokens``). It is not the infill context window around a hole (:mod:`codemlm.infill`).
 
 A file is tokenized once, its syntax spans are mapped from bytes to token index ranges, and
 the token stream is cut into windows of at most ``seq_len`` tokens (``<cls>`` … ``<sep>``
@@ -27,7 +31,7 @@ from codemlm.tokenizer import CodeTokenizer
 
 __all__ = [
     "TOKENS_FEATURES",
-    "Window",
+    "TrainingWindow",
     "byte_spans_to_token_spans",
     "cut_points",
     "tokenize_corpus",
@@ -46,8 +50,11 @@ TOKENS_FEATURES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Window:
-    """One training sequence. Span indices point into ``input_ids`` (``<cls>`` is index 0)."""
+class TrainingWindow:
+    """One training sequence (a row of ``DIR/tokens``).
+
+    Span indices point into ``input_ids`` (``<cls>`` is index 0).
+    """
 
     input_ids: np.ndarray  # Int32[T]
     span_start: np.ndarray  # Int32[S]
@@ -127,7 +134,7 @@ def windows_for_file(
     *,
     cls_id: int,
     sep_id: int,
-) -> list[Window]:
+) -> list[TrainingWindow]:
     """Cut one tokenized file into windows; pure (no tokenizer, no I/O)."""
     ids = np.asarray(ids, dtype=np.int32)
     n = int(ids.shape[0])
@@ -153,13 +160,13 @@ def windows_for_file(
     order = np.lexsort((-last, first))
     first, last, kinds = first[order], last[order], kinds[order]
 
-    windows: list[Window] = []
+    windows: list[TrainingWindow] = []
     for a, b in cut_points(n, chunking.seq_len - 2, boundary_cuts, line_cuts, chunking.boundary_slack):
         if b - a < chunking.min_tokens:
             continue
         inside = (first >= a) & (last <= b)
         windows.append(
-            Window(
+            TrainingWindow(
                 input_ids=np.concatenate(([cls_id], ids[a:b], [sep_id])).astype(np.int32),
                 span_start=(first[inside] - a + 1).astype(np.int32),
                 span_end=(last[inside] - a + 1).astype(np.int32),

@@ -140,16 +140,23 @@ def test_a_source_root_with_a_latin1_name_is_stored_printably(tmp_path):
 
 def test_a_tree_1200_directories_deep_is_walked(tmp_path):
     root = tmp_path / "deep"
-    deepest = root
     root.mkdir()
+    levels = [root]
     for _ in range(1200):  # one level at a time: pathlib's mkdir(parents=True) recurses itself
-        deepest = deepest / "d"
-        os.mkdir(deepest)
-    (deepest / "bottom.py").write_text("def bottom():\n    return 6\n")
+        levels.append(levels[-1] / "d")
+        os.mkdir(levels[-1])
+    (levels[-1] / "bottom.py").write_text("def bottom():\n    return 6\n")
     (root / "top.py").write_text("def top():\n    return 7\n")
-    files, stats = _walk(root)
-    assert set(files) == {"top.py", "/".join(["d"] * 1200) + "/bottom.py"}
-    assert stats.counts["unreadable"] == 0
+    try:
+        files, stats = _walk(root)
+        assert set(files) == {"top.py", "/".join(["d"] * 1200) + "/bottom.py"}
+        assert stats.counts["unreadable"] == 0
+    finally:
+        # shutil.rmtree recurses too: pytest's own clean-up of old temporary folders would
+        # hit the recursion limit on this tree, so take it down bottom-up here.
+        (levels[-1] / "bottom.py").unlink()
+        for level in reversed(levels[1:]):
+            os.rmdir(level)
 
 
 def test_walk_order_is_depth_first_by_name(tmp_path):

@@ -18,7 +18,7 @@ from codemlm.syntax import ParseResult, parse
 from codemlm.tokenizer import CodeTokenizer
 from codemlm.windows import (
     TOKENS_FEATURES,
-    Window,
+    TrainingWindow,
     byte_spans_to_token_spans,
     cut_points,
     tokenize_corpus,
@@ -44,7 +44,7 @@ def tokenizer() -> CodeTokenizer:
 
 def file_windows(
     tokenizer: CodeTokenizer, text: str, lang: str, chunking: ChunkingConfig
-) -> tuple[list[Window], ParseResult]:
+) -> tuple[list[TrainingWindow], ParseResult]:
     parsed = parse(text, lang)
     ids = np.asarray(tokenizer.encode(text).ids, dtype=np.int32)
     starts, ends = tokenizer.byte_offsets(ids)
