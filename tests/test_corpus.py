@@ -552,3 +552,46 @@ def test_build_without_validation_writes_an_empty_loadable_split(fixture_repo, t
     assert len(files["validation"]) == 0
     assert len(files["train"]) > 0
     assert files["validation"].column_names == files["train"].column_names
+
+
+# --- the one pipeline ----------------------------------------------------------------------------
+
+
+def test_build_corpus_runs_the_whole_pipeline_and_writes_stats_once(fixture_repo, tmp_path):
+    from datasets import load_from_disk
+
+    from codemlm.config import ChunkingConfig
+
+    out = tmp_path / "data"
+    stats = build_corpus(
+        [fixture_repo],
+        out,
+        CorpusConfig(validation_fraction=0.2),
+        progress=False,
+        chunking=ChunkingConfig(seq_len=64),
+        vocab_size=400,
+        extra_stats={"note": "from the test"},
+    )
+    data = stats.to_dict()
+    assert load_stats(out) == data  # what the caller gets is what was written
+    keys = list(data)
+    assert keys[-4:] == ["config", "tokens", "tokenizer", "note"]
+    tokens = load_from_disk(str(out / "tokens"))
+    assert data["tokens"]["splits"]["train"]["windows"] == len(tokens["train"]) > 0
+    assert data["tokenizer"] == {"path": "tokenizer.json", "vocab_size": 400}
+    assert (out / "tokenizer.json").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith((".staging", ".tokens-staging", "stats.json."))]
+
+
+def test_build_corpus_checks_the_tokenizer_before_any_work(fixture_repo, tmp_path):
+    from codemlm.config import ChunkingConfig
+
+    with pytest.raises(InputError, match="tokenizer file not found"):
+        build_corpus(
+            [fixture_repo],
+            tmp_path / "out",
+            chunking=ChunkingConfig(seq_len=64),
+            tokenizer=tmp_path / "missing.json",
+            progress=False,
+        )
+    assert not (tmp_path / "out").exists()
