@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install codemlm into .venv and show it working on the shipped default model:
 # index a repository (this one, or the path given), search it, complete a hole.
+# Runs from the caller's directory, so a relative PATH means what the caller meant.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup-env.sh all
-exec .venv/bin/codemlm quickstart "$@"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+trap 'echo; echo "quickstart: interrupted. Run the same command again to continue: what is installed stays installed, and indexing resumes where it stopped." >&2; exit 130' INT
+(cd "$root" && bash scripts/setup-env.sh all)
+trap - INT
+exec "$root/.venv/bin/codemlm" quickstart "$@"
