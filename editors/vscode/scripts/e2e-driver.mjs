@@ -107,7 +107,12 @@ async function main() {
     await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 90000 });
     check(true, 'code-server workbench loaded');
 
-    // 1. The extension activated, started the server, and the index got built.
+    // 1. Opening the folder alone does not start CodeMLM (no activation on every workspace);
+    //    opening a file of a language it serves does: it starts the server and builds the index.
+    await page.waitForTimeout(3000);
+    check((await statusItem(page).count()) === 0, 'not started by opening the folder alone');
+    await quickOpen(page, 'src/geometry/shapes.py');
+    await page.locator('.tab.active', { hasText: 'shapes.py' }).waitFor({ state: 'visible' });
     const item = statusItem(page);
     await item.waitFor({ state: 'visible', timeout: 60000 });
     check(true, `status bar item shown: "${(await item.innerText()).trim()}"`);
