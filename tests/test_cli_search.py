@@ -162,3 +162,29 @@ def test_progress_lines_on_stderr_when_piped(repo: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     progress = [line for line in done.stderr.splitlines() if line.startswith("codemlm: ")]
     assert progress[0].startswith("codemlm: scanning") and any("indexing 33/33" in line for line in progress)
+
+
+_NO_TORCH = """
+import sys
+from codemlm.embedder import LazyModelEmbedder
+from codemlm.index import RepoIndex
+from codemlm.search import search
+embedder = LazyModelEmbedder({model!r})
+assert embedder.dense_weight == 0.0
+with RepoIndex.open({repo!r}, index_path={index!r}, embedder=embedder) as index:
+    index.update()
+    hits = search(index, "slug from a title")
+print(hits[0].name, "torch" in sys.modules, embedder.is_loaded)
+"""
+
+
+def test_a_model_without_a_dense_vote_never_loads_torch(repo: Path, tmp_path: Path) -> None:
+    from codemlm.checkpoint import default_model_dir
+
+    model = default_model_dir()
+    if not (model / "config.json").is_file():
+        pytest.skip("no shipped model in this checkout")
+    script = _NO_TORCH.format(model=str(model), repo=str(repo), index=str(tmp_path / "i.sqlite"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["slugify", "False", "False"]
