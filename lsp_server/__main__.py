@@ -1,4 +1,9 @@
-"""``codemlm-lsp``: start the language server (stdio by default, or TCP on 127.0.0.1)."""
+"""``codemlm-lsp``: start the language server (stdio by default, or TCP on 127.0.0.1).
+
+With ``--tcp`` the server listens on 127.0.0.1 only, without authentication: any process of
+any user on this machine can connect (nothing from other machines can). Each connection gets
+a session of its own, and the server keeps listening after a client disconnects or exits.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"codemlm-lsp {__version__}")
     parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
-    parser.add_argument("--tcp", action="store_true", help=f"listen on {LOCALHOST}:PORT instead of stdio")
+    parser.add_argument(
+        "--tcp",
+        action="store_true",
+        help=f"listen on {LOCALHOST}:PORT instead of stdio (any local user can connect; one session per connection)",
+    )
     parser.add_argument("--port", type=int, default=2087, help="TCP port with --tcp (default: 2087)")
     parser.add_argument("--log-file", metavar="PATH", help="write the server log here (default: stderr)")
     parser.add_argument(
@@ -57,13 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"codemlm-lsp: error: cannot open the log file: {exc}", file=sys.stderr)
         return 2
 
-    from lsp_server.server import create_server  # pygls and the library load after --help/--version
+    # pygls and the library load after --help/--version.
+    from lsp_server.pygls_shim import serve_stdio, serve_tcp
+    from lsp_server.server import create_server
 
-    server = create_server()
     if args.tcp:
-        server.start_tcp(LOCALHOST, args.port)
+        serve_tcp(lambda connection: create_server(on_exit=lambda code: connection.close()), LOCALHOST, args.port)
     else:
-        server.start_io()
+        serve_stdio(create_server(), sys.stdin.buffer, sys.stdout.buffer)
     return 0
 
 

@@ -11,14 +11,15 @@ import logging
 from typing import Any
 
 from lsprotocol import types
+from lsprotocol.converters import get_converter
 from pygls.exceptions import JsonRpcInvalidParams
 
 from codemlm.errors import CodemlmError
+from lsp_server.context import ServerContext
 from lsp_server.document import language_for_document
-from lsp_server.holes import StaleRequest, complete_hole, fills_for, make_hole
+from lsp_server.holes import StaleRequest, fills_for
 from lsp_server.inference import Stale
 from lsp_server.search_results import result_json
-from lsp_server.server import CodemlmLanguageServer
 
 __all__ = ["FILL_SELECTION", "REINDEX", "SEARCH", "register"]
 
@@ -29,6 +30,7 @@ REINDEX = "codemlm.reindex"
 FILL_SELECTION = "codemlm.fillSelection"
 _MAX_K = 200
 _MAX_QUERY_CHARS = 2000
+_CONVERTER = get_converter()
 
 
 def _single_object(command: str, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -50,7 +52,7 @@ def _optional_str(arg: dict[str, Any], name: str) -> str | None:
     return value
 
 
-async def search_command(ls: CodemlmLanguageServer, *args: Any) -> list[dict[str, Any]]:
+async def search_command(ls: ServerContext, *args: Any) -> list[dict[str, Any]]:
     arg = _single_object(SEARCH, args)
     query = arg.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -70,7 +72,7 @@ async def search_command(ls: CodemlmLanguageServer, *args: Any) -> list[dict[str
     return [result_json(result, ranges) for result in results]
 
 
-async def reindex_command(ls: CodemlmLanguageServer, *args: Any) -> dict[str, Any]:
+async def reindex_command(ls: ServerContext, *args: Any) -> dict[str, Any]:
     """Start an incremental re-index and answer at once (progress and ``codemlm/status``
     report it); with ``[{"wait": true}]`` answer when it is done, with what it did."""
     wait = False
@@ -86,9 +88,9 @@ async def reindex_command(ls: CodemlmLanguageServer, *args: Any) -> dict[str, An
     return {"started": True}
 
 
-def _range_argument(ls: CodemlmLanguageServer, value: Any) -> types.Range:
+def _range_argument(value: Any) -> types.Range:
     try:
-        result = ls.protocol._converter.structure(value, types.Range)
+        result = _CONVERTER.structure(value, types.Range)
     except Exception as exc:  # cattrs raises its own validation error types
         raise JsonRpcInvalidParams(f"range must be an LSP Range, got {value!r}"[:300]) from exc
     if not isinstance(result, types.Range):
@@ -96,34 +98,32 @@ def _range_argument(ls: CodemlmLanguageServer, value: Any) -> types.Range:
     return result
 
 
-async def fill_selection_command(ls: CodemlmLanguageServer, *args: Any) -> list[dict[str, Any]]:
+async def fill_selection_command(ls: ServerContext, *args: Any) -> list[dict[str, Any]]:
     """Fill the selected span with the model's candidates; apply the best one unless
     ``"apply": false``. Returns ``[{"text", "score", "syntaxOk"}]`` best first."""
     arg = _single_object(FILL_SELECTION, args)
     uri = arg.get("uri")
     if not isinstance(uri, str) or not uri:
         raise JsonRpcInvalidParams(f"uri must be a document URI, got {uri!r}")
-    selection = _range_argument(ls, arg.get("range"))
+    selection = _range_argument(arg.get("range"))
     apply = arg.get("apply", True)
     if not isinstance(apply, bool):
         raise JsonRpcInvalidParams(f"apply must be true or false, got {apply!r}")
     k = _int_in(arg.get("k", ls.options.max_candidates), "k", 1, 20)
     try:
-        hole = make_hole(ls, uri, selection.start, selection.end, open_only=False)
+        # An open buffer, else a regular file inside the workspace, read off the event loop.
+        hole = await ls.holes.file_hole(uri, selection.start, selection.end)
     except StaleRequest:
         return []
     except CodemlmError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
     if not ls.options.language_enabled(hole.language):
         raise JsonRpcInvalidParams(f"completion is off for {hole.language or 'this language'} ({uri})")
-    state = await ls.model()
-    if state.engine is None:
-        return []
     try:
-        candidates = await ls.runner.run_latest(uri, "fill", complete_hole, state.engine, hole, k)
+        candidates = await ls.holes.candidates(hole, k, kind="fill")
     except CodemlmError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
-    if isinstance(candidates, Stale):
+    if candidates is None or isinstance(candidates, Stale):
         return []
     fills = fills_for(hole, candidates, include_word_prefix=False)
     if apply and fills:
@@ -131,7 +131,7 @@ async def fill_selection_command(ls: CodemlmLanguageServer, *args: Any) -> list[
     return [{"text": fill.new_text, "score": fill.score, "syntaxOk": fill.syntax_ok} for fill in fills]
 
 
-async def _apply(ls: CodemlmLanguageServer, uri: str, version: int | None, where: types.Range, text: str) -> None:
+async def _apply(ls: ServerContext, uri: str, version: int | None, where: types.Range, text: str) -> None:
     edit = types.TextEdit(range=where, new_text=text)
     workspace = ls.client_capabilities.workspace
     edit_caps = workspace.workspace_edit if workspace is not None else None
@@ -148,7 +148,7 @@ async def _apply(ls: CodemlmLanguageServer, uri: str, version: int | None, where
         logger.warning("the client did not apply the fill: %s", result.failure_reason)
 
 
-def on_code_action(ls: CodemlmLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+def on_code_action(ls: ServerContext, params: types.CodeActionParams) -> list[types.CodeAction]:
     selection = params.range
     if (selection.start.line, selection.start.character) == (selection.end.line, selection.end.character):
         return []
@@ -176,7 +176,7 @@ def on_code_action(ls: CodemlmLanguageServer, params: types.CodeActionParams) ->
     ]
 
 
-def register(server: CodemlmLanguageServer) -> None:
+def register(server: ServerContext) -> None:
     server.command(SEARCH)(search_command)
     server.command(REINDEX)(reindex_command)
     server.command(FILL_SELECTION)(fill_selection_command)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from codemlm.errors import CodemlmError
+from lsp_server.context import ServerContext
 from lsp_server.document import DocumentLines, position_encoding
-from lsp_server.holes import Fill, StaleRequest, candidates_or_none, fills_for, make_hole
+from lsp_server.holes import Fill, Hole, StaleRequest, fills_for
 from lsp_server.inference import Stale
-from lsp_server.server import CodemlmLanguageServer
+
+if TYPE_CHECKING:
+    from codemlm.infill import Candidate
 
 __all__ = ["TRIGGER_CHARACTERS", "register"]
 
@@ -65,12 +68,22 @@ def _single_line_at(fill: Fill, position: types.Position) -> bool:
     )
 
 
-async def on_completion(ls: CodemlmLanguageServer, params: types.CompletionParams) -> types.CompletionList:
+async def _candidates(ls: ServerContext, hole: Hole) -> list[Candidate] | Stale | None:
+    """The shared model run for the hole under the cursor; a hole the engine refuses is
+    simply no completion (the user is typing, not asking)."""
+    try:
+        return await ls.holes.candidates(hole, ls.options.max_candidates)
+    except CodemlmError as exc:
+        logger.info("no completion at %s: %s", hole.uri, exc)
+        return []
+
+
+async def on_completion(ls: ServerContext, params: types.CompletionParams) -> types.CompletionList:
     uri = params.text_document.uri
     if not ls.options.completion_enabled:
         return _empty()
     try:
-        hole = make_hole(ls, uri, params.position, None, open_only=True)
+        hole = ls.holes.buffer_hole(uri, params.position, None)
     except StaleRequest:
         return _empty(incomplete=True)
     except CodemlmError as exc:
@@ -78,7 +91,7 @@ async def on_completion(ls: CodemlmLanguageServer, params: types.CompletionParam
         return _empty()
     if not ls.options.language_enabled(hole.language):
         return _empty()
-    candidates = await candidates_or_none(ls, ls.hole_jobs, hole, ls.options.max_candidates)
+    candidates = await _candidates(ls, hole)
     if candidates is None:
         return _empty()
     if isinstance(candidates, Stale):
@@ -92,7 +105,7 @@ async def on_completion(ls: CodemlmLanguageServer, params: types.CompletionParam
     return types.CompletionList(is_incomplete=typing_a_word, items=items)
 
 
-def on_completion_resolve(ls: CodemlmLanguageServer, item: types.CompletionItem) -> types.CompletionItem:
+def on_completion_resolve(ls: ServerContext, item: types.CompletionItem) -> types.CompletionItem:
     """Add the candidate shown in place, a few lines of the buffer around it."""
     data = item.data if isinstance(item.data, dict) else None
     if not data:
@@ -107,7 +120,7 @@ def on_completion_resolve(ls: CodemlmLanguageServer, item: types.CompletionItem)
     return item
 
 
-def _preview(ls: CodemlmLanguageServer, data: dict[str, Any]) -> str | None:
+def _preview(ls: ServerContext, data: dict[str, Any]) -> str | None:
     document = ls.workspace.text_documents.get(str(data["uri"]))
     new_text = str(data["newText"])
     language = data.get("language") or ""
@@ -131,7 +144,7 @@ def _preview(ls: CodemlmLanguageServer, data: dict[str, Any]) -> str | None:
 
 
 async def on_inline_completion(
-    ls: CodemlmLanguageServer, params: types.InlineCompletionParams
+    ls: ServerContext, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
     """The top candidate as ghost text at the cursor."""
     uri = params.text_document.uri
@@ -142,7 +155,7 @@ async def on_inline_completion(
         # The suggestion widget is open: its items (ours among them) are the answer.
         return empty
     try:
-        hole = make_hole(ls, uri, params.position, None, open_only=True)
+        hole = ls.holes.buffer_hole(uri, params.position, None)
     except StaleRequest:
         return empty
     except CodemlmError as exc:
@@ -150,7 +163,7 @@ async def on_inline_completion(
         return empty
     if not ls.options.language_enabled(hole.language):
         return empty
-    candidates = await candidates_or_none(ls, ls.hole_jobs, hole, ls.options.max_candidates)
+    candidates = await _candidates(ls, hole)
     if candidates is None or isinstance(candidates, Stale):
         return empty
     for fill in fills_for(hole, candidates, include_word_prefix=True):
@@ -160,7 +173,7 @@ async def on_inline_completion(
     return empty
 
 
-def register(server: CodemlmLanguageServer) -> None:
+def register(server: ServerContext) -> None:
     server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS, resolve_provider=True),

@@ -1,14 +1,15 @@
-"""A hole in a live buffer, and the model's candidates for it.
+"""A hole in a buffer, and the one road from a hole to the model's candidates.
 
 Completion, inline completion and ``codemlm.fillSelection`` all ask the same question: what
-goes in bytes ``[start, end)`` of this buffer, reading the code on both sides? This module
-snapshots the buffer (later edits cannot move the ground under a request), cuts the window
-around the hole (:mod:`lsp_server.document`), runs :class:`codemlm.infill.InfillEngine` on
-the inference worker, and turns each candidate's byte range back into an editor range.
+goes in bytes ``[start, end)`` of this buffer, reading the code on both sides?
+:class:`HoleService` answers it for all three: it snapshots the buffer (later edits cannot
+move the ground under a request), cuts the window around the hole
+(:mod:`lsp_server.document`), runs :class:`codemlm.infill.InfillEngine` on the inference
+worker, and turns each candidate's byte range back into an editor range.
 
 VS Code sends ``textDocument/completion`` and ``textDocument/inlineCompletion`` for the
-same keystroke; :class:`SharedHoleJobs` lets the second request wait for the first one's
-model run instead of starting another.
+same keystroke; the service lets the second request wait for the first one's model run
+instead of starting another.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
-from codemlm.errors import CodemlmError, InputError
+from codemlm.errors import InputError
 from lsp_server.document import (
     DocumentLines,
     TextWindow,
@@ -29,24 +33,17 @@ from lsp_server.document import (
     language_for_document,
     position_encoding,
 )
-from lsp_server.inference import STALE, Stale
-from lsp_server.protocol import ARRIVAL_VERSION
+from lsp_server.files import inside, read_text
+from lsp_server.inference import STALE, LatestRequestRunner, Stale
+from lsp_server.pygls_shim import ARRIVAL_VERSION
 
 if TYPE_CHECKING:
-    from codemlm.infill import Candidate, InfillEngine
-    from lsp_server.server import CodemlmLanguageServer
+    from pygls.workspace import Workspace
 
-__all__ = [
-    "STALE",
-    "Fill",
-    "Hole",
-    "SharedHoleJobs",
-    "StaleRequest",
-    "candidates_or_none",
-    "complete_hole",
-    "fills_for",
-    "make_hole",
-]
+    from codemlm.infill import Candidate, InfillEngine
+    from lsp_server.model_host import ModelState
+
+__all__ = ["STALE", "Fill", "Hole", "HoleService", "StaleRequest", "complete_hole", "fills_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,48 +87,6 @@ class Fill:
     typed_prefix: str
 
 
-def make_hole(
-    ls: CodemlmLanguageServer, uri: str, start: types.Position, end: types.Position | None, *, open_only: bool
-) -> Hole:
-    """Snapshot ``uri`` and locate the hole. Raises :class:`~codemlm.errors.CodemlmError`
-    subclasses for anything a request cannot be answered on (and says why), and
-    :class:`StaleRequest` when an edit overtook the request."""
-    document = ls.workspace.text_documents.get(uri)
-    if document is None and open_only:
-        raise InputError(f"{uri} is not open in the editor")
-    arrival = ARRIVAL_VERSION.get()
-    if document is not None and arrival is not None and document.version != arrival:
-        raise StaleRequest(f"{uri} changed from version {arrival} to {document.version} before the request ran")
-    try:
-        if document is None:  # a file the editor has not opened: read it from disk
-            document = ls.workspace.get_text_document(uri)
-        text = document.source
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"cannot read {uri}: {exc}") from exc
-    if is_probably_binary(text):
-        raise InputError(f"{uri} holds binary content")
-    lines = ls.hole_jobs.lines(uri, document.version, text)
-    lines.check_position(start)
-    last = start
-    if end is not None:
-        lines.check_position(end)
-        if (end.line, end.character) < (start.line, start.character):
-            raise InputError("the range ends before it starts")
-        last = end
-    encoding = position_encoding(ls.workspace.position_encoding)
-    window = lines.window(start.line, last.line, encoding)
-    start_byte = window.byte_offset(start)
-    end_byte = window.byte_offset(end) if end is not None else None
-    return Hole(
-        uri=uri,
-        version=document.version,
-        language=language_for_document(document.language_id, uri),
-        window=window,
-        start_byte=start_byte,
-        end_byte=end_byte,
-    )
-
-
 def complete_hole(engine: InfillEngine, hole: Hole, k: int) -> list[Candidate]:
     """The model call (on the inference worker)."""
     return engine.complete(hole.window.text, hole.start_byte, hole.end_byte, language=hole.language, k=k)
@@ -165,19 +120,94 @@ def fills_for(hole: Hole, candidates: list[Candidate], *, include_word_prefix: b
     return fills
 
 
-class SharedHoleJobs:
-    """One model run per (document version, hole), however many requests ask for it.
 
-    A request that is cancelled stops waiting; the run itself is cancelled only when nobody
-    waits for it any more. A newer hole in the same document supersedes an older one
-    (``LatestRequestRunner``), and so does any edit.
+class HoleService:
+    """Holes in the workspace's documents and the model runs that fill them.
+
+    One model run per (document version, hole, request kind), however many requests ask for
+    it. A request that is cancelled stops waiting; the run itself is cancelled only when
+    nobody waits for it any more. A newer hole of the same kind in the same document
+    supersedes an older one (``LatestRequestRunner``), and so does any edit. Completion and
+    inline completion share the kind ``"hole"``; fill-selection has its own, so a keystroke's
+    completion does not cancel an explicit fill.
     """
 
-    def __init__(self) -> None:
-        self._jobs: dict[str, tuple[tuple[object, ...], asyncio.Task[list[Candidate] | Stale], list[int]]] = {}
+    def __init__(
+        self,
+        runner: LatestRequestRunner,
+        model: Callable[[], Awaitable[ModelState]],
+        workspace: Callable[[], Workspace],
+        root: Callable[[], Path | None],
+    ) -> None:
+        self._runner = runner
+        self._model = model
+        self._workspace = workspace
+        self._root = root
+        self._jobs: dict[tuple[str, str], tuple[tuple[object, ...], asyncio.Task[list[Candidate] | Stale], list[int]]] = {}
         self._lines: dict[str, tuple[int, DocumentLines]] = {}
 
-    def lines(self, uri: str, version: int | None, text: str) -> DocumentLines:
+    # ------------------------------------------------------------------ holes
+    def buffer_hole(self, uri: str, start: types.Position, end: types.Position | None) -> Hole:
+        """The hole in the open buffer ``uri``. Raises :class:`~codemlm.errors.CodemlmError`
+        subclasses for anything a request cannot be answered on (and says why), and
+        :class:`StaleRequest` when an edit overtook the request."""
+        document = self._workspace().text_documents.get(uri)
+        if document is None:
+            raise InputError(f"{uri} is not open in the editor")
+        arrival = ARRIVAL_VERSION.get()
+        if arrival is not None and document.version != arrival:
+            raise StaleRequest(f"{uri} changed from version {arrival} to {document.version} before the request ran")
+        return self._hole(uri, document.source, document.version, document.language_id, start, end)
+
+    async def file_hole(self, uri: str, start: types.Position, end: types.Position | None) -> Hole:
+        """The hole in ``uri``: its open buffer, else the file on disk, read only if it is a
+        regular file inside the workspace and not huge, and read off the event loop."""
+        if uri in self._workspace().text_documents:
+            return self.buffer_hole(uri, start, end)
+        root = self._root()
+        fs_path = to_fs_path(uri)
+        if not fs_path:
+            raise InputError(f"{uri} is neither open in the editor nor a file: URI")
+        if root is None:
+            raise InputError(f"{uri} is not open in the editor, and there is no workspace folder to read it from")
+
+        def read() -> str:
+            return read_text(inside(Path(fs_path), root))
+
+        text = await asyncio.to_thread(read)
+        return self._hole(uri, text, None, None, start, end)
+
+    def _hole(
+        self,
+        uri: str,
+        text: str,
+        version: int | None,
+        language_id: str | None,
+        start: types.Position,
+        end: types.Position | None,
+    ) -> Hole:
+        if is_probably_binary(text):
+            raise InputError(f"{uri} holds binary content")
+        lines = self._document_lines(uri, version, text)
+        lines.check_position(start)
+        last = start
+        if end is not None:
+            lines.check_position(end)
+            if (end.line, end.character) < (start.line, start.character):
+                raise InputError("the range ends before it starts")
+            last = end
+        encoding = position_encoding(self._workspace().position_encoding)
+        window = lines.window(start.line, last.line, encoding)
+        return Hole(
+            uri=uri,
+            version=version,
+            language=language_for_document(language_id, uri),
+            window=window,
+            start_byte=window.byte_offset(start),
+            end_byte=window.byte_offset(end) if end is not None else None,
+        )
+
+    def _document_lines(self, uri: str, version: int | None, text: str) -> DocumentLines:
         """The line index of a buffer version, built once for the requests that share it
         (a 50,000-line buffer takes ~15 ms to scan)."""
         cached = self._lines.get(uri)
@@ -188,15 +218,24 @@ class SharedHoleJobs:
             self._lines[uri] = (version, lines)
         return lines
 
-    async def candidates(
-        self, ls: CodemlmLanguageServer, engine: InfillEngine, hole: Hole, k: int
-    ) -> list[Candidate] | Stale:
+    # ------------------------------------------------------------------ the model
+    async def candidates(self, hole: Hole, k: int, *, kind: str = "hole") -> list[Candidate] | Stale | None:
+        """The model's candidates for ``hole``, best first; None when there is no model (the
+        user has been told why), :data:`STALE` when an edit or a newer request overtook it.
+        Raises :class:`~codemlm.errors.CodemlmError` when the engine refuses the hole."""
+        state = await self._model()
+        if state.engine is None:
+            return None
+        return await self._shared_run(state.engine, hole, k, kind)
+
+    async def _shared_run(self, engine: InfillEngine, hole: Hole, k: int, kind: str) -> list[Candidate] | Stale:
         key = (*hole.key, k)
-        entry = self._jobs.get(hole.uri)
+        slot = (hole.uri, kind)
+        entry = self._jobs.get(slot)
         if entry is None or entry[0] != key or not _reusable(entry[1]):
-            task = asyncio.ensure_future(ls.runner.run_latest(hole.uri, "hole", complete_hole, engine, hole, k))
+            task = asyncio.ensure_future(self._runner.run_latest(hole.uri, kind, complete_hole, engine, hole, k))
             entry = (key, task, [0])
-            self._jobs[hole.uri] = entry
+            self._jobs[slot] = entry
         _, task, waiters = entry
         waiters[0] += 1
         try:
@@ -210,7 +249,9 @@ class SharedHoleJobs:
             waiters[0] -= 1
 
     def forget(self, uri: str) -> None:
-        self._jobs.pop(uri, None)
+        """The document closed: drop its runs and its line index."""
+        for slot in [slot for slot in self._jobs if slot[0] == uri]:
+            del self._jobs[slot]
         self._lines.pop(uri, None)
 
 
@@ -219,18 +260,3 @@ def _reusable(task: asyncio.Task[list[Candidate] | Stale]) -> bool:
     if not task.done():
         return True
     return not task.cancelled() and task.exception() is None and not isinstance(task.result(), Stale)
-
-
-async def candidates_or_none(
-    ls: CodemlmLanguageServer, jobs: SharedHoleJobs, hole: Hole, k: int
-) -> list[Candidate] | Stale | None:
-    """Candidates for ``hole``; None when there is no model (already reported to the user)."""
-    state = await ls.model()
-    if state.engine is None:
-        return None
-    try:
-        return await jobs.candidates(ls, state.engine, hole, k)
-    except CodemlmError as exc:
-        logger.info("no completion at %s: %s", hole.uri, exc)
-        return []
-

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from lsp_server.document import LspLinesWorkspace
+from lsp_server.context import ServerContext
 from lsp_server.options import parse_options
-from lsp_server.server import CodemlmLanguageServer
 from lsp_server.sync import register_file_watcher
 
 __all__ = ["register"]
@@ -35,44 +33,29 @@ def _workspace_root(params: types.InitializeParams) -> Path | None:
     return None
 
 
-def on_initialize(ls: CodemlmLanguageServer, params: types.InitializeParams) -> None:
-    # pygls built its workspace a moment ago (no documents yet): the same one, with LSP lines.
-    current = ls.protocol.workspace
-    ls.protocol._workspace = LspLinesWorkspace(
-        current.root_uri,
-        ls._text_document_sync_kind,
-        params.workspace_folders or [],
-        current.position_encoding,
-    )
-    ls.options, ls.pending_problems = parse_options(params.initialization_options)
-    ls.root = _workspace_root(params)
-    logger.info("workspace root %s; options %s", ls.root, ls.options)
+def on_initialize(ls: ServerContext, params: types.InitializeParams) -> None:
+    options, problems = parse_options(params.initialization_options)
+    ls.start_session(options, problems, _workspace_root(params), list(params.workspace_folders or []))
 
 
-async def on_initialized(ls: CodemlmLanguageServer, params: types.InitializedParams) -> None:
-    ls.show_settings_problems(ls.pending_problems)
-    ls.pending_problems = []
+async def on_initialized(ls: ServerContext, params: types.InitializedParams) -> None:
+    ls.show_settings_problems(ls.take_settings_problems())
     ls.send_status("indexing", "loading the model")
     ls.load_model()
     ls.spawn(ls.reindex())
     await register_file_watcher(ls)
 
 
-def on_shutdown(ls: CodemlmLanguageServer, params: None) -> None:
-    ls.shutdown_requested = True
-    ls.stop_background()
+def on_shutdown(ls: ServerContext, params: None) -> None:
+    ls.request_shutdown()
 
 
-def on_exit(ls: CodemlmLanguageServer, params: None) -> None:
-    """Leave at once. Interpreter shutdown would join worker threads that may be in the
-    middle of a model forward or an embedding batch, and editors kill a server that lingers."""
-    ls.stop_background()
-    logging.shutdown()
-    os._exit(0 if ls.shutdown_requested else 1)
+def on_exit(ls: ServerContext, params: None) -> None:
+    ls.exit()
 
 
 async def on_did_change_configuration(
-    ls: CodemlmLanguageServer, params: types.DidChangeConfigurationParams
+    ls: ServerContext, params: types.DidChangeConfigurationParams
 ) -> None:
     """Apply a new settings snapshot. VS Code pushes ``{"codemlm": {...}}``; other clients
     send nothing useful and are asked (``workspace/configuration``). A client with no
@@ -84,15 +67,10 @@ async def on_did_change_configuration(
         return
     new, problems = parse_options(settings)
     ls.show_settings_problems(problems)
-    old, ls.options = ls.options, new
-    if new.model_dir != old.model_dir:
-        ls.load_model()
-        ls.spawn(ls.reindex(reopen=True))
-    elif new.index_path != old.index_path:
-        ls.spawn(ls.reindex(reopen=True))
+    ls.apply_options(new)
 
 
-async def _pull_settings(ls: CodemlmLanguageServer) -> Any:
+async def _pull_settings(ls: ServerContext) -> Any:
     workspace = ls.client_capabilities.workspace
     if workspace is None or not workspace.configuration:
         return None
@@ -108,7 +86,7 @@ async def _pull_settings(ls: CodemlmLanguageServer) -> Any:
     return {"codemlm": result[0]}
 
 
-def register(server: CodemlmLanguageServer) -> None:
+def register(server: ServerContext) -> None:
     server.feature(types.INITIALIZE)(on_initialize)
     server.feature(types.INITIALIZED)(on_initialized)
     server.feature(types.SHUTDOWN)(on_shutdown)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from codemlm.errors import CodemlmError
+from lsp_server.files import read_text_or_none
 
 if TYPE_CHECKING:
     from codemlm.embedder import Embedder
@@ -35,14 +36,15 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEBOUNCE_SECONDS = 0.3
+# A search waits at most this long for the buffers typed just now to be indexed: indexing a
+# huge buffer (parsing, embedding) can take minutes, and a query must never queue behind it.
+FLUSH_WAIT_SECONDS = 0.5
 
 
 def _read_disk(path: Path) -> str | None:
-    """A file's text as the index would read it, or None if it is gone or not UTF-8."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    """A file's text as the index would read it, or None if it is gone, not a regular file,
+    huge or not UTF-8 (a FIFO named like a source file must not block the event loop)."""
+    return read_text_or_none(path)
 
 
 class LiveIndex:
@@ -190,15 +192,16 @@ class LiveIndex:
     async def flush(self) -> None:
         """Apply the debounced buffer updates now, so a search sees what the user just typed.
 
-        Skipped while a walk runs: the writer is busy for a while and a search should answer
-        from what is indexed rather than wait.
+        Skipped while a walk runs, and bounded otherwise: the writer may be busy for minutes
+        (a walk, a huge buffer's embeddings) and a search answers from what is indexed rather
+        than wait for it.
         """
         if self._walking:
             return
         for rel_path in list(self._timers):
             self._start_update(rel_path)
         if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await asyncio.wait(set(self._in_flight), timeout=FLUSH_WAIT_SECONDS)
 
     # ------------------------------------------------------------------ reading
     async def search(

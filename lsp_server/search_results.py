@@ -10,6 +10,7 @@ from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
 from lsp_server.document import DocumentLines
+from lsp_server.files import read_text_or_none
 
 if TYPE_CHECKING:
     from codemlm.search import SearchResult
@@ -57,10 +58,7 @@ class ResultRanges:
             uri = (self._root / rel_path).as_uri()
             text = self._buffer_text(uri)
             if text is None:
-                try:
-                    text = (self._root / rel_path).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError):
-                    text = None
+                text = read_text_or_none(self._root / rel_path)
             self._lines[rel_path] = DocumentLines(text) if text is not None else None
         return self._lines[rel_path]
 

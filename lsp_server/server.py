@@ -1,10 +1,13 @@
 """The codemlm language server: its state, and the wiring of the feature modules.
 
 Handlers live in small modules (``lifecycle``, ``sync``, ``completion``, ``commands``,
-``symbols``) and stay thin: they read the request, call the library through the helpers
-here, and shape the answer. This class owns what lives across requests: the settings, the
-model (loaded once on the inference worker), the live index and the status shown in the
-editor's status bar (``codemlm/status``, docs/INTERFACES.md).
+``symbols``) and stay thin: they read the request, call the services here, and shape the
+answer. They never import this module: each takes the server as the
+:class:`lsp_server.context.ServerContext` protocol, and :func:`create_server` hands the server
+down to their ``register``. This class owns what lives across requests, and only its own
+methods change it: the settings, the workspace root, the model (loaded once on the inference
+worker), the hole service (the one road to the model), the live index and the status shown
+in the editor's status bar (``codemlm/status``, docs/INTERFACES.md).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -23,14 +27,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from codemlm.errors import CodemlmError
-from lsp_server import __version__
-from lsp_server.document import position_encoding
-from lsp_server.holes import SharedHoleJobs
+from lsp_server import __version__, commands, completion, lifecycle, symbols, sync
+from lsp_server.document import LspLinesWorkspace, position_encoding
+from lsp_server.holes import HoleService
 from lsp_server.inference import LatestRequestRunner
 from lsp_server.live_index import LiveIndex
 from lsp_server.model_host import ModelState, load_model_state
 from lsp_server.options import ServerOptions
-from lsp_server.protocol import CodemlmProtocol
+from lsp_server.pygls_shim import CodemlmProtocol, check_pygls, replace_workspace
 from lsp_server.search_results import ResultRanges
 
 if TYPE_CHECKING:
@@ -45,30 +49,101 @@ T = TypeVar("T")
 STATUS_NOTIFICATION = "codemlm/status"
 # Progress reports while indexing: at most this often (the index reports every file).
 _PROGRESS_INTERVAL_S = 0.2
+# File events come in bursts (a checkout, a formatter run): one walk after the burst.
+WALK_DEBOUNCE_SECONDS = 1.0
+# A search that finds nothing while the first index is built waits this long for it.
+INDEXING_WAIT_SECONDS = 3.0
 
 
 class CodemlmLanguageServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
         super().__init__(
             "codemlm-lsp",
             __version__,
             protocol_cls=CodemlmProtocol,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
-        self.options = ServerOptions()
-        self.pending_problems: list[str] = []  # settings problems to show once initialized
-        self.shutdown_requested = False  # the exit code after `exit` depends on it (LSP spec)
+        self._options = ServerOptions()
+        self._pending_problems: list[str] = []  # settings problems to show once initialized
+        self._shutdown_requested = False  # the exit code after `exit` depends on it (LSP spec)
+        self._on_exit = on_exit or _exit_process
         self.runner = LatestRequestRunner()
-        self.hole_jobs = SharedHoleJobs()  # completion + inline completion share model runs
         self.live_index = LiveIndex()
-        self.root: Path | None = None
+        self._root: Path | None = None
+        self.holes = HoleService(self.runner, self.model, lambda: self.workspace, lambda: self._root)
         self._model_task: asyncio.Task[ModelState] | None = None
         self._shown_model_problem: str | None = None
         self._index_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.walk_timer: asyncio.TimerHandle | None = None  # debounced walk after file events
+        self._walk_timer: asyncio.TimerHandle | None = None  # debounced walk after file events
         self._progress_ids = itertools.count(1)
+        self._indexed_once = False  # the first walk of this session has finished
+        self._walk_done = asyncio.Event()
+        self._told_partial = False
         self.status: tuple[str, str] = ("indexing", "starting")  # the last codemlm/status sent
+
+    # ------------------------------------------------------------------ state, read-only outside
+    @property
+    def options(self) -> ServerOptions:
+        return self._options
+
+    @property
+    def root(self) -> Path | None:
+        return self._root
+
+    @property
+    def shutdown_requested(self) -> bool:
+        return self._shutdown_requested
+
+    # ------------------------------------------------------------------ session lifecycle
+    def start_session(
+        self,
+        options: ServerOptions,
+        problems: list[str],
+        root: Path | None,
+        folders: list[types.WorkspaceFolder],
+    ) -> None:
+        """``initialize``: settings, root, and a workspace that counts lines the LSP way."""
+        replace_workspace(self, LspLinesWorkspace, folders)
+        self._options, self._pending_problems, self._root = options, list(problems), root
+        logger.info("workspace root %s; options %s", root, options)
+
+    def take_settings_problems(self) -> list[str]:
+        problems, self._pending_problems = self._pending_problems, []
+        return problems
+
+    def apply_options(self, new: ServerOptions) -> None:
+        """New settings: reload the model or reopen the index when what they name changed."""
+        old, self._options = self._options, new
+        if new.model_dir != old.model_dir:
+            self.load_model()
+            self.spawn(self.reindex(reopen=True))
+        elif new.index_path != old.index_path:
+            self.spawn(self.reindex(reopen=True))
+
+    def schedule_walk(self) -> None:
+        """One incremental walk after a burst of file events."""
+        if self._walk_timer is not None:
+            self._walk_timer.cancel()
+
+        def walk() -> None:
+            self._walk_timer = None
+            self.spawn(self.reindex())
+
+        self._walk_timer = asyncio.get_running_loop().call_later(WALK_DEBOUNCE_SECONDS, walk)
+
+    def request_shutdown(self) -> None:
+        self._shutdown_requested = True
+        self.stop_background()
+
+    def exit(self) -> None:
+        """``exit``: end the process (stdio) or this client's session (TCP)."""
+        self.stop_background()
+        self._on_exit(0 if self._shutdown_requested else 1)
+
+    def end_session(self) -> None:
+        """The client went away without ``exit``."""
+        self.stop_background()
 
     # ------------------------------------------------------------------ background work
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -92,6 +167,10 @@ class CodemlmLanguageServer(LanguageServer):
     def warn(self, message: str) -> None:
         logger.warning("%s", message)
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def info(self, message: str) -> None:
+        logger.info("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=message))
 
     def show_settings_problems(self, problems: list[str]) -> None:
         if problems:
@@ -128,27 +207,46 @@ class CodemlmLanguageServer(LanguageServer):
         return state
 
     # ------------------------------------------------------------------ workspace paths
-    def path_of(self, uri: str) -> Path | None:
-        path = to_fs_path(uri)
-        return Path(path) if path else None
-
     def relative_path(self, uri: str) -> str | None:
         """The workspace-relative posix path of a file URI, or None outside the workspace."""
-        if self.root is None:
+        if self._root is None:
             return None
-        path = self.path_of(uri)
-        if path is None:
+        path = to_fs_path(uri)
+        if not path:
             return None
         try:
-            return path.resolve().relative_to(self.root).as_posix()
-        except (ValueError, OSError):
+            return Path(path).resolve().relative_to(self._root).as_posix()
+        except (ValueError, OSError, RuntimeError):
             return None
 
     # ------------------------------------------------------------------ search
     async def search(
         self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None
     ) -> list[SearchResult]:
-        """Hybrid search over the live index, after applying the buffers typed just now."""
+        """Hybrid search over the live index, after applying the buffers typed just now.
+
+        While the first index is built, a search that finds nothing waits briefly for it, and
+        the user is told (once) that results are partial: never a silent empty answer."""
+        results = await self._search(query, k=k, language=language, path_glob=path_glob)
+        if results or not self.indexing:
+            return results
+        try:
+            await asyncio.wait_for(asyncio.shield(self._walk_done.wait()), INDEXING_WAIT_SECONDS)
+        except TimeoutError:
+            if not self._told_partial:
+                self._told_partial = True
+                self.info("codemlm: the workspace is still being indexed; search results are partial until it is done.")
+            return results
+        return await self._search(query, k=k, language=language, path_glob=path_glob)
+
+    @property
+    def indexing(self) -> bool:
+        """The first index of this session is still being built."""
+        return self._root is not None and not self._indexed_once
+
+    async def _search(
+        self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None
+    ) -> list[SearchResult]:
         await self.live_index.flush()
         allowed = self.options.languages
         if allowed is None or language is not None:
@@ -162,7 +260,7 @@ class CodemlmLanguageServer(LanguageServer):
         return [r for r in results if r.language in allowed][:k]
 
     def result_ranges(self) -> ResultRanges | None:
-        if self.root is None:
+        if self._root is None:
             return None
         encoding = position_encoding(self.workspace.position_encoding)
 
@@ -170,11 +268,18 @@ class CodemlmLanguageServer(LanguageServer):
             document = self.workspace.text_documents.get(uri)
             return document.source if document is not None else None
 
-        return ResultRanges(self.root, encoding, buffer_text)
+        return ResultRanges(self._root, encoding, buffer_text)
 
     # ------------------------------------------------------------------ indexing
     async def reindex(self, *, reopen: bool = False) -> dict[str, Any]:
         """Bring the index up to date (opening it first if needed), with progress and status."""
+        try:
+            return await self._reindex(reopen)
+        finally:
+            self._indexed_once = True  # or failed: searches stop waiting for it either way
+            self._walk_done.set()
+
+    async def _reindex(self, reopen: bool) -> dict[str, Any]:
         if self._index_lock is None:
             self._index_lock = asyncio.Lock()
         async with self._index_lock:
@@ -249,19 +354,26 @@ class CodemlmLanguageServer(LanguageServer):
 
     # ------------------------------------------------------------------ shutdown
     def stop_background(self) -> None:
-        if self.walk_timer is not None:
-            self.walk_timer.cancel()
+        if self._walk_timer is not None:
+            self._walk_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         self.runner.shutdown()
         self.live_index.shutdown()
 
 
-def create_server() -> CodemlmLanguageServer:
-    """A server with every feature registered (a fresh one per call: tests start several)."""
-    from lsp_server import commands, completion, lifecycle, symbols, sync
+def _exit_process(code: int) -> None:
+    """Leave at once. Interpreter shutdown would join worker threads that may be in the
+    middle of a model forward or an embedding batch, and editors kill a server that lingers."""
+    logging.shutdown()
+    os._exit(code)
 
-    server = CodemlmLanguageServer()
+
+def create_server(on_exit: Callable[[int], None] | None = None) -> CodemlmLanguageServer:
+    """A server with every feature registered (a fresh one per call: tests and TCP clients
+    start several). ``on_exit`` ends the session on ``exit`` (default: the process)."""
+    check_pygls()
+    server = CodemlmLanguageServer(on_exit)
     for module in (lifecycle, sync, completion, commands, symbols):
         module.register(server)
     return server

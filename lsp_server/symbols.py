@@ -7,8 +7,8 @@ import logging
 from lsprotocol import types
 
 from codemlm.errors import CodemlmError
+from lsp_server.context import ServerContext
 from lsp_server.search_results import result_symbol
-from lsp_server.server import CodemlmLanguageServer
 
 __all__ = ["MAX_SYMBOLS", "register"]
 
@@ -18,7 +18,7 @@ MAX_SYMBOLS = 50
 
 
 async def on_workspace_symbol(
-    ls: CodemlmLanguageServer, params: types.WorkspaceSymbolParams
+    ls: ServerContext, params: types.WorkspaceSymbolParams
 ) -> list[types.SymbolInformation]:
     query = params.query.strip()
     if not query:
@@ -35,5 +35,5 @@ async def on_workspace_symbol(
     return [result_symbol(result, ranges) for result in results]
 
 
-def register(server: CodemlmLanguageServer) -> None:
+def register(server: ServerContext) -> None:
     server.feature(types.WORKSPACE_SYMBOL)(on_workspace_symbol)

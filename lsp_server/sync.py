@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from lsprotocol import types
 
+from lsp_server.context import ServerContext
 from lsp_server.document import is_probably_binary
-from lsp_server.server import CodemlmLanguageServer
 
-__all__ = ["WALK_DEBOUNCE_SECONDS", "register", "register_file_watcher"]
+__all__ = ["register", "register_file_watcher"]
 
 logger = logging.getLogger(__name__)
 
-# File events come in bursts (a checkout, a formatter run): one walk after the burst.
-WALK_DEBOUNCE_SECONDS = 1.0
 _WATCHER_ID = "codemlm-watched-files"
 
 
-def _buffer_text(ls: CodemlmLanguageServer, uri: str) -> str | None:
+def _buffer_text(ls: ServerContext, uri: str) -> str | None:
     document = ls.workspace.text_documents.get(uri)
     if document is None:
         return None
@@ -27,7 +24,7 @@ def _buffer_text(ls: CodemlmLanguageServer, uri: str) -> str | None:
     return None if is_probably_binary(text) else text
 
 
-def on_did_open(ls: CodemlmLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+def on_did_open(ls: ServerContext, params: types.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.runner.invalidate(uri)
     rel_path = ls.relative_path(uri)
@@ -36,7 +33,7 @@ def on_did_open(ls: CodemlmLanguageServer, params: types.DidOpenTextDocumentPara
         ls.live_index.buffer_opened(rel_path, text)
 
 
-def on_did_change(ls: CodemlmLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+def on_did_change(ls: ServerContext, params: types.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
     # Completions computed on the old text would carry ranges into text that is gone.
     ls.runner.invalidate(uri)
@@ -46,7 +43,7 @@ def on_did_change(ls: CodemlmLanguageServer, params: types.DidChangeTextDocument
         ls.live_index.buffer_changed(rel_path, text)
 
 
-def on_did_save(ls: CodemlmLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+def on_did_save(ls: ServerContext, params: types.DidSaveTextDocumentParams) -> None:
     uri = params.text_document.uri
     rel_path = ls.relative_path(uri)
     text = params.text if params.text is not None else _buffer_text(ls, uri)
@@ -54,16 +51,16 @@ def on_did_save(ls: CodemlmLanguageServer, params: types.DidSaveTextDocumentPara
         ls.live_index.buffer_changed(rel_path, text)
 
 
-async def on_did_close(ls: CodemlmLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+async def on_did_close(ls: ServerContext, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.runner.forget(uri)
-    ls.hole_jobs.forget(uri)
+    ls.holes.forget(uri)
     rel_path = ls.relative_path(uri)
     if rel_path is not None:
         await ls.live_index.buffer_closed(rel_path)
 
 
-def on_did_change_watched_files(ls: CodemlmLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+def on_did_change_watched_files(ls: ServerContext, params: types.DidChangeWatchedFilesParams) -> None:
     """Files changed outside the editor: one incremental walk after the burst. A walk (not
     per-file updates) keeps the corpus filters (gitignore, vendored, generated) in force.
     A save from the editor also reports a change; the buffer already covers that one."""
@@ -74,19 +71,11 @@ def on_did_change_watched_files(ls: CodemlmLanguageServer, params: types.DidChan
         if ls.relative_path(change.uri) is not None
         and not (change.type == types.FileChangeType.Changed and change.uri in open_documents)
     ]
-    if not relevant:
-        return
-    if ls.walk_timer is not None:
-        ls.walk_timer.cancel()
-
-    def walk() -> None:
-        ls.walk_timer = None
-        ls.spawn(ls.reindex())
-
-    ls.walk_timer = asyncio.get_running_loop().call_later(WALK_DEBOUNCE_SECONDS, walk)
+    if relevant:
+        ls.schedule_walk()
 
 
-async def register_file_watcher(ls: CodemlmLanguageServer) -> None:
+async def register_file_watcher(ls: ServerContext) -> None:
     """Ask the client to watch source files for us, when it can register watchers."""
     workspace = ls.client_capabilities.workspace
     watched = workspace.did_change_watched_files if workspace is not None else None
@@ -107,7 +96,7 @@ async def register_file_watcher(ls: CodemlmLanguageServer) -> None:
         logger.warning("the client did not register the file watcher", exc_info=True)
 
 
-def register(server: CodemlmLanguageServer) -> None:
+def register(server: ServerContext) -> None:
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(on_did_open)
     server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(on_did_change)
     server.feature(types.TEXT_DOCUMENT_DID_SAVE)(on_did_save)

@@ -92,7 +92,8 @@ async def test_initialize_advertises_every_feature(client: LanguageClient, sessi
     status: StatusLog = session[1]
     states = [s["state"] for s in status.states]
     assert states[0] == "indexing" and "ready" in states
-    assert "hybrid search ready" in status.states[-1]["message"]
+    # Hybrid or lexical: an MLM-only model (the tiny one) gets no dense vote, so no vectors.
+    assert "search ready" in status.states[-1]["message"]
     # The file watcher was registered dynamically (VS Code supports it).
     methods = [r.method for r in client.registrations]  # type: ignore[attr-defined]
     assert types.WORKSPACE_DID_CHANGE_WATCHED_FILES in methods

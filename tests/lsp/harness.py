@@ -224,21 +224,28 @@ class RawServer:
                 continue
             self.messages.put(json.loads(stdout.read(length)))
 
-    def send_body(self, body: bytes) -> None:
+    def send_raw(self, data: bytes) -> None:
+        """Bytes exactly as given: no framing added."""
         stdin = self.process.stdin
         assert stdin is not None
-        stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        stdin.write(data)
         stdin.flush()
+
+    def send_body(self, body: bytes) -> None:
+        self.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     def send(self, message: dict[str, Any]) -> None:
         self.send_body(json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8"))
 
     def request(self, method: str, params: Any, timeout: float = 60.0) -> dict[str, Any]:
         """Send a request and return its response (error or result), skipping notifications."""
+        return self.response(self.send_request(method, params), timeout)
+
+    def send_request(self, method: str, params: Any) -> int:
+        """Send a request without waiting; its id."""
         self._next_id += 1
-        request_id = self._next_id
-        self.send({"id": request_id, "method": method, "params": params})
-        return self.response(request_id, timeout)
+        self.send({"id": self._next_id, "method": method, "params": params})
+        return self._next_id
 
     def response(self, request_id: int | str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,80 @@
+"""Reading a workspace file from disk without trusting its name.
+
+A URI comes from the client (and with ``--tcp`` from any local process): it can name
+``/dev/zero`` (endless), a FIFO or ``/dev/stdin`` (a read that never returns), or a file
+outside the workspace. So a file is opened without blocking (``O_NONBLOCK``: opening a FIFO
+would otherwise wait for a writer), must be a regular file once open (``fstat`` on the open
+descriptor, so a swap between check and read cannot fool it), must lie inside the workspace
+after symlinks are resolved, and is read only up to a size cap.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from codemlm.errors import InputError
+
+__all__ = ["MAX_FILE_BYTES", "inside", "read_text", "read_text_or_none"]
+
+# Larger than any source file worth completing in (a 50,000-line file is ~2 MB), far below
+# what would hurt the server's memory.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def inside(path: Path, root: Path) -> Path:
+    """``path`` with symlinks resolved, if it lies under ``root``; raises InputError if not."""
+    try:
+        real = path.resolve(strict=True)
+        real.relative_to(root.resolve())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} does not exist") from exc
+    except (ValueError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise InputError(f"{path} is outside the workspace {root}") from exc
+    return real
+
+
+def read_text(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes``; InputError says why not.
+
+    Blocking (a disk read): call it off the event loop for files of unknown size.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise InputError(f"{path} is {info.st_size} bytes; the limit is {max_bytes}")
+        chunks: list[bytes] = []
+        left = max_bytes + 1  # one byte more tells a file that grew past the cap
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise InputError(f"{path} grew past the limit of {max_bytes} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text") from exc
+
+
+def read_text_or_none(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """:func:`read_text`, or None when the file cannot be read as text (gone, binary, huge)."""
+    try:
+        return read_text(path, max_bytes=max_bytes)
+    except InputError:
+        return None
