@@ -45,7 +45,7 @@ class _Rule:
     name: str
     pattern: re.Pattern[str]
     hints: tuple[str, ...]
-    accept: Callable[[str], bool] | None = None
+    accept: Callable[[str, str], bool] | None = None  # (value, the secret-looking word or "")
     # Run on the lowercased text (spans map one to one): a case-sensitive alternation of
     # words is several times faster in Python's re than a case-insensitive one.
     lowered: bool = False
@@ -57,6 +57,9 @@ def _entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
+_PATH = re.compile(r"^(?:/|\./|\.\./|~/)[\w.-]+(?:/[\w.-]*)*$")
+_PLAIN_WORDS = re.compile(r"^[A-Za-z]+(?:[_.-][A-Za-z]+)*$")
+_PASSWORD_WORDS = ("pass", "pwd", "secret")
 _TEMPLATE = re.compile(r"^(?:\$\{?\w+\}?|%\(?\w*\)?[sdr]|\*+|x+|X+|\.+|#+|-+|_+)$")
 _PLACEHOLDER_WORDS = (
     "changeme",
@@ -76,15 +79,28 @@ _PLACEHOLDER_VALUES = frozenset(
 )
 
 
-def _real_value(value: str) -> bool:
-    """False for templates and placeholders: ``{x}``, ``${X}``, ``%(x)s``, ``<...>``, ``***``."""
-    if any(ch in value for ch in "{}<>") or _TEMPLATE.match(value):
+def _real_value(value: str, word: str = "") -> bool:
+    """False for templates and placeholders (``{x}``, ``${X}``, ``%(x)s``, ``<...>``, ``***``)
+    and for file paths."""
+    if any(ch in value for ch in "{}<>") or _TEMPLATE.match(value) or _PATH.match(value):
         return False
     lowered = value.lower()
     return lowered not in _PLACEHOLDER_VALUES and not any(word in lowered for word in _PLACEHOLDER_WORDS)
 
 
-def _random_looking(value: str) -> bool:
+def _credential(value: str, word: str) -> bool:
+    """A real value; for a token- or key-like name, also not a plain word (``"punctuation"``,
+    ``"user-name"``): generated tokens and keys have digits or symbols, passwords need not."""
+    if not _real_value(value):
+        return False
+    if not _PLAIN_WORDS.match(value):
+        return True
+    # A plain word that names itself (``('inputsecret', 'inputsecret')``) is a keyword table.
+    word = word.lower()
+    return word.startswith(_PASSWORD_WORDS) and word not in value.lower()
+
+
+def _random_looking(value: str, word: str = "") -> bool:
     """A value a person did not type: long hex, or mixed-case letters with digits and high entropy."""
     if not _real_value(value) or len(value) < 16:
         return False
@@ -100,7 +116,7 @@ def _rule(
     name: str,
     pattern: str,
     hints: tuple[str, ...],
-    accept: Callable[[str], bool] | None = None,
+    accept: Callable[[str, str], bool] | None = None,
     *,
     lowered: bool = False,
 ) -> _Rule:
@@ -179,7 +195,7 @@ _FORMAT_RULES = (
 
 # Names that say "this holds a credential": any 8+ character value assigned to them goes.
 _STRONG = (
-    r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key"
+    r"(?P<word>password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key"
     r"|private[_-]?key|credentials?|creds)"
     r"(?:[_.-]?(?:key|value|str|string|b64|base64|hex|bytes|hash|base))?"
 )
@@ -245,18 +261,18 @@ _CONTEXT_RULES = (
         "C #define",
         rf"(?i)#[ \t]*define[ \t]+\w{{0,60}}?{_STRONG}{_NAME_END}[ \t]+\"(?P<secret>[^\"\s]{{8,512}})\"",
         ("define",),
-        _real_value,
+        _credential,
     ),
     _rule(
         ".env line",
         rf"(?m)^[ \t]*(?:export[ \t]+)?[A-Z0-9_]{{0,60}}?{_STRONG.upper()}(?:_[A-Z0-9]+)*="
         r"(?P<secret>[^\s'\"$`{(#][^\s'\"]{7,511})[ \t]*(?:#.*)?$",
         _STRONG_HINTS,
-        lambda v: _real_value(v) and not _ENV_CODE.match(v),
+        lambda value, word: _credential(value, word) and not _ENV_CODE.match(value),
     ),
-    _rule("assigned secret", _bare_assignment(_STRONG), _STRONG_HINTS, _real_value, lowered=True),
-    _rule("secret under a quoted name", _quoted_assignment(_STRONG), _STRONG_HINTS, _real_value, lowered=True),
-    _rule("secret passed by name", _call_assignment(_STRONG), _STRONG_HINTS, _real_value, lowered=True),
+    _rule("assigned secret", _bare_assignment(_STRONG), _STRONG_HINTS, _credential, lowered=True),
+    _rule("secret under a quoted name", _quoted_assignment(_STRONG), _STRONG_HINTS, _credential, lowered=True),
+    _rule("secret passed by name", _call_assignment(_STRONG), _STRONG_HINTS, _credential, lowered=True),
     _rule("random value for a key-like name", _bare_assignment(_WEAK), _WEAK_HINTS, _random_looking, lowered=True),
     _rule(
         "random value under a quoted key-like name",
@@ -302,10 +318,13 @@ def _apply(rule: _Rule, text: str, lowered: str) -> tuple[str, int] | None:
     position = 0
     n = 0
     group: int | str = "secret" if "secret" in rule.pattern.groupindex else 0
+    has_word = "word" in rule.pattern.groupindex
     for match in rule.pattern.finditer(lowered if rule.lowered else text):
         start, end = match.span(group)
         value = text[start:end]
-        if value == REDACTED or (rule.accept is not None and not rule.accept(value)):
+        if value == REDACTED:
+            continue
+        if rule.accept is not None and not rule.accept(value, match.group("word") if has_word else ""):
             continue
         pieces += [text[position:start], REDACTED]
         position = end
