@@ -58,7 +58,7 @@ def _entropy(value: str) -> float:
 
 
 _PATH = re.compile(r"^(?:/|\./|\.\./|~/)[\w.-]+(?:/[\w.-]*)*$")
-_PLAIN_WORDS = re.compile(r"^[A-Za-z]+(?:[_.-][A-Za-z]+)*$")
+_PLAIN_WORD = re.compile(r"^[A-Za-z]+$")
 _PASSWORD_WORDS = ("pass", "pwd", "secret")
 _TEMPLATE = re.compile(r"^(?:\$\{?\w+\}?|%\(?\w*\)?[sdr]|\*+|x+|X+|\.+|#+|-+|_+)$")
 _PLACEHOLDER_WORDS = (
@@ -89,13 +89,13 @@ def _real_value(value: str, word: str = "") -> bool:
 
 
 def _credential(value: str, word: str) -> bool:
-    """A real value; for a token- or key-like name, also not a plain word (``"punctuation"``,
-    ``"user-name"``): generated tokens and keys have digits or symbols, passwords need not."""
+    """A real value; for a token- or key-like name, also not one plain word (``"punctuation"``,
+    a lexer's token kind): generated tokens and keys are not dictionary words, passwords may be."""
     if not _real_value(value):
         return False
-    if not _PLAIN_WORDS.match(value):
+    if not _PLAIN_WORD.match(value):
         return True
-    # A plain word that names itself (``('inputsecret', 'inputsecret')``) is a keyword table.
+    # A word that names itself (``('inputsecret', 'inputsecret')``) is a keyword table.
     word = word.lower()
     return word.startswith(_PASSWORD_WORDS) and word not in value.lower()
 

@@ -158,9 +158,8 @@ ORDINARY = [
     "is_auth = pwd_manager.is_authenticated(request_url)",
     "authkey=process.current_process().authkey,",
     'f\'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", \'',
-    'token = "punctuation"',  # a lexer's token kind: a token name needs digits or symbols
-    '{"token": "string-literal"}',
-    'API_KEY = "not-configured"',
+    'token = "punctuation"',  # a lexer's token kind: one plain word is no generated token
+    '{"key": "username"}',
     'pwd = "/home/user/project"',  # a path, not a password
     "#define TOKEN_SEPARATOR \"semicolon\"",
     "('inputsecret','inputsecret'),",  # a keyword table (pygments' vim builtins)
