@@ -2,7 +2,9 @@
 
 One ``build`` command makes the whole data directory of docs/INTERFACES.md: it walks the
 sources (the running Python's standard library when none are named), trains a tokenizer on the
-train split (or copies the one given) and cuts the files into training windows.
+train split (or copies the one given) and cuts the files into training windows. The work is
+:func:`codemlm.corpus_build.build_corpus`, the same pipeline training's first run uses; this
+module only turns arguments into its parameters and prints its summary.
 """
 
 from __future__ import annotations
