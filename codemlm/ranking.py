@@ -76,7 +76,7 @@ def file_role(path: str) -> FileRole:
         or ".test." in name
         or ".spec." in name
         or stem in ("conftest", "test", "tests")
-        or (stem.endswith("test") and stem[:1].isupper() and name.endswith(".java"))  # FooTest.java
+        or PurePosixPath(path).name.split(".")[0].endswith(("Test", "Tests", "Spec"))  # FooTest.java, BarSpec.kt
     ):
         return "test"
     return "source"
