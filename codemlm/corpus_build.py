@@ -25,7 +25,9 @@ from codemlm.config import ChunkingConfig, CorpusConfig
 from codemlm.corpus_stats import write_stats
 from codemlm.errors import CorpusError, InputError
 from codemlm.sources import CorpusStats, HFSource, SourceFile, iter_hf_dataset, iter_repository
+from codemlm.syntax import parse
 from codemlm.tokenizer import CodeTokenizer
+from codemlm.windows import tokenize_corpus
 
 __all__ = [
     "FILES_COLUMNS",
@@ -119,8 +121,6 @@ def _files_features(*, staging: bool = True) -> Any:
 
 def _annotate(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
     """datasets.map function: syntax spans and boundaries of each file (module level: picklable)."""
-    from codemlm.syntax import parse
-
     out: dict[str, list[Any]] = {
         "span_start": [],
         "span_end": [],
@@ -232,8 +232,6 @@ def build_corpus(
         stats.extra["config"] = _config_dict(config)
         if chunking is not None:
             from rich.console import Console
-
-            from codemlm.windows import tokenize_corpus
 
             console = Console(stderr=True, quiet=not progress)
             if given_tokenizer is not None:
@@ -406,9 +404,7 @@ def _text_bytes(dataset: Any) -> int:
 
 
 def _config_dict(config: CorpusConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    data = asdict(config)
+    data = dataclasses.asdict(config)
     data["languages"] = list(config.languages)
     return data
 

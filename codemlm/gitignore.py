@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pathspec
+
 from codemlm.errors import InputError
 from codemlm.regular_files import read_regular_file
 
@@ -36,8 +38,6 @@ def _read_lines(path: Path, counts: Counter[str]) -> list[str]:
 
 def _compile(lines: list[str], counts: Counter[str]) -> Any:
     """A GitIgnoreSpec of the lines that compile, or None when no line is a pattern."""
-    import pathspec
-
     good: list[str] = []
     for line in lines:
         stripped = line.strip()
