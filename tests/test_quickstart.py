@@ -57,6 +57,10 @@ def test_quickstart_takes_its_queries_from_the_repository(
     assert found, out
     # Docstring queries share their words with the definition: BM25 alone finds most of them.
     assert int(found.group(1)) >= 2, out
+    # The closing hint is a search command for this repository, its index and its model, which
+    # reuses the index just built (positional PATH, as `codemlm search QUERY [PATH]`).
+    hint = re.search(r"codemlm search '.+' (\S+) --model (\S+) --index-path (\S+)", out)
+    assert hint and hint.groups() == (str(repo), str(model_dir), str(tmp_path / "index.sqlite")), out
 
 
 def test_tour_queries_come_from_docstrings_then_names() -> None:

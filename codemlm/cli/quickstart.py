@@ -302,8 +302,11 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"   codemlm is installed in {escape(str(bin_dir))}, which is not on your PATH; first run:")
         console.print(f"     {escape(hint)}", soft_wrap=True)
         console.print("   then:")
-    console.print(f"     {escape(codemlm_cmd)} search {escape(shlex.quote(example_query))} --repo "
-                  f"{escape(shlex.quote(str(repo)))}", soft_wrap=True)
+    # The same model and index as this tour, so the search reuses what was just indexed.
+    same = [w for flag, value in (("--model", args.model), ("--index-path", args.index_path)) if value
+            for w in (flag, value)]
+    search_words = ["search", example_query, str(repo), *same]
+    console.print(f"     {escape(codemlm_cmd)} {escape(shlex.join(search_words))}", soft_wrap=True)
     console.print(f"     {escape(codemlm_cmd)} complete FILE --line L --column C", soft_wrap=True)
     lsp = "codemlm-lsp" if codemlm_cmd == "codemlm" else f"{shlex.quote(sys.executable)} -m lsp_server"
     console.print(f"     {escape(lsp)}   (the language server; editor setups in editors/README.md)", soft_wrap=True)
