@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from codemlm.errors import CorpusError, InputError
+from codemlm.regular_files import read_regular_file
 
-__all__ = ["load_stats", "stats_table", "write_stats"]
+__all__ = ["STATS_MAX_BYTES", "load_stats", "stats_table", "write_stats"]
+
+# A summary is kilobytes; the cap only stops a hostile file from being read into memory.
+STATS_MAX_BYTES = 16 << 20
 
 
 def write_stats(out_dir: str | Path, data: dict[str, Any]) -> Path:
@@ -25,13 +29,13 @@ def write_stats(out_dir: str | Path, data: dict[str, Any]) -> Path:
 
 def load_stats(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / "stats.json"
+    if not path.exists():
+        raise InputError(f"no stats.json in {out_dir}: build the corpus first (codemlm corpus build)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            f"no stats.json in {out_dir}: build the corpus first (codemlm corpus build)"
-        ) from None
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_regular_file(path, max_bytes=STATS_MAX_BYTES).decode("utf-8"))
+    except InputError as exc:  # a FIFO or a device in its place, or far too big
+        raise CorpusError(f"cannot read {path}: {exc}") from exc
+    except ValueError as exc:  # not JSON, not UTF-8
         raise CorpusError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise CorpusError(f"{path} is not a JSON object")

@@ -250,3 +250,28 @@ def test_read_regular_file_can_refuse_links(tmp_path):
     assert read_regular_file(tmp_path / "link.py", max_bytes=100) == b"x = 1\n"
     with pytest.raises(InputError):
         read_regular_file(tmp_path / "link.py", max_bytes=100, follow_symlinks=False)
+
+
+# --- the CLI's own reads ------------------------------------------------------------------------
+
+
+@needs_fifo
+def test_corpus_stats_refuses_a_fifo_in_place_of_stats_json(tmp_path, capsys):
+    os.mkfifo(tmp_path / "stats.json")
+    with _deadline(20):
+        assert main(["corpus", "stats", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "not a regular file" in err and "Traceback" not in err
+
+
+@needs_fifo
+def test_tokenizer_encode_refuses_a_fifo(tmp_path, capsys):
+    from codemlm.tokenizer import CodeTokenizer
+
+    tokenizer = CodeTokenizer.train_from_iterator(["def f(x):\n    return x + 1\n"] * 20, vocab_size=300)
+    tokenizer.save(tmp_path / "tokenizer.json")
+    os.mkfifo(tmp_path / "pipe.py")
+    with _deadline(20):
+        code = main(["tokenizer", "encode", str(tmp_path / "pipe.py"), "--tokenizer", str(tmp_path / "tokenizer.json")])
+    assert code == 1
+    assert "not a regular file" in capsys.readouterr().err

@@ -82,11 +82,15 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# The largest file `encode` reads: far beyond source code, well below a memory problem.
+_ENCODE_MAX_BYTES = 64 << 20
+
+
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    from codemlm.regular_files import read_regular_file
+
+    # Only a regular file (a FIFO would block, /dev/zero never ends); stdin is `-`.
+    data = read_regular_file(path, max_bytes=_ENCODE_MAX_BYTES)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
