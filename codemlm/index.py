@@ -215,11 +215,10 @@ class RepoIndex:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise IndexStoreError(f"cannot create the index directory {path.parent}: {exc}") from exc
-        reason = "rebuild requested" if rebuild and kind == "ours" else None
-        if reason:
-            index_file.remove_index_file(path)
+        start_over = "rebuild requested" if rebuild and kind == "ours" else None
+        reason = None
         try:
-            conn, found = self._open_file()
+            conn, found = self._open_file(start_over)
         except sqlite3.OperationalError as exc:
             # Locked past the busy timeout, unreadable, no space: not damage, so never delete.
             raise IndexStoreError(f"cannot open the index {path}: {exc}") from exc
@@ -235,10 +234,10 @@ class RepoIndex:
         with _sqlite_errors(path, "open"):
             self._model_key = self._register_model()
 
-    def _open_file(self) -> tuple[sqlite3.Connection, str | None]:
+    def _open_file(self, start_over: str | None = None) -> tuple[sqlite3.Connection, str | None]:
         conn = index_file.connect(self.path, busy_timeout=BUSY_TIMEOUT_SECONDS)
         try:
-            return conn, index_file.prepare_schema(conn, self._expected_meta())
+            return conn, index_file.prepare_schema(conn, self._expected_meta(), start_over=start_over)
         except BaseException:
             conn.close()
             raise
@@ -269,9 +268,10 @@ class RepoIndex:
     def _find_model(self) -> int | None:
         if self.embedder is None:
             return None
-        row = self._db.execute(
-            "SELECT id FROM models WHERE model_id = ? AND dim = ?", (self.embedder.model_id, int(self.embedder.dim))
-        ).fetchone()
+        with self._lock, _sqlite_errors(self.path, "read"):
+            row = self._db.execute(
+                "SELECT id FROM models WHERE model_id = ? AND dim = ?", (self.embedder.model_id, int(self.embedder.dim))
+            ).fetchone()
         return None if row is None else int(row[0])
 
     def rebuild(self, reason: str) -> None:
@@ -531,6 +531,8 @@ class RepoIndex:
         """Embed the chunks (of ``path``, or all) that have no vector from the current model."""
         if self.embedder is None or self._model_key is None:
             return 0
+        if self._find_model() != self._model_key:  # another process rebuilt the file meanwhile
+            self._model_key = self._register_model()
         query = (
             "SELECT chunks.id, chunks.text FROM chunks JOIN files ON files.id = chunks.file_id"
             " WHERE chunks.id NOT IN (SELECT chunk_id FROM embeddings WHERE model = ?)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 from codemlm.errors import IndexStoreError
@@ -150,9 +151,13 @@ def connect(path: Path, *, read_only: bool = False, busy_timeout: float = BUSY_T
     return conn
 
 
-def prepare_schema(conn: sqlite3.Connection, expected: dict[str, str], *, read_only: bool = False) -> str | None:
+def prepare_schema(
+    conn: sqlite3.Connection, expected: dict[str, str], *, read_only: bool = False, start_over: str | None = None
+) -> str | None:
     """Create the schema, or check the existing one; returns why it had to be rebuilt, if it did.
-    Read-only, a mismatch is an error: nothing may be rebuilt."""
+    ``start_over`` (a reason) empties an intact index in place, in one transaction, so another
+    process holding it open (the language server) keeps a valid file rather than a deleted
+    one. Read-only, a mismatch is an error: nothing may be rebuilt."""
     if read_only:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         reason = _mismatch(conn, tables, expected) if tables else "the index is empty"
@@ -164,7 +169,7 @@ def prepare_schema(conn: sqlite3.Connection, expected: dict[str, str], *, read_o
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         reason = None
         if tables:
-            reason = _mismatch(conn, tables, expected)
+            reason = start_over or _mismatch(conn, tables, expected)
             if reason is None:
                 conn.execute("COMMIT")
                 return None
@@ -179,7 +184,10 @@ def prepare_schema(conn: sqlite3.Connection, expected: dict[str, str], *, read_o
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
-        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [*expected.items(), ("generation", "0")])
+        # The generation starts at the clock, not 0: a reader that cached generation N of the
+        # file before a rebuild must not mistake the rebuilt file's N for the same contents.
+        start = str(time.time_ns() // 1000)
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [*expected.items(), ("generation", start)])
         conn.execute("COMMIT")
         return reason
     except BaseException:

@@ -591,3 +591,16 @@ def test_unsaved_buffers_are_redacted_like_files(repo: Path, index_file: Path) -
             stored = " ".join(r[0] for r in conn.execute("SELECT text FROM chunks"))
             fts = " ".join(r[0] for r in conn.execute("SELECT body FROM chunks_fts"))
     assert token not in stored and "4ec39hqlyjwdarjtt1zdp7dc" not in fts.lower()
+
+
+def test_rebuild_empties_the_file_in_place_for_whoever_holds_it_open(repo: Path, index_file: Path) -> None:
+    with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder()) as server:  # the language server
+        server.update()
+        inode = os.stat(index_file).st_ino
+        with RepoIndex.open(repo, index_path=index_file, rebuild=True) as cli:  # `codemlm index --rebuild`
+            assert cli.rebuilt_reason == "rebuild requested" and cli.count_chunks() == 0
+            assert os.stat(index_file).st_ino == inode  # the same file, not a new one beside a deleted one
+            assert server.count_chunks() == 0
+            server.update_file("pkg/live.py", "def typed_just_now():\n    pass\n")
+            assert ("pkg/live.py", "typed_just_now") in names(cli)
+            assert server.count_vectors() == 1 and search(server, "typed just now", mode="dense")[0].name == "typed_just_now"
