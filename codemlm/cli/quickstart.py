@@ -173,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
 
     # 2. Index.
     console.print(f"\n[bold]2. indexing[/bold] {escape(str(repo))}")
-    index = RepoIndex.open(repo, index_path=args.index_path, embedder=ModelEmbedder(loaded))
+    embedder = ModelEmbedder(loaded)
+    index = RepoIndex.open(repo, index_path=args.index_path, embedder=embedder)
     try:
         try:
             with Progress(
@@ -209,7 +210,14 @@ def _run(args: argparse.Namespace) -> int:
             queries = [TourQuery(q, "yours") for q in args.query]
         else:
             queries = tour_queries(files, args.queries, rng)
-        console.print("\n[bold]3. search[/bold]  (hybrid: BM25 over identifiers + the model's embeddings)")
+        # Say what actually ranks: a model trained with MLM alone gets little or no vote.
+        weight = float(embedder.dense_weight)
+        how = (
+            "BM25 over identifiers and text; this model's embeddings get no vote (it has no search training)"
+            if weight <= 0
+            else f"hybrid: BM25 over identifiers + the model's embeddings (weight {weight:g})"
+        )
+        console.print(f"\n[bold]3. search[/bold]  ({escape(how)})", soft_wrap=True)
         if queries and queries[0].origin != "yours":
             console.print(
                 "   queries taken from this repository: a docstring's first sentence, or a function's name "
