@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         # Say what actually ranks: a model trained with MLM alone gets little or no vote.
         weight = float(embedder.dense_weight)
         how = (
-            "BM25 over identifiers and text; this model's embeddings get no vote (it has no search training)"
+            "BM25 over identifiers and text; this model has no search training, so its embeddings get no vote"
             if weight <= 0
             else f"hybrid: BM25 over identifiers + the model's embeddings (weight {weight:g})"
         )
