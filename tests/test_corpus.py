@@ -595,3 +595,19 @@ def test_build_corpus_checks_the_tokenizer_before_any_work(fixture_repo, tmp_pat
             progress=False,
         )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_trainings_first_run_corpus_uses_the_same_pipeline(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from training.data import ensure_stdlib_data
+
+    monkeypatch.setenv("CODEMLM_CACHE_DIR", str(tmp_path / "cache"))
+    config = SimpleNamespace(stdlib_max_files=12, stdlib_seq_len=64, stdlib_vocab_size=400)
+    data_dir = ensure_stdlib_data(config)
+    data = load_stats(data_dir)
+    assert list(data)[-4:] == ["config", "tokens", "tokenizer", "stdlib_files"]
+    assert data["stdlib_files"] == 12 and data["tokens"]["splits"]["train"]["windows"] > 0
+    assert sorted(p.name for p in data_dir.iterdir()) == ["files", "stats.json", "tokenizer.json", "tokens"]
+    assert ensure_stdlib_data(config) == data_dir  # built once, then found
