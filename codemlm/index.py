@@ -32,7 +32,7 @@ import numpy as np
 
 from codemlm import index_file
 from codemlm.cache import cache_dir
-from codemlm.chunking import Chunk, chunk_source
+from codemlm.chunking import chunk_source
 from codemlm.config import CorpusConfig
 from codemlm.embedder import Embedder
 from codemlm.errors import IndexStoreError, InputError
@@ -42,16 +42,13 @@ from codemlm.vectors import ExactVectorStore
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Chunk",
     "ChunkRow",
     "IndexDamagedError",
     "IndexSnapshot",
     "ProgressCallback",
     "RepoIndex",
     "UpdateStats",
-    "chunk_source",
     "default_index_path",
-    "identifier_terms",
 ]
 
 log = logging.getLogger(__name__)

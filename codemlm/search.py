@@ -189,9 +189,16 @@ def search(
         raise InputError("dense search needs a model: this index is lexical-only (pass --model DIR)")
     if not query.strip():
         return []
-    snapshot = index.snapshot()
+    if dense_weight is None:
+        dense_weight = float(index.embedder.dense_weight) if index.embedder is not None else 0.0
+    # A hybrid search in which the dense side has no vote does not embed the query at all.
+    wants_dense = index.embedder is not None and (mode == "dense" or (mode == "hybrid" and dense_weight > 0))
+    filtered = language is not None or path_glob is not None or bool(exclude)
+    # The chunk table and vectors are read only when a filter or the dense side needs them:
+    # a plain lexical search touches nothing but the full-text index and its own rows.
+    snapshot = index.snapshot() if filtered or wants_dense else None
     allowed: np.ndarray | None = None
-    if language is not None or path_glob is not None or exclude:
+    if snapshot is not None and filtered:
         allowed = _allowed(snapshot, language, path_glob, exclude)
         if allowed.size == 0:
             return []
@@ -206,11 +213,7 @@ def search(
             allowed_set = set(allowed.tolist())
             lexical = [c for c in lexical if c in allowed_set]
         lexical = lexical[:CANDIDATES]
-    if dense_weight is None:
-        dense_weight = float(index.embedder.dense_weight) if index.embedder is not None else 0.0
-    # A hybrid search in which the dense side has no vote does not embed the query at all.
-    wants_dense = mode == "dense" or (mode == "hybrid" and dense_weight > 0)
-    if wants_dense and index.embedder is not None and len(snapshot.store):
+    if wants_dense and index.embedder is not None and snapshot is not None and len(snapshot.store):
         vector = index.embedder.embed_query([query])[0]
         dense = snapshot.store.nearest(vector, CANDIDATES, allowed)
 

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from codemlm import index as index_module
+from codemlm.chunking import chunk_source
 from codemlm.embedder import normalize_rows
 from codemlm.errors import IndexStoreError
-from codemlm.index import IndexDamagedError, RepoIndex, chunk_source, default_index_path, identifier_terms
+from codemlm.identifiers import identifier_terms
+from codemlm.index import IndexDamagedError, RepoIndex, default_index_path
 from codemlm.search import search
 
 
