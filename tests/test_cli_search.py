@@ -78,6 +78,27 @@ def test_index_detects_deep_damage_and_rebuilds(repo: Path, tmp_path: Path, caps
     assert capsys.readouterr().out.startswith("pkg/text_utils.py:1:1: slugify")
 
 
+def test_index_repairs_overwritten_pages(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(40):
+        (repo / f"more/m{i}.py").parent.mkdir(exist_ok=True)
+        (repo / f"more/m{i}.py").write_text(f"def helper_{i}(value):\n    return value + {i}\n" * 5)
+    index_path = tmp_path / "idx.sqlite"
+    assert main(["index", str(repo), "--index-path", str(index_path)]) == 0
+    with contextlib.closing(sqlite3.connect(index_path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(index_path.read_bytes())
+    for start in range(2 * 4096, len(data) - 4096, 3 * 4096):  # every third page after the schema
+        data[start : start + 4096] = b"\x5a" * 4096
+    index_path.write_bytes(bytes(data))
+    (repo / "pkg/text_utils.py").write_text("def slugify(title):\n    return title.lower()\n")  # an update to write
+    capsys.readouterr()
+    assert main(["index", str(repo), "--index-path", str(index_path)]) == 0
+    captured = capsys.readouterr()
+    assert "rebuilding the index" in captured.err and "Traceback" not in captured.err
+    assert main(["search", "slugify", str(repo), "--index-path", str(index_path), "--vimgrep"]) == 0
+    assert capsys.readouterr().out.startswith("pkg/text_utils.py:1:1: slugify")
+
+
 def test_search_repairs_a_damaged_index_instead_of_a_traceback(
     repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from codemlm.index import RepoIndex, UpdateStats
 
-__all__ = ["load_embedder", "open_index", "register", "update_with_progress"]
+__all__ = ["load_embedder", "note_rebuild", "open_index", "register", "update_repairing", "update_with_progress"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -130,20 +130,33 @@ def note_rebuild(index: RepoIndex, err: Any) -> None:
     err.print(f"[yellow]note:[/yellow] rebuilding the index {index.path}: {index.rebuilt_reason}", highlight=False, soft_wrap=True)
 
 
+def update_repairing(index: RepoIndex, err: Any, *, verify: bool) -> UpdateStats:
+    """Update; if the index turns out damaged (during the update, or by SQLite's own checks
+    when ``verify``), say so, start it over and update once more. Only ever our own file:
+    ``RepoIndex.open`` refused anything else."""
+    from codemlm.index import IndexDamagedError
+
+    try:
+        stats = update_with_progress(index, err)
+        damage = index.check() if verify else None
+    except IndexDamagedError as exc:
+        damage = str(exc)
+    if damage:
+        index.rebuild(f"damaged: {damage}")
+        note_rebuild(index, err)
+        stats = update_with_progress(index, err)
+    return stats
+
+
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     err = Console(stderr=True)
     index = open_index(args.path, args.model, args.index_path, args.rebuild, err)
     try:
-        stats = update_with_progress(index, err)
         # `index` reports success only for an index that passes SQLite's own checks: damage
         # found here is repaired now rather than surfacing in every later search.
-        damage = index.check()
-        if damage:
-            index.rebuild(f"damaged: {damage}")
-            note_rebuild(index, err)
-            stats = update_with_progress(index, err)
+        stats = update_repairing(index, err, verify=True)
         kind = "hybrid" if index.embedder is not None else "lexical-only"
         print(f"{stats} in {stats.seconds:.1f} s; {index.count_chunks()} chunks ({kind}) in {index.path}")
     finally:

@@ -14,7 +14,13 @@ import argparse
 import json
 from typing import Any
 
-from codemlm.cli.index import add_index_arguments, note_rebuild, open_index, update_with_progress
+from codemlm.cli.index import (
+    add_index_arguments,
+    note_rebuild,
+    open_index,
+    update_repairing,
+    update_with_progress,
+)
 
 __all__ = ["register", "result_to_json"]
 
@@ -103,10 +109,10 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
         embed=True if args.mode == "dense" else None, read_only=read_only,
     )
     try:
+        if not read_only:
+            update_repairing(index, err, verify=False)
         for attempt in (1, 2):
             try:
-                if not read_only:
-                    update_with_progress(index, err)
                 results = search(
                     index, args.query, k=args.k, language=args.lang, path_glob=args.path_glob, mode=args.mode,
                     exclude=args.exclude,
@@ -118,6 +124,7 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
                     raise
                 index.rebuild(str(exc))
                 note_rebuild(index, err)
+                update_with_progress(index, err)
         searched = args.mode if index.embedder is not None else "lexical"
     finally:
         index.close()
