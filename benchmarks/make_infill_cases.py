@@ -48,9 +48,9 @@ def _is_bare(text: str) -> bool:
     )
 
 
-def candidate_spans(text: str) -> list[tuple[str, int, int]]:
+def candidate_spans(text: str, language: str = "python") -> list[tuple[str, int, int]]:
     """(kind, start byte, end byte) of every node worth cutting out of one file."""
-    result = parse(text, "python")
+    result = parse(text, language)
     data = text.encode("utf-8")
     strings = [(s.start, s.end) for s in result.spans if s.kind == SpanKind.STRING_COMMENT]
     out = []
@@ -103,12 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=int, default=40, help="context lines above the hole")
     parser.add_argument("--after", type=int, default=20, help="context lines below the hole")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--language", default="python", help="language of the files cut (default python)")
+    parser.add_argument("--license", help="the package's license file (default: from a wheel's dist-info)")
     args = parser.parse_args(argv)
 
+    from codemlm.languages import get_language
+
+    language = get_language(args.language)
     source = Path(args.source)
-    files = sorted(p for p in source.rglob("*.py") if p.is_file())
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in language.extensions)
     if not files:
-        print(f"make_infill_cases: no .py files under {source}", file=sys.stderr)
+        print(f"make_infill_cases: no {language.name} files under {source}", file=sys.stderr)
         return 1
     rng = random.Random(args.seed)
     pool: dict[str, list[tuple[Path, int, int]]] = defaultdict(list)
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         text = path.read_text(encoding="utf-8")
         texts[path] = text
         by_kind: dict[str, list[tuple[Path, int, int]]] = defaultdict(list)
-        for kind, start, end in candidate_spans(text):
+        for kind, start, end in candidate_spans(text, language.name):
             by_kind[kind].append((path, start, end))
         for kind, spans in by_kind.items():
             rng.shuffle(spans)
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, (path, start, end) in enumerate(sorted(spans[: args.per_kind], key=lambda s: (str(s[0]), s[1]))):
             prefix, suffix, target = make_case(texts[path], start, end, args.before, args.after)
             rel = path.relative_to(source.parent).as_posix()
-            cases.append({"id": f"{kind}-{n:03d}", "language": "python", "path": rel, "kind": kind,
+            cases.append({"id": f"{kind}-{n:03d}", "language": language.name, "path": rel, "kind": kind,
                           "prefix": prefix, "suffix": suffix, "target": target})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": len(cases),
         "by_kind": dict(Counter(c["kind"] for c in cases)),
         "source_package": args.package,
+        "language": language.name,
         "wheel_sha256": hashlib.sha256(Path(args.wheel).read_bytes()).hexdigest() if args.wheel else None,
         "files": len({c["path"] for c in cases}),
         "seed": args.seed,
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/make_infill_cases.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     # The cases hold excerpts of the package's source: its license travels with them.
-    licenses = sorted(source.parent.glob("*.dist-info/LICENSE*")) + sorted(
+    licenses = [Path(args.license)] if args.license else sorted(source.parent.glob("*.dist-info/LICENSE*")) + sorted(
         source.parent.glob("*.dist-info/licenses/*"))
     if licenses:
         license_path = out.with_name(out.stem + ".LICENSE")

@@ -1,0 +1,130 @@
+"""Fit the completion ranker's weights on holes cut from TRAINING-corpus code.
+
+The holes are cut exactly like the held-out cases (``make_infill_cases.py``: identifier,
+arguments, expression, statement; 40 lines above, 20 below), but from code the model was
+trained on (the CPython standard library by default), never from an evaluation set. Every
+candidate the engine considers for a hole becomes one row (its features, and whether it equals
+the hole's text); a logistic regression over the rows gives the weights::
+
+    nice .venv/bin/python benchmarks/infill_fit_ranker.py \\
+        --source /root/.pyenv/versions/3.11.7/lib/python3.11 --holes 400 --out /tmp/ranker.json
+
+The JSON holds ``{"weights": {...}}`` plus how it was made; put it in a model directory as
+``ranker.json``, or copy the weights into ``DEFAULT_WEIGHTS`` of codemlm/completion_ranker.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_infill_cases import candidate_spans, make_case
+
+from codemlm.completion_ranker import FEATURES, Ranker, fit_weights
+
+
+def cut_holes(source: Path, count: int, seed: int) -> list[dict[str, str]]:
+    """``count`` holes spread over the files of ``source`` (top level only: the stdlib's own
+    modules, not site-packages), balanced over the four kinds."""
+    rng = random.Random(seed)
+    files = sorted(p for p in source.glob("*.py") if p.is_file())
+    rng.shuffle(files)
+    per_kind = count // 4
+    picked: dict[str, list[dict[str, str]]] = {"identifier": [], "arguments": [], "expression": [], "statement": []}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if len(text) > 400_000:
+            continue
+        spans = candidate_spans(text)
+        rng.shuffle(spans)
+        taken: Counter[str] = Counter()
+        for kind, start, end in spans:
+            if len(picked[kind]) >= per_kind or taken[kind] >= 2:
+                continue
+            prefix, suffix, target = make_case(text, start, end, 40, 20)
+            picked[kind].append({"kind": kind, "prefix": prefix, "suffix": suffix, "target": target,
+                                 "path": path.name})
+            taken[kind] += 1
+        if all(len(v) >= per_kind for v in picked.values()):
+            break
+    return [h for hs in picked.values() for h in hs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", required=True, help="folder of training-corpus Python files")
+    parser.add_argument("--holes", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--model", help="model directory (default: the shipped model)")
+    parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", required=True, help="where to write the ranker JSON")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from codemlm.checkpoint import load_model_dir, resolve_model_dir
+    from codemlm.infill import InfillEngine
+
+    torch.set_num_threads(args.threads)
+    holes = cut_holes(Path(args.source), args.holes, args.seed)
+    model_dir = resolve_model_dir(args.model)
+    engine = InfillEngine(load_model_dir(model_dir))
+    rows: list[list[float]] = []
+    labels: list[float] = []
+    groups: list[int] = []
+    covered = 0
+    began = time.perf_counter()
+    for n, hole in enumerate(holes):
+        text = hole["prefix"] + hole["suffix"]
+        found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language="python")
+        target = hole["target"].strip()
+        hit = False
+        for fill, evidence in found:
+            rows.append(evidence.vector())
+            labels.append(float(fill.strip() == target))
+            groups.append(n)
+            hit = hit or fill.strip() == target
+        covered += hit
+        if (n + 1) % 50 == 0:
+            print(f"{n + 1}/{len(holes)} holes, {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    x, y = np.array(rows), np.array(labels)
+    # The rows too, so a refit (another l2) does not rerun the model.
+    np.savez(Path(args.out).with_suffix(".rows.npz"), x=x, y=y, groups=np.array(groups))
+    weights = fit_weights(x, y, l2=args.l2)
+    top1 = _top1(Ranker(weights), x, np.array(groups), y)
+    report = {"weights": weights, "features": list(FEATURES), "holes": len(holes), "rows": len(rows),
+              "positives": int(y.sum()), "candidate_recall": round(covered / len(holes), 4),
+              "train_top1": round(top1, 4), "source": str(args.source), "model": str(model_dir),
+              "command": "python benchmarks/infill_fit_ranker.py " + " ".join(argv or sys.argv[1:])}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report))
+    return 0
+
+
+def _top1(ranker: Ranker, x: np.ndarray, groups: np.ndarray, y: np.ndarray) -> float:
+    """Share of holes whose highest-scored row is right (on the fitting data: a sanity check)."""
+    scores = x @ np.array([ranker.weights.get(f, 0.0) for f in FEATURES])
+    right = 0
+    ids = np.unique(groups)
+    for g in ids:
+        mask = groups == g
+        right += int(y[mask][np.argmax(scores[mask])] == 1.0)
+    return right / max(len(ids), 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

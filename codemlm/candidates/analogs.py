@@ -1,0 +1,178 @@
+"""Analogous spans by syntax role (tree-sitter): what fills the same role elsewhere.
+
+A hole right after ``f`` is most likely ``f``'s argument list, so the argument lists of other
+calls to ``f`` and the parameter names of ``f``'s definition are candidates; after ``x =``
+the other values given to ``x`` (assignments, keyword arguments, defaults); after
+``return`` / ``if`` / ``raise`` the other return values, conditions, raised values. Every
+candidate is a whole syntax node, so it brings its own length.
+
+The role table is keyed by ``(role, key)``; the holed file is parsed in its holed form and a
+node that touches the hole is skipped (it is a half-parsed junction, not an analogue).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from codemlm.candidates.context import HoleContext, ProposalSet
+from codemlm.candidates.lexical import is_name
+
+if TYPE_CHECKING:
+    import tree_sitter
+
+    from codemlm.candidates.repository import Repository
+
+__all__ = ["RoleTable", "analogs", "hole_roles"]
+
+_LAST_NAME = re.compile(r"([^\W\d]\w*)\W*\Z")
+_MAX_NODE_CHARS = 200
+_CALLS = {"call": ("function", "arguments"), "call_expression": ("function", "arguments"),
+          "new_expression": ("constructor", "arguments")}
+_DEFS = frozenset({"function_definition", "function_declaration", "method_definition", "function_expression",
+                   "generator_function_declaration"})
+_VALUES = {"assignment": ("left", "right"), "keyword_argument": ("name", "value"),
+           "default_parameter": ("name", "value"), "typed_default_parameter": ("name", "value"),
+           "variable_declarator": ("name", "value"), "assignment_expression": ("left", "right"),
+           "pair": ("key", "value"), "required_parameter": ("pattern", "value"),
+           "optional_parameter": ("pattern", "value")}
+_FIRST_CHILD = {"return_statement": "return", "raise_statement": "raise", "throw_statement": "raise"}
+_CONDITIONS = frozenset({"if_statement", "elif_clause", "while_statement"})
+_RECEIVERS = frozenset({"self", "cls", "this"})
+
+
+class RoleTable:
+    """``(role, key) -> {text: [count, nearest distance]}`` over the files added to it."""
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[str, str], dict[str, list[float]]] = {}
+
+    def add_text(self, text: str, language: str | None, side: str, hole: int | None = None) -> None:
+        """Add every role node of ``text``; ``hole`` (a byte offset) marks the holed file's hole."""
+        tree = _parse(text, language)
+        if tree is None:
+            return
+        data = text.encode("utf-8", "surrogatepass")
+        for role, key, node in _role_nodes(tree.root_node, data):
+            if hole is not None and node.start_byte <= hole <= node.end_byte:
+                continue
+            value = data[node.start_byte : node.end_byte].decode("utf-8", "replace")
+            if len(value) > _MAX_NODE_CHARS:
+                continue
+            distance = math.inf if hole is None else float(abs(node.start_byte - hole))
+            entry = self.table.setdefault((role, key), {}).setdefault(value, [0, math.inf])
+            entry[0] += 1
+            entry[1] = min(entry[1], distance)
+            if role == "params":
+                call = _params_as_arguments(node, data)
+                if call:
+                    args = self.table.setdefault(("args", key), {}).setdefault(call, [0, math.inf])
+                    args[0] += 1
+                    args[1] = min(args[1], distance)
+
+    def lookup(self, role: str, key: str) -> dict[str, list[float]]:
+        return self.table.get((role, key), {})
+
+
+def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
+    """The syntax roles the hole can play, read from the tokens just before it."""
+    toks = context.left.toks
+    if not toks or context.after_dot:
+        return []
+    last = toks[-1]
+    before = toks[-2].text if len(toks) >= 2 else ""
+    adjacent = last.end == len(context.left.text)
+    if is_name(last.text) and adjacent:
+        if before in ("def", "function"):
+            return [("params", last.text)]
+        return [("args", last.text)]
+    if last.text in ("=", ":") and is_name(before):
+        return [("value", before)]
+    if last.text in ("return", "raise", "throw"):
+        return [("return" if last.text == "return" else "raise", "")]
+    if last.text in ("if", "elif", "while"):
+        return [("cond", "")]
+    return []
+
+
+def analogs(context: HoleContext, found: ProposalSet, repository: Repository | None = None) -> None:
+    roles = hole_roles(context)
+    if not roles:
+        return
+    local = RoleTable()
+    prefix = context.left.text
+    local.add_text(prefix + context.right.text, context.language, "file",
+                   hole=len(prefix.encode("utf-8", "surrogatepass")))
+    for role, key in roles:
+        for table in (local, repository.roles if repository is not None else None):
+            if table is None:
+                continue
+            for text, (count, distance) in table.lookup(role, key).items():
+                found.add(text, "analog", distance=distance, count=int(count))
+        if role in ("args", "params"):
+            # The same role for another callee: argument lists repeat across calls ("(self)").
+            for (other_role, other_key), texts in local.table.items():
+                if other_role == role and other_key != key:
+                    for text, (count, distance) in texts.items():
+                        found.add(text, "role", distance=distance, count=int(count))
+
+
+def _parse(text: str, language: str | None) -> tree_sitter.Tree | None:
+    if not language:
+        return None
+    from codemlm.errors import UnsupportedLanguageError
+    from codemlm.syntax import parse_tree
+
+    try:
+        return parse_tree(text, language)
+    except UnsupportedLanguageError:
+        return None
+
+
+def _key(node: tree_sitter.Node | None, data: bytes) -> str:
+    if node is None:
+        return ""
+    m = _LAST_NAME.search(data[node.start_byte : node.end_byte].decode("utf-8", "replace"))
+    return m.group(1) if m else ""
+
+
+def _role_nodes(root: tree_sitter.Node, data: bytes) -> Iterator[tuple[str, str, tree_sitter.Node]]:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        kind = node.type
+        if kind in _CALLS:
+            fn, args = _CALLS[kind]
+            value = node.child_by_field_name(args)
+            if value is not None:
+                yield "args", _key(node.child_by_field_name(fn), data), value
+        elif kind in _DEFS:
+            params = node.child_by_field_name("parameters")
+            if params is not None:
+                yield "params", _key(node.child_by_field_name("name"), data), params
+        elif kind in _FIRST_CHILD and node.named_children:
+            yield _FIRST_CHILD[kind], "", node.named_children[0]
+        elif kind in _CONDITIONS:
+            condition = node.child_by_field_name("condition")
+            if condition is not None:
+                yield "cond", "", condition
+        if kind in _VALUES:
+            name, val = _VALUES[kind]
+            value = node.child_by_field_name(val)
+            if value is not None:
+                yield "value", _key(node.child_by_field_name(name), data), value
+
+
+def _params_as_arguments(params: tree_sitter.Node, data: bytes) -> str:
+    """``(self, a, b=1, *rest)`` as the argument list a call would pass: ``(a, b, *rest)``."""
+    names = []
+    for child in params.named_children:
+        text = data[child.start_byte : child.end_byte].decode("utf-8", "replace")
+        name = re.split(r"[=:]", text, maxsplit=1)[0].strip()
+        if not name or name in _RECEIVERS or name in ("*", "/"):
+            continue
+        names.append(name)
+    return "(" + ", ".join(names) + ")" if names else ""

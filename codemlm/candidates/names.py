@@ -1,0 +1,100 @@
+"""Names source: identifiers of the file and the repository, and members seen after the same receiver.
+
+Most identifier holes are filled with a name that already occurs nearby (64% of held-out
+identifier targets occur elsewhere in the same file). After ``obj.`` the names that followed
+the same ``obj.`` elsewhere are far more likely than any other name, so they get their own
+source label (``member``) and the ranker weighs them separately.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from codemlm.candidates.context import HoleContext, ProposalSet
+from codemlm.candidates.lexical import is_name
+
+if TYPE_CHECKING:
+    from codemlm.candidates.repository import Repository
+
+__all__ = ["is_keyword", "member_names", "names"]
+
+# Statement keywords are not names a hole is filled with (values such as None/True/self are).
+_KEYWORDS = (frozenset(keyword.kwlist) - {"None", "True", "False"}) | frozenset(
+    ["var", "let", "const", "function", "return", "if", "else", "for", "while", "do", "switch", "case", "break", "continue", "new", "delete", "typeof", "instanceof", "void", "throw", "try", "catch", "finally", "class", "extends", "import", "export", "default", "from", "yield", "await", "async", "static", "get", "set", "of", "in"]
+)
+
+
+def names(context: HoleContext, found: ProposalSet, repo_counts: Counter[str] | None = None) -> None:
+    """Every identifier of the holed file (nearest occurrence, count), then the repository's."""
+    for doc in (context.left, context.right):
+        for tok in doc.toks:
+            if is_name(tok.text) and tok.text not in _KEYWORDS:
+                found.add(tok.text, "name", distance=doc.distance(tok.start))
+    if repo_counts:
+        for name, count in repo_counts.items():
+            if name not in _KEYWORDS:
+                found.add(name, "name", count=count)
+
+
+def member_names(context: HoleContext, found: ProposalSet, repository: Repository | None = None) -> None:
+    """After ``receiver.``: the names that followed the same receiver anywhere (file, then repository)."""
+    toks = context.left.toks
+    if not context.after_dot or len(toks) < 2 or not is_name(toks[-2].text):
+        return
+    receiver, dot = toks[-2].text, toks[-1].text
+    for doc in (context.left, context.right):
+        t = doc.toks
+        for i in range(2, len(t)):
+            if t[i - 1].text == dot and t[i - 2].text == receiver and is_name(t[i].text):
+                found.add(t[i].text, "member", distance=doc.distance(t[i].start))
+    if repository is not None:
+        for doc, i in repository.after((receiver, dot)):
+            if is_name(doc.toks[i].text):
+                found.add(doc.toks[i].text, "member")
+
+
+def is_keyword(text: str) -> bool:
+    return text in _KEYWORDS
+
+
+def dotted_names(context: HoleContext, found: ProposalSet) -> None:
+    """``a.b`` and ``a.b.c`` chains of the file: most expression holes are one of them."""
+    for doc in (context.left, context.right):
+        t = doc.toks
+        for i in range(len(t) - 2):
+            if not (is_name(t[i].text) and t[i + 1].text == "." and is_name(t[i + 2].text)):
+                continue
+            if i and t[i - 1].text == ".":
+                continue  # the chain started earlier
+            end = i + 2
+            found.add(doc.text[t[i].start : t[end].end], "name", distance=doc.distance(t[i].start))
+            if end + 2 < len(t) and t[end + 1].text == "." and is_name(t[end + 2].text):
+                found.add(doc.text[t[i].start : t[end + 2].end], "name", distance=doc.distance(t[i].start))
+
+
+def names_as_arguments(context: HoleContext, found: ProposalSet, role: str, *, nearest: int = 24) -> None:
+    """For a hole after ``f`` (``def f``): ``()``, ``(name)`` for the nearest names, ``(self)`` in a class.
+
+    Most argument lists are short; one nearby name in parentheses is the commonest of all.
+    """
+    seen: dict[str, float] = {}
+    for doc in (context.left, context.right):
+        for tok in doc.toks:
+            if is_name(tok.text) and tok.text not in _KEYWORDS:
+                d = doc.distance(tok.start)
+                seen[tok.text] = min(seen.get(tok.text, d), d)
+    near = sorted(seen, key=seen.__getitem__)[:nearest]
+    if role == "params":
+        indented = context.left.text.rsplit("\n", 1)[-1][:1] in (" ", "\t")
+        receiver = "self" if indented and context.language in (None, "python") else ""
+        if receiver:
+            found.add(f"({receiver})", "wrap")
+        found.add("()", "wrap")
+        for name in near:
+            found.add(f"({receiver + ', ' if receiver else ''}{name})", "wrap", distance=seen[name])
+        return
+    found.add("()", "wrap")
+    for name in near:
+        found.add(f"({name})", "wrap", distance=seen[name])

@@ -1,0 +1,59 @@
+"""The completion ranker: features, fitting, loading weights beside a model, the source label."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codemlm.completion_ranker import FEATURES, Evidence, Ranker, fit_weights, primary_source
+from codemlm.errors import ConfigError
+
+
+def test_features_read_the_evidence() -> None:
+    row = dict(zip(FEATURES, Evidence("self.x", frozenset({"member", "model"}), logp=-1.5, count=3,
+                                      left_match=2, distance=10.0, syntax_ok=False).vector(), strict=True))
+    assert row["logp"] == -1.5 and row["unscored"] == 0.0
+    assert row["src_member"] == row["src_model"] == 1.0 and row["src_name"] == 0.0
+    assert row["log_count"] == pytest.approx(math.log(4))
+    assert row["in_file"] == 1.0 and row["syntax_bad"] == 1.0 and row["no_alnum"] == 0.0
+    far = dict(zip(FEATURES, Evidence(",", frozenset({"model"})).vector(), strict=True))
+    assert far["unscored"] == 1.0 and far["in_file"] == 0.0 and far["no_alnum"] == 1.0
+
+
+def test_fit_recovers_which_feature_predicts_the_label() -> None:
+    rng = np.random.default_rng(0)
+    x = np.zeros((600, len(FEATURES)))
+    x[:, FEATURES.index("bias")] = 1.0
+    x[:, FEATURES.index("left_match")] = rng.integers(0, 4, 600)
+    x[:, FEATURES.index("log_chars")] = rng.normal(size=600)  # noise
+    p = 1 / (1 + np.exp(-(2.0 * x[:, FEATURES.index("left_match")] - 4.0)))
+    y = (rng.random(600) < p).astype(float)
+    w = fit_weights(x, y, l2=0.1)
+    assert 1.2 < w["left_match"] < 3.0
+    assert abs(w["log_chars"]) < 0.5
+    ranker = Ranker(w)
+    good, bad = Evidence("a", frozenset({"name"}), left_match=3), Evidence("a", frozenset({"name"}))
+    assert ranker.probabilities([good])[0] > ranker.probabilities([bad])[0]
+
+
+def test_weights_beside_the_model_win_over_the_defaults(tmp_path: Path) -> None:
+    assert Ranker.for_model_dir(tmp_path).weights == Ranker().weights
+    (tmp_path / "ranker.json").write_text(json.dumps({"weights": {"bias": 3.0}}), encoding="utf-8")
+    ranker = Ranker.for_model_dir(tmp_path)
+    assert ranker.probabilities([Evidence("x", frozenset())])[0] == pytest.approx(1 / (1 + math.exp(-3.0)))
+    (tmp_path / "ranker.json").write_text(json.dumps({"weights": {"nonsense": 1.0}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="nonsense"):
+        Ranker.for_model_dir(tmp_path)
+    (tmp_path / "ranker.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ConfigError, match="ranker file"):
+        Ranker.for_model_dir(tmp_path)
+
+
+def test_primary_source_prefers_the_most_specific() -> None:
+    assert primary_source({"name", "model"}) == "name"
+    assert primary_source({"name", "analog", "continuation"}) == "analog"
+    assert primary_source(set()) == "model"
