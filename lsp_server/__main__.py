@@ -8,9 +8,10 @@ a session of its own, and the server keeps listening after a client disconnects 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lsp_server import __version__
 
@@ -68,12 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # pygls and the library load after --help/--version.
     from lsp_server.pygls_shim import serve_stdio, serve_tcp
-    from lsp_server.server import create_server
+    from lsp_server.server import CodemlmLanguageServer, create_server
 
     if args.tcp:
-        serve_tcp(lambda connection: create_server(on_exit=lambda code: connection.close()), LOCALHOST, args.port)
+
+        def session(connection: asyncio.StreamWriter) -> tuple[CodemlmLanguageServer, Callable[[], None]]:
+            # `exit` ends this connection only; the listener keeps serving the next client.
+            server = create_server(on_exit=lambda code: connection.close())
+            return server, server.end_session
+
+        serve_tcp(session, LOCALHOST, args.port)
     else:
-        serve_stdio(create_server(), sys.stdin.buffer, sys.stdout.buffer)
+        server = create_server()
+        serve_stdio(server, sys.stdin.buffer, sys.stdout.buffer, server.end_session)
     return 0
 
 

@@ -260,8 +260,8 @@ def _serve(server: LanguageServer, reader: wire.LineReader) -> Any:
     return wire.read_frames(reader, protocol.handle_body, problem)
 
 
-def serve_stdio(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Serve one client over stdin/stdout until the input ends."""
+def serve_stdio(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO, on_end: Callable[[], None]) -> None:
+    """Serve one client over stdin/stdout until the input ends; then ``on_end()``."""
     server._stop_event = threading.Event()  # pygls' shutdown() sets it
     server.protocol.set_writer(StdoutWriter(stdout))
     try:
@@ -271,17 +271,21 @@ def serve_stdio(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> No
     except KeyboardInterrupt:
         pass
     finally:
+        on_end()
         server.shutdown()
 
 
-def serve_tcp(make_server: Callable[[asyncio.StreamWriter], LanguageServer], host: str, port: int) -> None:
-    """Serve on ``host:port`` until killed: each connection gets a fresh server of its own,
-    and a client that disconnects (or sends ``exit``) ends only its own session."""
+def serve_tcp(
+    make_server: Callable[[asyncio.StreamWriter], tuple[LanguageServer, Callable[[], None]]], host: str, port: int
+) -> None:
+    """Serve on ``host:port`` until killed: each connection gets a fresh server of its own
+    (``make_server`` returns it and what ends its session), and a client that disconnects or
+    sends ``exit`` ends only its own session."""
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         logger.info("client %s connected", peer)
-        server = make_server(writer)
+        server, end_session = make_server(writer)
         server.protocol.set_writer(writer)  # StreamWriter has the write/close pygls needs
         try:
             await _serve(server, _StreamLines(reader))
@@ -289,9 +293,7 @@ def serve_tcp(make_server: Callable[[asyncio.StreamWriter], LanguageServer], hos
             logger.warning("client %s: %s", peer, exc)
         finally:
             logger.info("client %s disconnected", peer)
-            end = getattr(server, "end_session", None)
-            if callable(end):
-                end()
+            end_session()
             writer.close()
 
     async def main() -> None:

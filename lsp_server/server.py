@@ -73,6 +73,7 @@ class CodemlmLanguageServer(LanguageServer):
         self.holes = HoleService(self.runner, self.model, lambda: self.workspace, lambda: self._root)
         self._model_task: asyncio.Task[ModelState] | None = None
         self._shown_model_problem: str | None = None
+        self._shown_index_problem: str | None = None
         self._index_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._walk_timer: asyncio.TimerHandle | None = None  # debounced walk after file events
@@ -293,6 +294,11 @@ class CodemlmLanguageServer(LanguageServer):
             if not self.live_index.is_open:
                 message = f"search is off: {self.live_index.problem}"
                 self.send_status(ready_state, message)
+                if self.live_index.problem != self._shown_index_problem:
+                    # A typo in indexPath must be seen, not just logged: the file it names is
+                    # left alone, and search stays off until the setting is fixed.
+                    self._shown_index_problem = self.live_index.problem
+                    self.warn(f"codemlm: {message}")
                 return {"indexed": False, "reason": self.live_index.problem}
             self.send_status("indexing", f"indexing {self.root.name}")
             try:

@@ -164,3 +164,102 @@ def test_hostile_input_is_answered_and_the_server_keeps_serving(session: Session
         replies = [server.response(msg_id, timeout=30)]
     assert replies, f"no answer to {name}"
     assert replies[0].get("error", {}).get("code") == code, replies[0]
+
+
+# --------------------------------------------------------------------------- seeded random fuzz
+FUZZ_SEED = 20261130
+FUZZ_MESSAGES = 300
+FUZZ_CHECK_EVERY = 25
+_ODD_VALUES: list[Any] = [None, 0, -1, 2**70, 1.5, float("1e308"), True, "", "x" * 5000, "\ud800", [], {}, [[[]]],
+                          {"line": -5, "character": "x"}, {"uri": "file:///dev/zero"}]
+
+
+def _fuzz_messages(session: Session, rng: Any) -> list[dict[str, Any]]:
+    calc = session.calc_uri
+    position = {"line": 5, "character": 11}
+    selection = {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 4}}
+    return [
+        {"method": "textDocument/completion", "params": {"textDocument": {"uri": calc}, "position": position}},
+        {"method": "textDocument/inlineCompletion", "params": {"textDocument": {"uri": calc}, "position": position,
+                                                               "context": {"triggerKind": 1}}},
+        {"method": "workspace/symbol", "params": {"query": "add"}},
+        {"method": "textDocument/codeAction", "params": {"textDocument": {"uri": calc}, "range": selection,
+                                                         "context": {"diagnostics": []}}},
+        {"method": "workspace/executeCommand", "params": {"command": "codemlm.search",
+                                                          "arguments": [{"query": "sub", "k": 3}]}},
+        {"method": "workspace/executeCommand", "params": s_fill(calc, selection)},
+        {"method": "completionItem/resolve", "params": {"label": "x", "data": {"uri": calc, "version": 1}}},
+        {"method": "textDocument/didChange", "params": {"textDocument": {"uri": calc, "version": rng.randint(2, 10**6)},
+                                                        "contentChanges": [{"range": selection, "text": "x"}]}},
+        {"method": "$/cancelRequest", "params": {"id": rng.randint(1, 50)}},
+    ]
+
+
+def s_fill(uri: str, selection: dict[str, Any]) -> dict[str, Any]:
+    return {"command": "codemlm.fillSelection", "arguments": [{"uri": uri, "range": selection, "apply": False}]}
+
+
+def _mutate_value(value: Any, rng: Any) -> Any:
+    """Replace one field somewhere inside ``value`` with an odd value."""
+    if isinstance(value, dict) and value and rng.random() < 0.7:
+        key = rng.choice(sorted(value))
+        return {**value, key: _mutate_value(value[key], rng)}
+    if isinstance(value, list) and value and rng.random() < 0.7:
+        index = rng.randrange(len(value))
+        return [*value[:index], _mutate_value(value[index], rng), *value[index + 1 :]]
+    return rng.choice(_ODD_VALUES)
+
+
+def _fuzz_frame(message: dict[str, Any], msg_id: str, rng: Any) -> tuple[bytes, bool]:
+    """A frame, and whether it is a sound request (which must get an answer)."""
+    is_request = not message["method"].startswith("$/") and message["method"] != "textDocument/didChange"
+    envelope = {"jsonrpc": "2.0", **({"id": msg_id} if is_request else {}), **message}
+    kind = rng.randrange(6)
+    if kind == 0:  # an odd value somewhere in the params
+        envelope["params"] = _mutate_value(envelope["params"], rng)
+    body = json.dumps(envelope).encode("utf-8", errors="surrogatepass")
+    if kind == 1:  # truncated, framed as such
+        body = body[: rng.randrange(len(body))]
+    elif kind == 2:  # bytes flipped
+        data = bytearray(body)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        body = bytes(data)
+    length = len(body)
+    if kind == 3:  # a length a little off either way
+        length = max(0, length + rng.choice([-1, 1]) * rng.randint(1, 40))
+    header = b"Content-Length: %d\r\n\r\n" % length
+    if kind == 4:  # a mangled header: case, line ends, extra headers, garbage before it
+        header = rng.choice([
+            b"content-LENGTH:%d\n\n" % length,
+            b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % length,
+            b"\x00\xffgarbage Content-Length: %d\r\n\r\n" % length,
+            b"Content-Length : %d\r\n\r\n" % length,
+        ])
+    return header + body, is_request and kind == 5
+
+
+def test_seeded_random_fuzz_never_stops_the_server(session: Session) -> None:
+    import random
+
+    rng = random.Random(FUZZ_SEED)
+    server = session.server
+    sound: list[str] = []
+    for i in range(FUZZ_MESSAGES):
+        message = rng.choice(_fuzz_messages(session, rng))
+        frame, must_answer = _fuzz_frame(message, f"fuzz-{i}", rng)
+        server.send_raw(frame)
+        if must_answer:
+            sound.append(f"fuzz-{i}")
+        if (i + 1) % FUZZ_CHECK_EVERY == 0:
+            # Blank lines between frames are harmless; inside a frame left open by a length
+            # that was too long they complete it, so the next request is read on time.
+            server.send_raw(b"\r\n" * 64)
+            session.completion_answers()
+    assert server.process.poll() is None
+    # Every sound request among the broken ones was answered (none swallowed or left hanging).
+    answered = {m.get("id") for m in server.notifications if "method" not in m}
+    for msg_id in sound:
+        if msg_id not in answered:
+            server.response(msg_id, timeout=30)
+    assert len(sound) > FUZZ_MESSAGES // 10

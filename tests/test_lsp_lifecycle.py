@@ -122,6 +122,10 @@ def test_a_user_file_given_as_index_path_is_left_byte_identical(tmp_path: Path) 
         server.send({"method": "initialized", "params": {}})
         status = server.wait_for_notification("codemlm/status", state="no-model")
         assert "search is off" in status["params"]["message"] and "ok.py" in status["params"]["message"]
+        assert "result" in _completion(server, (workspace / "calc.py").as_uri())  # reads what came before
+        warnings = [m["params"]["message"] for m in server.notifications if m.get("method") == "window/showMessage"
+                    and m["params"]["type"] == types.MessageType.Warning and "search is off" in m["params"]["message"]]
+        assert len(warnings) == 1 and "ok.py" in warnings[0], warnings
         # Asking again (a reindex reopens nothing it must not) still refuses and keeps serving.
         again = server.request("workspace/executeCommand", {"command": "codemlm.reindex", "arguments": [{"wait": True}]})
         assert again["result"]["indexed"] is False
