@@ -36,8 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codemlm.config import ChunkingConfig, CorpusConfig, MaskingConfig
-from codemlm.corpus import CorpusStats, iter_repository, stdlib_root
 from codemlm.masking import IGNORE_INDEX, MaskingCollator
+from codemlm.sources import CorpusStats, iter_repository, stdlib_root
 from codemlm.syntax import parse
 from codemlm.tokenizer import CodeTokenizer
 from codemlm.windows import tokenize_corpus, windows_for_file

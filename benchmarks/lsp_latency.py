@@ -66,7 +66,7 @@ class Timings:
 
 # --------------------------------------------------------------------------- the work
 def pick_files(count: int, rng: random.Random) -> list[Path]:
-    from codemlm.corpus import stdlib_root
+    from codemlm.sources import stdlib_root
 
     root = stdlib_root()
     chosen = []
@@ -84,7 +84,7 @@ def pick_files(count: int, rng: random.Random) -> list[Path]:
 
 
 def make_workspace(files: list[Path], into: Path) -> list[Path]:
-    from codemlm.corpus import stdlib_root
+    from codemlm.sources import stdlib_root
 
     root = stdlib_root()
     copies = []

@@ -6,6 +6,7 @@ Model presets follow litgpt's style: a named table of shapes, looked up with
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -20,6 +21,18 @@ __all__ = [
     "ModelConfig",
     "from_dict",
 ]
+
+
+# Upper bounds far above any sensible model, low enough that a typo (max_seq_len: 1e9) fails
+# here rather than by allocating a rotary table of that length.
+_INT_LIMITS = {
+    "vocab_size": 1 << 20,
+    "dim": 16384,
+    "n_layers": 256,
+    "n_heads": 256,
+    "mlp_hidden": 65536,
+    "max_seq_len": 1 << 17,
+}
 
 
 @dataclass(frozen=True)
@@ -39,9 +52,27 @@ class ModelConfig:
     pad_id: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "dim", "n_layers", "n_heads", "mlp_hidden", "max_seq_len"):
-            if int(getattr(self, name)) <= 0:
-                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        # A model directory's config.json is user input: check types and ranges here, once,
+        # so a bad file is one clear error instead of a traceback (or a model that silently
+        # returns nothing) deep inside torch.
+        if not isinstance(self.name, str):
+            raise ConfigError(f"model.name must be a string, got {self.name!r}")
+        for name, limit in _INT_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"model.{name} must be an integer, got {value!r}")
+            if not 0 < value <= limit:
+                raise ConfigError(f"model.{name} must be between 1 and {limit}, got {value}")
+        if isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int) or not 0 <= self.pad_id < self.vocab_size:
+            raise ConfigError(f"model.pad_id must be an integer in [0, vocab_size), got {self.pad_id!r}")
+        for name in ("rope_theta", "norm_eps", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"model.{name} must be a finite number, got {value!r}")
+        if self.rope_theta <= 1.0:
+            raise ConfigError(f"model.rope_theta must be greater than 1, got {self.rope_theta}")
+        if not 0.0 < self.norm_eps < 1.0:
+            raise ConfigError(f"model.norm_eps must be in (0, 1), got {self.norm_eps}")
         if self.dim % self.n_heads:
             raise ConfigError(f"model.dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
         if (self.dim // self.n_heads) % 2:
@@ -69,6 +100,12 @@ class ModelConfig:
 MODEL_PRESETS: dict[str, ModelConfig] = {
     # Seconds on a CPU: for tests.
     "tiny": ModelConfig(name="tiny", dim=64, n_layers=2, n_heads=4, mlp_hidden=128, max_seq_len=256),
+    # The shipped default, sized for a 2-core CPU budget of ~10^7 training tokens (Cramming's
+    # lesson: at a fixed small budget, tokens/s decides): ~1.9M parameters, half of them the
+    # 8k-entry embedding. BENCHMARKS.md has the measurements behind the choice.
+    "compact": ModelConfig(
+        name="compact", vocab_size=8192, dim=128, n_layers=4, n_heads=4, mlp_hidden=384, max_seq_len=512
+    ),
     # The model served on a laptop CPU (~17M parameters with a 16k vocabulary).
     "small": ModelConfig(name="small", dim=384, n_layers=6, n_heads=6, mlp_hidden=1024, max_seq_len=512),
     # GPU pretraining (~125M parameters with a 16k vocabulary); head_dim 64 for flash kernels.

@@ -11,4 +11,6 @@ if command -v npm >/dev/null 2>&1 && [ ! -d editors/vscode/node_modules ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/mypy
+# Import contracts (pyproject [tool.importlinter]): arrows point down, no cycles.
+.venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest -q "$@"

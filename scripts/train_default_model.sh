@@ -15,7 +15,7 @@ MLM_STEPS=${MLM_STEPS:-600}
 SEARCH_STEPS=${SEARCH_STEPS:-100}
 
 [ -d "$SRC" ] || bash scripts/fetch_default_corpus.sh "$SRC"
-stdlib=$($PY -c "from codemlm.corpus import stdlib_root; print(stdlib_root())")
+stdlib=$($PY -c "from codemlm.sources import stdlib_root; print(stdlib_root())")
 [ -d data/default/tokens ] || .venv/bin/codemlm corpus build "$stdlib" "$SRC/py" "$SRC/js" \
   --out data/default --seq-len 256 --num-proc 2
 

@@ -15,7 +15,7 @@ def build_data_dir(out: Path, *, src: Path = FIXTURE_REPO, seq_len: int = 64, vo
     from datasets import load_from_disk
 
     from codemlm.config import ChunkingConfig, CorpusConfig
-    from codemlm.corpus import build_corpus
+    from codemlm.corpus_build import build_corpus
     from codemlm.tokenizer import CodeTokenizer
     from codemlm.windows import tokenize_corpus
 

@@ -205,7 +205,7 @@ def test_cli_reports_a_bad_tokenizer_cleanly(tmp_path: Path) -> None:
 
 
 def test_cli_train_from_a_built_corpus(tmp_path: Path) -> None:
-    from codemlm.corpus import build_corpus
+    from codemlm.corpus_build import build_corpus
 
     build_corpus([FIXTURE_REPO], tmp_path / "data", progress=False)
     out = tmp_path / "tok.json"

@@ -12,11 +12,12 @@ which keeps the ratio honest on a machine shared with other work.
 MFU = model FLOPs per token x tokens/s / peak FLOPs. Model FLOPs: 6 per weight per token for
 every matmul the token passes through (the MLM head only for masked tokens) plus attention
 (12 x layers x width x seq_len). Peak: the datasheet dense bf16 figure for known GPUs, else a
-measured matmul peak (on CPU always measured, fp32, so CPU "MFU" is relative to what this
-machine's matmul reaches).
+measured matmul peak (on a CPU always measured, in the dtype trained, so CPU "MFU" is relative
+to what this machine's matmul reaches in that dtype).
 
     python -m training.bench --preset base --compile                # on a GPU
     python -m training.bench --preset tiny small --batch-size 4 --seq-len 128 --steps 3
+    python -m training.bench --preset compact --precision both --no-peer --parity-steps 300   # CPU bf16
 
 The last line of stdout is one JSON object with every figure. The peer needs
 ``pip install transformers`` (the ``bench`` extra).
@@ -110,7 +111,7 @@ def measure_matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 1024,
     return 2 * n**3 / best
 
 
-def peak_flops(device: torch.device) -> tuple[float, str]:
+def peak_flops(device: torch.device, bf16: bool = True) -> tuple[float, str]:
     """(peak FLOP/s, where the figure came from) for the dtype the benchmark trains in."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -118,9 +119,21 @@ def peak_flops(device: torch.device) -> tuple[float, str]:
             if key in name:
                 return flops, f"datasheet dense bf16 for {key} ({name})"
         return measure_matmul_peak(device, torch.bfloat16, n=8192, reps=10), f"measured bf16 matmul ({name})"
+    dtype, label = (torch.bfloat16, "bf16") if bf16 else (torch.float32, "fp32")
     return measure_matmul_peak(
-        device, torch.float32
-    ), f"measured fp32 matmul ({platform.processor() or 'cpu'})"
+        device, dtype, n=2048, reps=5
+    ), f"measured {label} matmul ({platform.processor() or 'cpu'}, {torch.get_num_threads()} threads)"
+
+
+def resolve_precisions(choice: str, device: torch.device) -> list[bool]:
+    """The bf16 flags to time: ``both`` times fp32 then bf16 for ours, in the same run."""
+    if choice == "both":
+        return [False, True]
+    if choice == "auto":
+        from codemlm.hardware import native_bf16_available
+
+        return [native_bf16_available(device.type)]
+    return [choice == "bf16"]
 
 
 def _sync(device: torch.device) -> None:
@@ -206,8 +219,10 @@ class StepTimer:
         device: torch.device,
         *,
         compile_model: bool,
+        bf16: bool,
     ) -> None:
         self.name = name
+        self.bf16 = bf16
         self.model = model.to(device).train()
         self.params = sum(p.numel() for p in model.parameters())
         self.device = device
@@ -217,8 +232,8 @@ class StepTimer:
         self.step_seconds: list[float] = []  # one entry per timed round
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def run(
@@ -261,22 +276,24 @@ def _free(device: torch.device) -> None:
 
 def bench_preset(preset: str, args: argparse.Namespace, device: torch.device, peak: float) -> dict[str, Any]:
     """Ours and the peer on the same batches, timed in alternating rounds (best round reported)."""
-    overrides = {"vocab_size": args.vocab_size} if args.vocab_size else {}
-    config = ModelConfig.from_preset(preset, **overrides)
+    config = _model_config(preset, args)
     seq_len = args.seq_len or config.max_seq_len
     batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
     batches = make_batches(config, batch_size, seq_len, args.mask_rate, min(4, args.steps), device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    torch.manual_seed(0)
-    ours_model = CodeEncoder(config)
-    flops = ours_model.flops_per_token(seq_len, masked_fraction=args.mask_rate)
-    timers = [
-        StepTimer(
-            "codemlm.CodeEncoder", ours_model, _ours_step(ours_model), device, compile_model=args.compile
+    precisions = resolve_precisions(args.precision, device)
+    timers = []
+    flops = 0.0
+    for bf16 in precisions:
+        torch.manual_seed(0)  # the same initial weights in every precision
+        ours_model = CodeEncoder(config)
+        flops = ours_model.flops_per_token(seq_len, masked_fraction=args.mask_rate)
+        name = "codemlm.CodeEncoder" + (f" [{_label(bf16)}]" if len(precisions) > 1 else "")
+        timers.append(
+            StepTimer(name, ours_model, _ours_step(ours_model), device, compile_model=args.compile, bf16=bf16)
         )
-    ]
     peer_error = None
     if not args.no_peer:
         try:
@@ -287,7 +304,14 @@ def bench_preset(preset: str, args: argparse.Namespace, device: torch.device, pe
             print(f"peer skipped: {peer_error}", flush=True)
         else:
             timers.append(
-                StepTimer(peer_name, peer_model, _peer_step(peer_model), device, compile_model=args.compile)
+                StepTimer(
+                    peer_name,
+                    peer_model,
+                    _peer_step(peer_model),
+                    device,
+                    compile_model=args.compile,
+                    bf16=precisions[-1],
+                )
             )
 
     for timer in timers:
@@ -300,14 +324,19 @@ def bench_preset(preset: str, args: argparse.Namespace, device: torch.device, pe
     tokens = batch_size * seq_len
     # Both models are resident together, so this is the pair's peak, not one model's.
     memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    ours, *rest = (t.result(tokens, flops, peak) for t in timers)
-    peer = rest[0] if rest else None
-    for r in (ours, peer):
-        if r is not None:
-            print(_line(preset, r, batch_size, seq_len), flush=True)
+    results = [t.result(tokens, flops, peak) for t in timers]
+    ours_by_precision = results[: len(precisions)]
+    ours = ours_by_precision[-1]
+    peer = results[len(precisions)] if len(results) > len(precisions) else None
+    for r in results:
+        print(_line(preset, r, batch_size, seq_len), flush=True)
     ratio = ours.tokens_per_s / peer.tokens_per_s if peer else None
     if ratio is not None:
         print(f"{preset}: ours/peer tokens/s = {ratio:.2f}x", flush=True)
+    bf16_speedup = None
+    if len(ours_by_precision) == 2:
+        bf16_speedup = ours_by_precision[1].tokens_per_s / ours_by_precision[0].tokens_per_s
+        print(f"{preset}: bf16/fp32 tokens/s = {bf16_speedup:.2f}x", flush=True)
     del timers
     _free(device)
     return {
@@ -317,6 +346,8 @@ def bench_preset(preset: str, args: argparse.Namespace, device: torch.device, pe
         "mask_rate": args.mask_rate,
         "model_flops_per_token": flops,
         "ours": ours.as_dict(),
+        "ours_fp32": ours_by_precision[0].as_dict() if len(precisions) == 2 else None,
+        "bf16_over_fp32_tokens_per_s": round(bf16_speedup, 3) if bf16_speedup else None,
         "peer": peer.as_dict() if peer else None,
         "peer_error": peer_error,
         "ratio_tokens_per_s": round(ratio, 3) if ratio is not None else None,
@@ -331,16 +362,18 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    peak, peak_source = peak_flops(device)
+    peak, peak_source = peak_flops(device, bf16=resolve_precisions(args.precision, device)[-1])
     print(f"device {device} | peak {peak / 1e12:.2f} TFLOP/s ({peak_source})", flush=True)
     presets = args.preset or (["base"] if device.type == "cuda" else ["tiny", "small"])
     results = [bench_preset(preset, args, device, peak) for preset in presets]
+    parity = [loss_parity(p, args, device) for p in presets] if args.parity_steps else []
     return {
         "benchmark": "training_throughput",
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"cpu ({torch.get_num_threads()} threads)",
-        "dtype": "bf16-autocast" if device.type == "cuda" else "fp32",
+        "dtype": "+".join(_label(b) for b in resolve_precisions(args.precision, device)),
+        "loss_parity": parity,
         "peak_flops": peak,
         "peak_source": peak_source,
         "compile": args.compile,
@@ -352,6 +385,59 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join(["python -m training.bench", *sys.argv[1:]]),
         "results": results,
     }
+
+
+def loss_parity(preset: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """fp32 and bf16 training of the same initial model on the same batches: the losses should agree.
+
+    Fixed random batches (the model memorises them), ``--parity-steps`` optimizer steps each,
+    loss averaged over the last tenth of the steps.
+    """
+    config = _model_config(preset, args)
+    seq_len = args.seq_len or config.max_seq_len
+    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    batches = make_batches(config, batch_size, seq_len, args.mask_rate, 8, device)
+    losses: dict[str, float] = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        model = CodeEncoder(config).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        tail: list[float] = []
+        for step in range(args.parity_steps):
+            ids, labels = batches[step % len(batches)]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = model.mlm_loss(ids, None, labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step >= args.parity_steps - max(1, args.parity_steps // 10):
+                tail.append(float(loss.detach().float()))
+        losses[_label(bf16)] = sum(tail) / len(tail)
+        del model, optimizer
+    gap = abs(losses["bf16"] - losses["fp32"]) / max(losses["fp32"], 1e-9)
+    print(
+        f"{preset}: loss after {args.parity_steps} steps fp32 {losses['fp32']:.4f} "
+        f"bf16 {losses['bf16']:.4f} (relative gap {100 * gap:.2f}%)",
+        flush=True,
+    )
+    return {"preset": preset, "steps": args.parity_steps, "loss": losses, "relative_gap": round(gap, 4)}
+
+
+def _model_config(preset: str, args: argparse.Namespace) -> ModelConfig:
+    overrides: dict[str, Any] = {"vocab_size": args.vocab_size} if args.vocab_size else {}
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        if not value.lstrip("-").isdigit():
+            raise SystemExit(f"bench: --set wants FIELD=INT, got {item!r}")
+        overrides[key] = int(value)
+    try:
+        return ModelConfig.from_preset(preset, **overrides)
+    except TypeError as exc:
+        raise SystemExit(f"bench: {exc}") from None
+
+
+def _label(bf16: bool) -> str:
+    return "bf16" if bf16 else "fp32"
 
 
 def _line(preset: str, r: BenchResult, batch_size: int, seq_len: int) -> str:
@@ -377,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, help="default: 32 on GPU, 4 on CPU")
     parser.add_argument("--seq-len", type=int, help="default: the preset's max_seq_len")
     parser.add_argument("--vocab-size", type=int, help="default: the preset's (16384)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=INT",
+        help="override a model field, e.g. --set dim=256 --set n_layers=4 (repeatable)",
+    )
     parser.add_argument("--mask-rate", type=float, default=MaskingConfig().rate)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument(
@@ -389,6 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--no-peer", action="store_true", help="skip the transformers peer")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "both"),
+        default="auto",
+        help="auto: bf16 autocast on a GPU or a CPU with native bf16; both: ours in fp32 and bf16",
+    )
+    parser.add_argument(
+        "--parity-steps", type=int, default=0, help="also train fp32 and bf16 this many steps and compare losses"
+    )
     return parser
 
 

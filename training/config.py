@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -155,12 +156,15 @@ class TrainerConfig:
     devices: int | str = "auto"  # a count, "auto", or "-1" for every visible device
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on a CPU
+    precision: str = "auto"  # auto: bf16-mixed on a GPU or a native-bf16 CPU, else 32-true
     compile: bool = False
     # Torch intra-op threads when training on the CPU; 0 keeps torch's default. Small models
     # gain little from more threads and lose a lot when the cores are shared.
     cpu_threads: int = 0
     seed: int = 0
+    # Stop after this much wall-clock (0: no limit); the model is exported as after max_steps.
+    # A CPU budget is time, not steps: the cosine schedule still follows max_steps.
+    max_minutes: float = 0.0
     val_check_interval: int = 500  # optimizer steps between validations; 0 disables validation
     limit_val_batches: int = 50
     checkpoint_every: int = 500  # optimizer steps between Lightning checkpoints (also last.ckpt)
@@ -190,6 +194,8 @@ class TrainerConfig:
         for name in ("num_nodes", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1")
+        if not (self.max_minutes >= 0.0 and math.isfinite(self.max_minutes)):
+            raise ConfigError(f"trainer.max_minutes must be a finite number >= 0, got {self.max_minutes}")
         for name in ("val_check_interval", "limit_val_batches", "checkpoint_every", "cpu_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"trainer.{name} must be >= 0")

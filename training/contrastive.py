@@ -183,7 +183,7 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     val_files: list[tuple[str, str]] = []
     if options.repos:
         from codemlm.config import CorpusConfig
-        from codemlm.corpus import CorpusStats, iter_repository
+        from codemlm.sources import CorpusStats, iter_repository
 
         for root in options.repos:
             for source in iter_repository(Path(root).expanduser(), CorpusConfig(), CorpusStats()):

@@ -352,7 +352,7 @@ _STDLIB_SKIP = frozenset(
 def stdlib_sample(max_files: int) -> list[Path]:
     """Up to ``max_files`` Python files of the standard library, spread evenly over its sorted
     file list (so every corner of it is represented), never tests or site-packages."""
-    from codemlm.corpus import stdlib_root
+    from codemlm.sources import stdlib_root
 
     root = stdlib_root()
     files = sorted(

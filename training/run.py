@@ -6,7 +6,7 @@ and calls it. Tasks use the helpers below so that every task gets the same hardw
 handling, checkpoints, resume and export:
 
 - :func:`build_trainer` — accelerator/devices/nodes/strategy (ddp, fsdp) and precision
-  (``auto`` → bf16-mixed on a GPU, 32-bit on a CPU), step-based validation, a Lightning
+  (``auto`` → bf16-mixed on a GPU or a CPU with native bf16, else 32-bit), step-based validation, a Lightning
   checkpoint every N steps (``last.ckpt``), CSV logs, the Rich progress bar.
 - :func:`resolve_resume` — ``--resume last`` or a path.
 - :func:`export_encoder` — the trained encoder as a model directory
@@ -113,7 +113,13 @@ def uses_gpu(config: TrainConfig) -> bool:
 def resolve_precision(config: TrainConfig) -> str:
     precision = config.trainer.precision
     if precision == "auto":
-        return "bf16-mixed" if uses_gpu(config) else "32-true"
+        # bf16 autocast on a GPU, and on a CPU with native bf16 (~3x its fp32 matmul rate);
+        # an emulated bf16 CPU path is slower than fp32, so those CPUs keep 32-bit.
+        if uses_gpu(config):
+            return "bf16-mixed"
+        from codemlm.hardware import native_bf16_available
+
+        return "bf16-mixed" if native_bf16_available("cpu") else "32-true"
     return "32-true" if precision == "32" else precision
 
 
@@ -226,6 +232,7 @@ def build_trainer(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Any:
         "strategy": _strategy(config),
         "precision": resolve_precision(config),
         "max_steps": opt.max_steps,
+        "max_time": {"minutes": t.max_minutes} if t.max_minutes else None,
         "max_epochs": -1,
         "accumulate_grad_batches": opt.accumulate,
         "gradient_clip_val": opt.grad_clip if opt.grad_clip > 0 else None,

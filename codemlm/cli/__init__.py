@@ -3,12 +3,17 @@
 Each subcommand lives in its own module with a ``register(subparsers)`` function; heavy
 imports (torch, datasets, lightning) happen inside the handlers so ``codemlm --help`` is fast.
 Library errors become one line on stderr and exit status 1.
+
+Layers above the library add subcommands through the ``codemlm.commands`` entry-point group
+(``train`` comes from ``training.cli``): the library finds them by name at run time and never
+imports them, so its imports point down only.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -16,14 +21,16 @@ from collections.abc import Sequence
 from codemlm import __version__
 from codemlm.errors import CodemlmError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["PLUGIN_GROUP", "build_parser", "main"]
+
+# Entry-point group through which other layers (training) contribute subcommands.
+PLUGIN_GROUP = "codemlm.commands"
 
 # Modules under codemlm.cli that contribute subcommands, in help order.
 _COMMAND_MODULES = (
     "quickstart",
     "corpus",
     "tokenizer",
-    "train",
     "complete",
     "index",
     "search",
@@ -46,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built yet in this tree
             raise
         module.register(subparsers)
+    for entry in sorted(importlib.metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            register = entry.load()
+        except ImportError:
+            continue  # the providing layer is not installed here; its command is simply absent
+        register(subparsers)
     return parser
 
 

@@ -1,5 +1,10 @@
 """``codemlm train``: pretrain the encoder (masked language model) with Lightning.
 
+This subcommand lives in ``training``, not in ``codemlm.cli``: the library never imports the
+training layer. ``codemlm``'s parser finds it through the ``codemlm.commands`` entry point
+that this project declares (``train = "training.cli:register"``), so the arrow points from
+``training`` down to ``codemlm`` only (docs/ARCHITECTURE.md).
+
 With no arguments it trains the ``tiny`` model on a slice of the Python standard library
 (built into the cache on first use) for a few hundred steps on the CPU, with a progress bar
 and a summary — the quickest way to see training work. Real runs take ``--config`` (a YAML
@@ -12,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from codemlm.errors import CodemlmError
 
 __all__ = ["build_config", "register"]
 
@@ -94,12 +101,43 @@ def _handle(args: argparse.Namespace) -> int:
 
         sys.stdout.write(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
-    from training.progress import print_summary
-    from training.run import run
+    try:
+        from training.progress import print_summary
+        from training.run import run
+    except ModuleNotFoundError as exc:  # the base install has no Lightning / datasets
+        raise CodemlmError(
+            f"`codemlm train` needs the train extra ({exc.name} is missing): "
+            "pip install -e '.[train]' from the codemlm checkout"
+        ) from None
 
     # The words the user typed (main() may stash its argv on the namespace; else the process's).
     words = getattr(args, "argv", None)
-    result = run(config, command=["codemlm", *(words if words is not None else sys.argv[1:])])
+    command = ["codemlm", *(words if words is not None else sys.argv[1:])]
+    try:
+        result = run(config, command=command)
+    except KeyboardInterrupt:
+        print(_resume_hint(config, command), file=sys.stderr)
+        return 130
     if result.model_dir is not None:
         print_summary(result)
     return 0
+
+
+def _resume_hint(config: Any, command: list[str]) -> str:
+    """What to type to continue an interrupted run from its last checkpoint."""
+    from training.run import LAST_CHECKPOINT, checkpoint_dir
+
+    last = checkpoint_dir(config) / LAST_CHECKPOINT
+    if not last.is_file():
+        return "codemlm: training interrupted before its first checkpoint; nothing to resume"
+    words: list[str] = []
+    skip = False
+    for word in command:  # drop an earlier --resume X / --resume=X
+        if skip or word.startswith("--resume="):
+            skip = False
+            continue
+        if word == "--resume":
+            skip = True
+            continue
+        words.append(word)
+    return f"codemlm: training interrupted; continue from {last} with:\n  {' '.join(words)} --resume last"
