@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 __all__ = ["GLUED_MIN_LENGTH", "glued_words", "identifier_terms", "spelled_out_words", "split_glued", "terms_text"]
 
 _IDENTIFIER = re.compile(r"[^\W\d]\w*|\d+")
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 GLUED_MIN_LENGTH = 5  # shorter glued names rarely hide two words, and splitting them is mostly noise
+GLUED_MAX_LENGTH = 40  # the split is quadratic in the length; longer "names" are data, not words
 _PART_MIN_LENGTH = 2
 
 
@@ -67,13 +67,14 @@ def split_glued(term: str, vocabulary: frozenset[str] | set[str]) -> list[str]:
     """``asdict`` -> ``["as", "dict"]`` when both are in ``vocabulary``; ``[]`` when the term
     is short, already a vocabulary word, or has no split into known words. Of all splits the
     one with the fewest parts wins (longer words are likelier meant), ties to the longest head."""
-    if len(term) < GLUED_MIN_LENGTH or not term.isascii() or not term.isalpha() or term in vocabulary:
+    if len(term) < GLUED_MIN_LENGTH or len(term) > GLUED_MAX_LENGTH or not term.isascii() or not term.isalpha():
         return []
-    return list(_split(term, frozenset(vocabulary) if not isinstance(vocabulary, frozenset) else vocabulary))
+    if term in vocabulary:
+        return []
+    return list(_split(term, vocabulary))
 
 
-@lru_cache(maxsize=65536)
-def _split(term: str, vocabulary: frozenset[str]) -> tuple[str, ...]:
+def _split(term: str, vocabulary: frozenset[str] | set[str]) -> tuple[str, ...]:
     n = len(term)
     # best[i]: the fewest-parts split of term[i:], or None when there is none
     best: list[tuple[str, ...] | None] = [None] * (n + 1)
@@ -91,7 +92,7 @@ def _split(term: str, vocabulary: frozenset[str]) -> tuple[str, ...]:
     return found if found is not None and len(found) > 1 else ()
 
 
-def glued_words(terms: Iterable[str], vocabulary: frozenset[str]) -> list[str]:
+def glued_words(terms: Iterable[str], vocabulary: frozenset[str] | set[str]) -> list[str]:
     """The words hidden in each glued term of ``terms`` (each term split at most once)."""
     out: list[str] = []
     for term in dict.fromkeys(terms):

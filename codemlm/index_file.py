@@ -131,13 +131,23 @@ def remove_index_file(path: Path) -> None:
 
 def connect(path: Path, *, read_only: bool = False, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
     if read_only:
-        # mode=ro never writes the file; it still reads a WAL left by a writer.
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        return conn
+        # mode=ro never writes the file; it still reads a WAL left by a writer. In a folder we
+        # may not write, SQLite cannot make the WAL's shared-memory file: then the file is read
+        # as immutable (nobody can be writing it there).
+        for option in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?{option}", uri=True, timeout=busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if option == "immutable=1" or "unable to open" not in str(exc):
+                    raise
+        raise AssertionError("unreachable")
     fresh = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
