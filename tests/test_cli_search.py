@@ -140,7 +140,7 @@ def test_positional_path_vimgrep_files_and_exit_status(repo: Path, capsys: pytes
     ],
 )
 def test_bad_queries_are_errors(repo: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    assert main(["search", argv[0], str(repo), *argv[1:]]) == 1
+    assert main(["search", *argv, str(repo)]) == 1  # options may sit between QUERY and PATH
     err = capsys.readouterr().err
     assert len(error_lines(err)) == 1 and message in err
 

@@ -40,6 +40,22 @@ lexical is BM25 alone; dense is the embeddings alone (loads the model).
 exit status: 0 if something matched, 1 if nothing did or on an error."""
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets options sit between QUERY and PATH (``search QUERY --lang go PATH``), as grep and
+    ripgrep allow; a plain parser would bind an empty PATH at QUERY and reject the later one."""
+
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inside:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
@@ -70,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_index_arguments(parser)
     parser.set_defaults(handler=_run)
+    parser.__class__ = _IntermixedParser  # the subparsers action builds plain parsers
 
 
 def result_to_json(result: Any) -> dict[str, Any]:
