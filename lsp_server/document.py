@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from lsprotocol import types
-from pygls.workspace import TextDocument, Workspace
 
 from codemlm.errors import InputError, PositionError
 from codemlm.languages import language_for_path
@@ -25,7 +24,6 @@ from codemlm.positions import TextPositions
 
 __all__ = [
     "DocumentLines",
-    "LspLinesWorkspace",
     "TextWindow",
     "is_probably_binary",
     "language_for_document",
@@ -33,8 +31,6 @@ __all__ = [
 ]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# One line with its terminator, or a last line without one.
-_LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 # LSP languageId -> codemlm language name (docs/INTERFACES.md, codemlm/languages.py).
 _LANGUAGE_IDS = {
@@ -194,34 +190,3 @@ class TextWindow:
 
     def text_between(self, start_byte: int, end_byte: int) -> str:
         return self.data[start_byte:end_byte].decode("utf-8", errors="replace")
-
-
-class _LspLinesDocument(TextDocument):
-    """pygls splits a buffer with ``str.splitlines``, which also breaks lines at form feeds,
-    vertical tabs, ``\\x1c``-``\\x1e``, NEL and U+2028/2029. Editors count lines by ``\\n``,
-    ``\\r\\n`` and ``\\r`` only (LSP), so after a form feed (common in C and old Python files)
-    every incremental edit landed on the wrong line. Lines here follow LSP."""
-
-    @property
-    def lines(self) -> tuple[str, ...]:
-        return tuple(_LINE_WITH_END.findall(self.source))
-
-
-class LspLinesWorkspace(Workspace):
-    """pygls' workspace whose documents count lines the LSP way."""
-
-    def _create_text_document(
-        self,
-        doc_uri: str,
-        source: str | None = None,
-        version: int | None = None,
-        language_id: str | None = None,
-    ) -> TextDocument:
-        return _LspLinesDocument(
-            doc_uri,
-            source=source,
-            version=version,
-            language_id=language_id,
-            sync_kind=self._sync_kind,
-            position_codec=self._position_codec,
-        )

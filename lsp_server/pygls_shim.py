@@ -19,6 +19,8 @@ pygls release moves one:
 - ``shutdown`` with requests in flight: pygls cancels them while iterating over its table of
   futures, and a cancelled future's callback removes itself from that table ("dictionary
   changed size during iteration", answered -32603). Here the table is copied first.
+- pygls splits a buffer into lines with ``str.splitlines`` (form feeds and other separators
+  break lines); :class:`LspLinesWorkspace` makes its documents count lines the LSP way.
 - ``exit`` ends what the server's own exit handler decides (the process, or one TCP
   connection); pygls would ``sys.exit`` from inside the event loop.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +44,7 @@ from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
-from pygls.workspace import Workspace
+from pygls.workspace import TextDocument, Workspace
 
 from lsp_server import wire
 
@@ -49,6 +52,7 @@ __all__ = [
     "ARRIVAL_VERSION",
     "PYGLS_PRIVATES",
     "CodemlmProtocol",
+    "LspLinesWorkspace",
     "MalformedRequest",
     "check_pygls",
     "replace_workspace",
@@ -72,6 +76,9 @@ PYGLS_PRIVATES: tuple[tuple[str, str], ...] = (
     ("LanguageServerProtocol", "_server"),
     ("LanguageServer", "_text_document_sync_kind"),
     ("LanguageServer", "_stop_event"),
+    ("Workspace", "_create_text_document"),
+    ("Workspace", "_sync_kind"),
+    ("Workspace", "_position_codec"),
 )
 _PUBLIC_HOOKS = ("structure_message", "handle_message", "lsp_shutdown", "lsp_exit", "msg_id", "fm", "set_writer")
 
@@ -206,6 +213,41 @@ def _describe(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- the workspace
+# One line with its terminator, or a last line without one.
+_LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class _LspLinesDocument(TextDocument):
+    """pygls splits a buffer with ``str.splitlines``, which also breaks lines at form feeds,
+    vertical tabs, ``\\x1c``-``\\x1e``, NEL and U+2028/2029. Editors count lines by ``\\n``,
+    ``\\r\\n`` and ``\\r`` only (LSP), so after a form feed (common in C and old Python files)
+    every incremental edit landed on the wrong line. Lines here follow LSP."""
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(_LINE_WITH_END.findall(self.source))
+
+
+class LspLinesWorkspace(Workspace):
+    """pygls' workspace whose documents count lines the LSP way."""
+
+    def _create_text_document(
+        self,
+        doc_uri: str,
+        source: str | None = None,
+        version: int | None = None,
+        language_id: str | None = None,
+    ) -> TextDocument:
+        return _LspLinesDocument(
+            doc_uri,
+            source=source,
+            version=version,
+            language_id=language_id,
+            sync_kind=self._sync_kind,
+            position_codec=self._position_codec,
+        )
+
+
 def replace_workspace(server: LanguageServer, workspace_cls: type[Workspace], folders: list[types.WorkspaceFolder]) -> None:
     """Swap pygls' freshly built workspace (no documents yet) for one of ``workspace_cls``."""
     protocol = server.protocol
@@ -313,7 +355,11 @@ def check_pygls() -> None:
     from pygls.lsp.server import LanguageServer as PyglsServer
 
     server = PyglsServer("probe", "0")
-    instances: dict[str, object] = {"LanguageServerProtocol": server.protocol, "LanguageServer": server}
+    instances: dict[str, object] = {
+        "LanguageServerProtocol": server.protocol,
+        "LanguageServer": server,
+        "Workspace": Workspace(None),
+    }
     missing = [f"{owner}.{name}" for owner, name in PYGLS_PRIVATES if not hasattr(instances[owner], name)]
     missing += [f"LanguageServerProtocol.{name}" for name in _PUBLIC_HOOKS if not hasattr(server.protocol, name)]
     if not isinstance(getattr(server.protocol, "_request_futures", None), dict):

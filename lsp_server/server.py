@@ -28,13 +28,13 @@ from pygls.uris import to_fs_path
 
 from codemlm.errors import CodemlmError
 from lsp_server import __version__, commands, completion, lifecycle, symbols, sync
-from lsp_server.document import LspLinesWorkspace, position_encoding
+from lsp_server.document import position_encoding
 from lsp_server.holes import HoleService
 from lsp_server.inference import LatestRequestRunner
 from lsp_server.live_index import LiveIndex
 from lsp_server.model_host import ModelState, load_model_state
 from lsp_server.options import ServerOptions
-from lsp_server.pygls_shim import CodemlmProtocol, check_pygls, replace_workspace
+from lsp_server.pygls_shim import CodemlmProtocol, LspLinesWorkspace, check_pygls, replace_workspace
 from lsp_server.search_results import ResultRanges
 
 if TYPE_CHECKING:

@@ -11,9 +11,10 @@ from lsprotocol import types
 
 from codemlm.errors import InputError, PositionError
 from lsp_server.__main__ import build_parser
-from lsp_server.document import DocumentLines, LspLinesWorkspace, language_for_document, position_encoding
+from lsp_server.document import DocumentLines, language_for_document, position_encoding
 from lsp_server.inference import STALE, LatestRequestRunner
 from lsp_server.options import MAX_CANDIDATES_LIMIT, ServerOptions, parse_options
+from lsp_server.pygls_shim import LspLinesWorkspace
 
 UTF8, UTF16, UTF32 = (types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf32)
 
