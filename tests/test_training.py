@@ -331,3 +331,38 @@ def test_cli_train_without_data_builds_the_stdlib_slice_once(
     assert "first run" not in capsys.readouterr().err
     summary = load_model_dir(tmp_path / "two" / "model").summary
     assert summary["data_dir"] == str(built[0]) and summary["steps"] == 2
+
+
+def test_resuming_from_another_configs_or_a_corrupt_checkpoint_is_one_clear_error(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from codemlm.errors import CheckpointError
+
+    values = {"optim.max_steps": 3, "trainer.checkpoint_every": 3, "trainer.val_check_interval": 0}
+    run(tiny_config(data_dir, tmp_path / "a", **values))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    before = last.read_bytes()
+    wider = tiny_config(
+        data_dir, tmp_path / "a", **values, **{"model.dim": 96, "model.n_heads": 4, "trainer.resume": "last"}
+    )
+    with pytest.raises(CheckpointError, match="another model or task") as info:
+        run(wider)
+    assert "\n" not in str(info.value)
+    assert last.read_bytes() == before  # nothing overwritten
+
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(before[: len(before) // 3])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        run(tiny_config(data_dir, tmp_path / "b", **values, **{"trainer.resume": str(corrupt)}))
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "global_step": 0, "hook": Interrupt("x")}, pickled)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):  # weights_only refuses objects
+        run(tiny_config(data_dir, tmp_path / "c", **values, **{"trainer.resume": str(pickled)}))
+
+
+def test_a_wall_clock_limit_ends_the_run_and_still_exports(data_dir: Path, tmp_path: Path) -> None:
+    values = {"optim.max_steps": 100000, "trainer.max_minutes": 0.05, "trainer.val_check_interval": 0}
+    result = run(tiny_config(data_dir, tmp_path / "timed", **values))
+    assert 0 < result.global_step < 100000
+    assert result.model_dir is not None and (result.model_dir / "model.safetensors").is_file()

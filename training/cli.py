@@ -106,8 +106,8 @@ def _handle(args: argparse.Namespace) -> int:
         from training.run import run
     except ModuleNotFoundError as exc:  # the base install has no Lightning / datasets
         raise CodemlmError(
-            f"`codemlm train` needs the train extra ({exc.name} is missing): "
-            "pip install -e '.[train]' from the codemlm checkout"
+            f"`codemlm train` needs the 'train' extra ({exc.name} is not installed): "
+            "pip install -e '.[train]' in the codemlm checkout"
         ) from None
 
     # The words the user typed (main() may stash its argv on the namespace; else the process's).

@@ -443,13 +443,15 @@ def train_contrastive(
                                 num_workers=config.data.num_workers, seed=config.trainer.seed)
     trainer = run_lib.build_trainer(config, callbacks=list(callbacks))
     ckpt_path = run_lib.resolve_resume(config)
+    if ckpt_path is not None:
+        run_lib.check_resume_checkpoint(ckpt_path, module)
 
     # A fixed sample of training doc pairs: did the model fit what it saw? (validation: does it generalize?)
     probe = [p for p in train_pairs if p.kind == "doc"][: options.max_validation_pairs] or train_pairs[:256]
     before = _retrieval_on(module, val_pairs, datamodule.collate)
     probe_before = _retrieval_on(module, probe, datamodule.collate)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     seconds = time.perf_counter() - started
     run_lib.save_final_checkpoint(trainer, config)
     after = _retrieval_on(module, val_pairs, datamodule.collate)

@@ -302,12 +302,14 @@ def train_mlm(
     all_callbacks = [_TokenSync(trainer_cfg.checkpoint_every, trainer_cfg.log_every), *callbacks]
     trainer = run_lib.build_trainer(config, callbacks=all_callbacks)
     ckpt_path = run_lib.resolve_resume(config)
+    if ckpt_path is not None:
+        run_lib.check_resume_checkpoint(ckpt_path, module)
     started = time.perf_counter()
     with warnings.catch_warnings():
         # The data module restores the data position itself (TokenWindowsDataModule.state_dict),
         # which Lightning's check for a resumable DataLoader cannot see.
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     seconds = time.perf_counter() - started
     run_lib.save_final_checkpoint(trainer, config)
 

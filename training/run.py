@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codemlm.errors import ConfigError, CorpusError, InputError
+from codemlm.errors import CheckpointError, ConfigError, CorpusError, InputError
 from training.config import TrainConfig
 
 __all__ = [
     "TASKS",
     "RunResult",
     "build_trainer",
+    "check_resume_checkpoint",
     "checkpoint_dir",
     "export_encoder",
     "final_metrics",
@@ -77,7 +77,7 @@ def resolve_task(name: str) -> Callable[..., RunResult]:
     except ModuleNotFoundError as exc:
         if exc.name in ("lightning", "datasets"):
             raise ConfigError(
-                f"training needs the '{exc.name}' package: pip install 'codemlm[train]'"
+                f"training needs the '{exc.name}' package: pip install -e '.[train]' in the codemlm checkout"
             ) from exc
         if exc.name == module_name:
             raise ConfigError(
@@ -135,6 +135,40 @@ def resolve_data_dir(config: TrainConfig) -> Path:
             f"{path} is not a data directory (no tokens/ inside); make one with `codemlm corpus build SRC --out {path}`"
         )
     return path
+
+
+def check_resume_checkpoint(path: str, module: Any) -> None:
+    """Refuse, in one line, a checkpoint that is unreadable or belongs to another configuration.
+
+    Loaded with ``weights_only=True`` (tensors and plain containers, never arbitrary pickled
+    objects), and its model state compared with ``module``'s by name and shape, before
+    Lightning touches it: Lightning's own errors for these cases are long tracebacks.
+    """
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad bytes, truncation, pickles
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"cannot resume from {path}: not a readable checkpoint ({reason[:160]})") from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or "global_step" not in checkpoint:
+        raise CheckpointError(f"cannot resume from {path}: not a Lightning training checkpoint")
+    expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in state.items() if isinstance(t, torch.Tensor)}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    reshaped = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+    if missing or unexpected or reshaped:
+        if reshaped:
+            first = reshaped[0]
+            detail = f"{first} is {list(found[first])} there, {list(expected[first])} here"
+        else:
+            detail = f"parameter {(missing or unexpected)[0]} is {'missing' if missing else 'unexpected'}"
+        raise CheckpointError(
+            f"cannot resume from {path}: it was written by a run with another model or task ({detail}); "
+            "resume with the config it was trained with, or start a new --out directory"
+        )
 
 
 def checkpoint_dir(config: TrainConfig) -> Path:
@@ -304,7 +338,3 @@ def export_encoder(
         out = save_model_dir(config.export_dir, fresh, tokenizer, summary=summary)
     trainer.strategy.barrier("codemlm-export")
     return out
-
-
-def is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0

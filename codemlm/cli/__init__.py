@@ -26,6 +26,9 @@ __all__ = ["PLUGIN_GROUP", "build_parser", "main"]
 # Entry-point group through which other layers (training) contribute subcommands.
 PLUGIN_GROUP = "codemlm.commands"
 
+# Optional packages -> the extra of pyproject.toml that installs them.
+_EXTRA_FOR = {"datasets": "train", "lightning": "train", "pyarrow": "train", "jedi_language_server": "bench"}
+
 # Modules under codemlm.cli that contribute subcommands, in help order.
 _COMMAND_MODULES = (
     "quickstart",
@@ -74,6 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except CodemlmError as exc:
         print(f"codemlm: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA_FOR.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"codemlm: error: this command needs the '{extra}' extra ({exc.name} is not installed): "
+            f"pip install -e '.[{extra}]' in the codemlm checkout",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("codemlm: interrupted", file=sys.stderr)

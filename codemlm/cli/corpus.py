@@ -120,9 +120,9 @@ def _build(args: argparse.Namespace) -> int:
         )
     elif not sources:
         sources = [str(stdlib_root())]
-    if args.quiet:
-        import datasets
+    import datasets  # first: a missing 'train' extra is one line before any output (cli.main)
 
+    if args.quiet:
         datasets.disable_progress_bars()  # this process only: the command's output stays clean
     console = Console(stderr=True, quiet=args.quiet)
     console.print(f"[bold]corpus[/bold] from {', '.join(sources + ([f'hf:{hf.name}'] if hf else []))}")
