@@ -15,9 +15,9 @@ def test_missing_extra_is_one_line_naming_it(blocked: str, tmp_path: Path) -> No
     command = ["corpus", "build", str(tmp_path), "--out", str(tmp_path / "out")] if blocked == "datasets" else [
         "train", "--max-steps", "1", "--out", str(tmp_path / "run")]
     script = (
-        "import sys; sys.modules[%r] = None\n"  # an import of it now fails as if not installed
+        f"import sys; sys.modules[{blocked!r}] = None\n"  # an import of it now fails as if not installed
         "from codemlm.cli import main\n"
-        "sys.exit(main(%r))\n" % (blocked, command)
+        f"sys.exit(main({command!r}))\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert run.returncode == 1, run.stderr
