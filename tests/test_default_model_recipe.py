@@ -1,0 +1,68 @@
+"""scripts/train_default_model.sh: the CPU and GPU recipes resolve and validate without training."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "train_default_model.sh"
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "CODEMLM": str(bin_dir / "codemlm"),
+        "DATA": str(tmp_path / "data"),
+        "SRC": str(tmp_path / "src"),
+        "RUNS": str(tmp_path / "runs"),
+        "EXPORT": str(tmp_path / "model"),
+    }
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.mark.parametrize(("flag", "phase1", "phase2"), [("", "compact", "compact-spans"),
+                                                         ("--gpu", "gpu-default", "gpu-default-spans")])
+def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phase1: str, phase2: str, tmp_path: Path) -> None:
+    run = _run(tmp_path, *([flag] if flag else []), "--dry-run")
+    assert run.returncode == 0, run.stderr
+    steps = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
+    assert len(steps) == 5  # fetch, corpus build, phase 1, phase 2, export
+    assert "corpus build" in steps[1] and "--vocab-size 8192" in steps[1]
+    assert f"training/configs/{phase1}.yaml" in steps[2]
+    assert f"training/configs/{phase2}.yaml" in steps[3] and f"--init-from {tmp_path}/runs/{phase1}/model" in steps[3]
+    assert "export_default_model.py" in steps[4]
+    assert not any((tmp_path / name).exists() for name in ("data", "src", "runs", "model"))
+
+
+def test_gpu_config_is_the_ten_minute_recipe() -> None:
+    from training.config import load_config
+
+    config = load_config(str(ROOT / "training/configs/gpu-default.yaml"))
+    tokens = config.optim.max_steps * config.optim.batch_size * 256  # windows of 256 tokens
+    assert tokens >= 300_000_000
+    assert config.trainer.precision == "bf16-mixed" and config.trainer.compile
+    spans = load_config(str(ROOT / "training/configs/gpu-default-spans.yaml"))
+    assert config.trainer.max_minutes + spans.trainer.max_minutes <= 10
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_recipe_without_a_gpu_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    run = _run(tmp_path, "--gpu")
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "train_default_model: --gpu needs a CUDA GPU and torch sees none; nothing was written"
+    ]
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_option_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path, "--tpu")
+    assert run.returncode == 2 and "unknown option --tpu" in run.stderr
