@@ -2,8 +2,9 @@
 
 One ``RepoIndex`` (the same SQLite file the ``codemlm`` CLI uses, unless ``indexPath`` says
 otherwise) is written from one thread (walks, buffer updates, in arrival order) and read from
-another, so a search never waits for a long walk: the index commits one file per transaction
-under its own lock, and search reloads its vector matrix when the index generation moves.
+another through a read-only handle of its own, so a search never waits for a long walk or a
+huge buffer's embeddings: the index commits one file per transaction, and search reloads its
+vector matrix when the index generation moves.
 
 What the index holds for a file open in the editor is the *buffer*, saved or not: search
 should find what the user sees. Walks read the disk, so after each walk the open buffers
@@ -54,6 +55,9 @@ class LiveIndex:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codemlm-index")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codemlm-search")
         self._index: RepoIndex | None = None
+        # The search thread's own read-only handle on the same file (touched on that thread only).
+        self._read_index: RepoIndex | None = None
+        self._read_failed = False
         self._buffers: dict[str, str] = {}  # open documents: rel path -> latest buffer text
         self._indexed: dict[str, str] = {}  # rel path -> text last handed to the index by us
         self._timers: dict[str, asyncio.TimerHandle] = {}  # debounced buffer updates
@@ -213,8 +217,35 @@ class LiveIndex:
         if index is None:
             return []
         return await self._on(
-            self._reader, lambda: search(index, query, k=k, language=language, path_glob=path_glob)
+            self._reader, lambda: search(self._reading(index), query, k=k, language=language, path_glob=path_glob)
         )
+
+    def _reading(self, writer: RepoIndex) -> RepoIndex:
+        """On the search thread: a read-only handle of its own on the index file, so a search
+        never waits for the writer's lock (the file is in WAL mode: SQLite readers run beside a
+        writer); the writer's handle when the library cannot open one."""
+        from codemlm.index import RepoIndex
+
+        if self._read_index is None and not self._read_failed:
+            try:
+                self._read_index = RepoIndex.open(
+                    writer.root,
+                    index_path=writer.path,
+                    embedder=writer.embedder,
+                    embed=writer.embedder is not None,
+                    read_only=True,
+                )
+            except (TypeError, CodemlmError) as exc:  # TypeError: a library without read-only handles
+                logger.info("searching through the writer's handle: %s", exc)
+                self._read_failed = True
+        return self._read_index or writer
+
+    def _close_reading(self) -> None:
+        """On the search thread."""
+        index, self._read_index = self._read_index, None
+        self._read_failed = False
+        if index is not None:
+            index.close()
 
     # ------------------------------------------------------------------ closing
     async def close(self) -> None:
@@ -223,6 +254,7 @@ class LiveIndex:
         self._timers.clear()
         self._indexed.clear()
         index, self._index = self._index, None
+        await self._on(self._reader, self._close_reading)
         if index is not None:
             await self._on(self._writer, index.close)
 
@@ -232,9 +264,10 @@ class LiveIndex:
         self._timers.clear()
         self._writer.shutdown(wait=False, cancel_futures=True)
         self._reader.shutdown(wait=False, cancel_futures=True)
-        index, self._index = self._index, None
-        if index is not None:
-            try:
-                index.close()
-            except Exception:  # sqlite may object while a worker still holds a cursor
-                logger.exception("closing the index")
+        for index in (self._index, self._read_index):
+            if index is not None:
+                try:
+                    index.close()
+                except Exception:  # sqlite may object while a worker still holds a cursor
+                    logger.exception("closing the index")
+        self._index = self._read_index = None
