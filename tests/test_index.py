@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from codemlm import index as index_module
 from codemlm.chunking import chunk_source
@@ -606,3 +608,40 @@ def test_rebuild_empties_the_file_in_place_for_whoever_holds_it_open(repo: Path,
             server.update_file("pkg/live.py", "def typed_just_now():\n    pass\n")
             assert ("pkg/live.py", "typed_just_now") in names(cli)
             assert server.count_vectors() == 1 and search(server, "typed just now", mode="dense")[0].name == "typed_just_now"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(min_size=1, max_size=3000))
+def test_arbitrary_bytes_at_the_index_path_are_never_overwritten(repo: Path, tmp_path_factory, content: bytes) -> None:
+    target = tmp_path_factory.mktemp("victim") / "file.bin"
+    target.write_bytes(content)
+    try:
+        with RepoIndex.open(repo, index_path=target):
+            pass
+    except IndexStoreError:
+        assert target.read_bytes() == content
+    else:  # only possible for something that is, or could be, ours
+        assert content.startswith(b"SQLite format 3\x00")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(noise=st.binary(min_size=100, max_size=6000), offset=st.integers(min_value=100, max_value=8000))
+def test_damage_anywhere_in_our_own_file_is_an_error_or_a_rebuild(
+    repo: Path, tmp_path_factory, noise: bytes, offset: int
+) -> None:
+    target = tmp_path_factory.mktemp("ours") / "index.sqlite"
+    with RepoIndex.open(repo, index_path=target) as index:
+        index.update()
+    _checkpointed(target)
+    data = bytearray(target.read_bytes())
+    data[offset : offset + len(noise)] = noise
+    target.write_bytes(bytes(data[: max(len(data), offset)]))
+    try:
+        with RepoIndex.open(repo, index_path=target) as index:
+            damage = index.check()
+            if damage:
+                index.rebuild(damage)
+            index.update()
+            assert search(index, "slugify")[0].name == "slugify"
+    except IndexStoreError:
+        pass  # e.g. damaged beyond what update can repair in one go: one clear error, no traceback
