@@ -51,19 +51,19 @@ def load_model_state(model_dir: str | None) -> ModelState:
     try:
         # Heavy imports (torch) happen here, on the worker, not at server start.
         from codemlm.checkpoint import load_model_dir, resolve_model_dir
+        from codemlm.embedder import ModelEmbedder
+        from codemlm.infill import InfillEngine
 
-        path = resolve_model_dir(model_dir)
-        loaded = load_model_dir(path)
+        loaded = load_model_dir(resolve_model_dir(model_dir))
+        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=ModelEmbedder(loaded))
     except CodemlmError as exc:
         logger.warning("no usable model: %s", exc)
         return ModelState(problem=str(exc))
-    except (ImportError, OSError, RuntimeError, ValueError) as exc:
-        # torch or safetensors failing on a file they cannot read: same outcome for a user.
+    except Exception as exc:
+        # torch, safetensors or the tokenizer failing in a way the library did not foresee:
+        # the same outcome for a user. Raising here would fail every completion with -32603
+        # and leave the status at "loading" for good.
         logger.exception("loading the model failed")
-        return ModelState(problem=f"could not load the model: {exc}")
-
-    from codemlm.embedder import ModelEmbedder
-    from codemlm.infill import InfillEngine
-
+        return ModelState(problem=f"could not load the model: {type(exc).__name__}: {exc}")
     logger.info("model loaded from %s (%s)", loaded.path, loaded.config.name)
-    return ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=ModelEmbedder(loaded))
+    return state
