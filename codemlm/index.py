@@ -379,9 +379,12 @@ class RepoIndex:
                 generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
                 files = conn.execute("SELECT id, path, language FROM files").fetchall()
                 table = conn.execute("SELECT id, file_id FROM chunks").fetchall()
+                # Looked up again on every reload: another process may have rebuilt the file
+                # (and so renumbered the models) since this handle was opened.
+                model_key = self._find_model()
                 vectors = conn.execute(
-                    "SELECT chunk_id, vector FROM embeddings WHERE model = ? ORDER BY chunk_id", (self._model_key,)
-                ).fetchall() if self._model_key is not None else []
+                    "SELECT chunk_id, vector FROM embeddings WHERE model = ? ORDER BY chunk_id", (model_key,)
+                ).fetchall() if model_key is not None else []
             finally:
                 conn.execute("COMMIT")
         dim = int(self.embedder.dim) if self.embedder is not None else 0

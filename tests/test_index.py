@@ -600,14 +600,20 @@ def test_unsaved_buffers_are_redacted_like_files(repo: Path, index_file: Path) -
 def test_rebuild_empties_the_file_in_place_for_whoever_holds_it_open(repo: Path, index_file: Path) -> None:
     with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder()) as server:  # the language server
         server.update()
+        reader = RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(), read_only=True)
+        assert search(reader, "area", mode="dense")
         inode = os.stat(index_file).st_ino
-        with RepoIndex.open(repo, index_path=index_file, rebuild=True) as cli:  # `codemlm index --rebuild`
+        # `codemlm index --rebuild` with another model, which takes the first model number
+        with RepoIndex.open(repo, index_path=index_file, embedder=HashingEmbedder(model_id="other"), rebuild=True) as cli:
             assert cli.rebuilt_reason == "rebuild requested" and cli.count_chunks() == 0
             assert os.stat(index_file).st_ino == inode  # the same file, not a new one beside a deleted one
             assert server.count_chunks() == 0
             server.update_file("pkg/live.py", "def typed_just_now():\n    pass\n")
             assert ("pkg/live.py", "typed_just_now") in names(cli)
             assert server.count_vectors() == 1 and search(server, "typed just now", mode="dense")[0].name == "typed_just_now"
+            # a read-only handle opened before the rebuild follows the renumbered model too
+            assert search(reader, "typed just now", mode="dense")[0].name == "typed_just_now"
+            reader.close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
