@@ -83,7 +83,7 @@ def test_shutdown_with_requests_in_flight_answers_null(tmp_path: Path) -> None:
     """Editors close with requests pending: pygls answered shutdown -32603 ("dictionary
     changed size during iteration") in 6 of 6 trials."""
     workspace = make_workspace(tmp_path)
-    for _ in range(3):
+    for _ in range(2):  # it failed every time before the fix; two rounds catch a flaky fix
         server = RawServer(tmp_path / "cache")
         try:
             _initialize(server, workspace, tmp_path)
