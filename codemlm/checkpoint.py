@@ -22,15 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
 from codemlm import __version__
 from codemlm.config import ModelConfig, from_dict
 from codemlm.errors import CheckpointError, CodemlmError, ModelNotFoundError
-from codemlm.model import CodeEncoder
 
 if TYPE_CHECKING:
+    import torch
+
+    from codemlm.model import CodeEncoder
     from codemlm.tokenizer import CodeTokenizer
 
 __all__ = [
@@ -56,7 +55,9 @@ CARD_FILE = "MODEL_CARD.md"
 MODEL_ENV_VAR = "CODEMLM_MODEL"
 
 # Storage dtypes accepted by save_model_dir; weights are always float32 once loaded.
-_STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Torch is imported by the functions that move tensors, not by this module: finding a model
+# directory and reading its config (what lexical search needs) must not cost a torch import.
+_STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclass
@@ -104,7 +105,10 @@ def save_model_dir(
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"training summary is not JSON-serializable: {exc}") from exc
     card_text = card if card is not None else render_model_card(config, dict(summary))
-    storage = _STORAGE_DTYPES[dtype]
+    import torch
+    from safetensors.torch import save_file
+
+    storage = getattr(torch, dtype)
     # state_dict holds the embedding once (the decoder reuses it); RoPE tables are not persistent.
     tensors = {
         name: t.detach().to(device="cpu", dtype=storage if t.is_floating_point() else t.dtype).contiguous()
@@ -248,6 +252,11 @@ def _read_tokenizer(file: Path) -> CodeTokenizer:
 
 
 def _read_weights(file: Path, config: ModelConfig) -> CodeEncoder:
+    import torch
+    from safetensors.torch import load_file
+
+    from codemlm.model import CodeEncoder
+
     if not file.is_file():
         raise CheckpointError(f"{file} is missing: the model directory has no weights")
     try:
