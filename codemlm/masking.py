@@ -50,7 +50,11 @@ __all__ = [
     "select_token",
 ]
 
+# Label value of positions that carry no MLM target (the PyTorch cross-entropy default).
 IGNORE_INDEX = -100
+
+# The pure functions default to the config's defaults: one source for every masking number.
+_DEFAULTS = MaskingConfig()
 RUN_MIN, RUN_MAX = 1, 9  # lengths of the random runs that spend leftover budget
 # Odd 64-bit multipliers for hashing identifier token sequences (fixed: masks are reproducible).
 _NAME_HASH = np.random.default_rng(0x5EED).integers(1, 2**62, size=256, dtype=np.int64) | 1
@@ -235,8 +239,8 @@ def select_identifier(
     budget: int,
     rng: np.random.Generator,
     *,
-    all_occurrences: bool = True,
-    max_span_tokens: int = 64,
+    all_occurrences: bool = _DEFAULTS.identifier_all_occurrences,
+    max_span_tokens: int = _DEFAULTS.max_span_tokens,
     name_ids: np.ndarray | None = None,
 ) -> MaskSelection:
     """Whole identifier spans; with ``all_occurrences`` every occurrence of a chosen name.
@@ -323,9 +327,9 @@ def select_ast(
     rng: np.random.Generator,
     *,
     kind_weights: np.ndarray,
-    theta_min: int = 5,
-    theta_max: int = 100,
-    max_span_tokens: int = 64,
+    theta_min: int = _DEFAULTS.ast_theta_min,
+    theta_max: int = _DEFAULTS.ast_theta_max,
+    max_span_tokens: int = _DEFAULTS.max_span_tokens,
 ) -> MaskSelection:
     """AST-T5-style subtree masking (see the module docstring); exact budget."""
     n = maskable.shape[0]

@@ -21,11 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from codemlm.config import ModelConfig
+from codemlm.masking import IGNORE_INDEX  # labels with no MLM target: the collator owns the convention
 
 __all__ = ["IGNORE_INDEX", "CodeEncoder", "MLMOutput", "RotaryEmbedding", "build_attention_mask"]
 
-# Label value of positions that carry no MLM target (the PyTorch cross-entropy default).
-IGNORE_INDEX = -100
 
 
 @dataclass

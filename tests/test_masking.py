@@ -254,7 +254,7 @@ def test_identifier_masks_every_occurrence_of_a_chosen_name(seed: int) -> None:
         np.array(row["span_start"]), np.array(row["span_end"]), np.array(row["span_kind"]), maskable
     )
     budget = mask_budget(int(maskable.sum()), 0.3)
-    sel = select_identifier(ids, s, e, k, maskable, budget, np.random.default_rng(seed))
+    sel = select_identifier(ids, s, e, k, maskable, budget, np.random.default_rng(seed), all_occurrences=True)
     assert sel.count == budget
     ident = [
         (a, b)
@@ -276,7 +276,7 @@ def test_identifier_without_all_occurrences_takes_single_spans() -> None:
     kinds = np.full(starts.size, SpanKind.IDENTIFIER, dtype=np.int8)
     maskable = ids >= 5
     # All 20 occurrences of the name [7] would need 20 tokens; the budget is 6.
-    together = select_identifier(ids, starts, starts + 1, kinds, maskable, 6, np.random.default_rng(0))
+    together = select_identifier(ids, starts, starts + 1, kinds, maskable, 6, np.random.default_rng(0), all_occurrences=True)
     assert together.spans == [] and together.count == 6
     single = select_identifier(
         ids, starts, starts + 1, kinds, maskable, 6, np.random.default_rng(0), all_occurrences=False
