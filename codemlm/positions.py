@@ -92,14 +92,9 @@ class TextPositions:
 
     # -- code-point columns ------------------------------------------------------------
 
-    def offset(self, line: int, column: int, *, clamp: bool = False) -> int:
-        """Byte offset of (line, column in code points).
-
-        With ``clamp`` a column past the end of the line means the end of the line (what LSP
-        asks of servers); otherwise it is an error.
-        """
-        content = self._content(line, column, clamp=clamp, unit="character")
-        column = min(column, len(content)) if clamp else column
+    def offset(self, line: int, column: int) -> int:
+        """Byte offset of (line, column in code points); a column past the line's end is an error."""
+        content = self._content(line, column, unit="character")
         return self._byte_starts[line] + sum(_utf8_len(ch) for ch in content[:column])
 
     def line_col(self, offset: int) -> tuple[int, int]:
@@ -109,9 +104,9 @@ class TextPositions:
 
     # -- UTF-16 columns (LSP) ----------------------------------------------------------
 
-    def offset_utf16(self, line: int, character: int, *, clamp: bool = False) -> int:
+    def offset_utf16(self, line: int, character: int) -> int:
         """Byte offset of an LSP position (line, UTF-16 code units)."""
-        content = self._content(line, character, clamp=clamp, unit="UTF-16 unit")
+        content = self._content(line, character, unit="UTF-16 unit")
         units = 0
         byte = self._byte_starts[line]
         for ch in content:
@@ -124,7 +119,7 @@ class TextPositions:
                 )
             units += width
             byte += _utf8_len(ch)
-        if units < character and not clamp:
+        if units < character:
             raise PositionError(
                 f"UTF-16 character {character} is past the end of line {line} "
                 f"(length {units} UTF-16 units)"
@@ -144,12 +139,12 @@ class TextPositions:
                 f"line {line} is outside the text (0-based, it has {len(self._line_starts)} lines)"
             )
 
-    def _content(self, line: int, column: int, *, clamp: bool, unit: str) -> str:
+    def _content(self, line: int, column: int, *, unit: str) -> str:
         self._check_line(line)
         if column < 0:
             raise PositionError(f"{unit} column {column} is negative")
         content = self.text[self._line_starts[line] : self._line_ends[line]]
-        if unit == "character" and column > len(content) and not clamp:
+        if unit == "character" and column > len(content):
             raise PositionError(
                 f"column {column} is past the end of line {line} (length {len(content)} characters)"
             )
@@ -174,9 +169,9 @@ class TextPositions:
         return line, self.text[start:i]
 
 
-def offset_from_line_col(text: str, line: int, column: int, *, clamp: bool = False) -> int:
+def offset_from_line_col(text: str, line: int, column: int) -> int:
     """Byte offset of (0-based line, column in code points) in ``text``."""
-    return TextPositions(text).offset(line, column, clamp=clamp)
+    return TextPositions(text).offset(line, column)
 
 
 def line_col_from_offset(text: str, offset: int) -> tuple[int, int]:
@@ -184,9 +179,9 @@ def line_col_from_offset(text: str, offset: int) -> tuple[int, int]:
     return TextPositions(text).line_col(offset)
 
 
-def offset_from_utf16(text: str, line: int, character: int, *, clamp: bool = False) -> int:
+def offset_from_utf16(text: str, line: int, character: int) -> int:
     """Byte offset of an LSP position (0-based line, UTF-16 character)."""
-    return TextPositions(text).offset_utf16(line, character, clamp=clamp)
+    return TextPositions(text).offset_utf16(line, character)
 
 
 def utf16_from_offset(text: str, offset: int) -> tuple[int, int]:

@@ -83,9 +83,9 @@ def test_positions_outside_the_text_raise(line: int, column: int, message: str) 
         offset_from_line_col("abc\nde", line, column)
 
 
-def test_clamp_moves_a_long_column_to_the_line_end() -> None:
-    assert offset_from_line_col("abc\nde", 0, 40, clamp=True) == 3
-    assert offset_from_utf16("abc\nde", 1, 40, clamp=True) == 6
+def test_a_column_past_the_line_end_is_an_error() -> None:
+    with pytest.raises(PositionError, match="past the end"):
+        offset_from_line_col("abc\nde", 0, 40)
     with pytest.raises(PositionError, match="past the end"):
         offset_from_utf16("abc\nde", 1, 40)
 

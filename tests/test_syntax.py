@@ -63,7 +63,8 @@ def _assert_well_formed(text: str, result) -> None:
         open_spans.append(span)
     assert result.boundaries == sorted(set(result.boundaries))
     assert all(0 < b <= size for b in result.boundaries)
-    assert result.error_count >= 0
+    # The parse's own count and the standalone checker (what completion ranks by) must agree.
+    assert result.error_count == error_count(text, result.language)
 
 
 @pytest.mark.parametrize("language", sorted(CLEAN_FILES))
