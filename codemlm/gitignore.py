@@ -1,4 +1,8 @@
-"""Git's ignore rules for a directory walk: ``.gitignore`` files and ``.git/info/exclude``.
+"""Ignore rules for a directory walk: ``.gitignore``, ``.ignore`` and ``.git/info/exclude``.
+
+``.ignore`` is ripgrep's and the silver searcher's file of the same syntax, for what a search
+tool should skip but git should keep; in one directory its lines come after ``.gitignore``'s,
+so they win where both match (ripgrep's precedence).
 
 Written for trees nobody vetted: an ignore file is read only if it is a regular file under
 :data:`IGNORE_FILE_MAX_BYTES` (a FIFO named ``.gitignore`` would block the walk forever), and a
@@ -54,7 +58,7 @@ def _compile(lines: list[str], counts: Counter[str]) -> Any:
 
 def ignore_rules(directory: Path, rel: str, inherited: IgnoreRules, counts: Counter[str]) -> IgnoreRules:
     """``inherited`` plus the rules of ``directory`` (``rel`` to the root; "" is the root)."""
-    lines = _read_lines(directory / ".gitignore", counts)
+    lines = _read_lines(directory / ".gitignore", counts) + _read_lines(directory / ".ignore", counts)
     if not rel:
         lines = _read_lines(directory / ".git" / "info" / "exclude", counts) + lines
     spec = _compile(lines, counts)

@@ -162,6 +162,17 @@ def test_gitignore_dot_git_and_info_exclude(repo_copy):
     assert stats.counts["gitignored"] == FIXTURE_COUNTS["gitignored"] + 2
 
 
+def test_dot_ignore_files_skip_paths_and_win_over_gitignore(repo_copy):
+    (repo_copy / "fixtures_gen").mkdir()
+    (repo_copy / "fixtures_gen" / "big_table.py").write_text("TABLE = [1, 2, 3]\n")
+    (repo_copy / "keep_me.py").write_text("x = 1\n")
+    (repo_copy / ".gitignore").write_text((repo_copy / ".gitignore").read_text() + "keep_me.py\n")
+    (repo_copy / ".ignore").write_text("fixtures_gen/\n!keep_me.py\n")
+    files, _ = _walk(repo_copy)
+    assert not any(p.startswith("fixtures_gen/") for p in files)
+    assert "keep_me.py" in files  # .ignore's re-include beats .gitignore in the same directory
+
+
 def test_vendored_directories_are_skipped(repo_copy):
     for name in ("vendor", "third_party", "site-packages", ".venv", "venv", "__pycache__", "dist", "build"):
         (repo_copy / "src" / name).mkdir()
