@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_infill_cases import candidate_spans, make_case
 
-from codemlm.completion_ranker import FEATURES, Ranker, fit_weights
+from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_weights
+
+_MIN_LOGP_WEIGHT = 0.05
 
 
 def cut_holes(source: Path, count: int, seed: int) -> list[dict[str, str]]:
@@ -92,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language="python")
         target = hole["target"].strip()
         hit = False
-        for fill, evidence in found:
-            rows.append(evidence.vector())
+        matrix = feature_matrix([evidence for _, evidence in found]).tolist()
+        for (fill, _evidence), row in zip(found, matrix, strict=True):
+            rows.append(row)
             labels.append(float(fill.strip() == target))
             groups.append(n)
             hit = hit or fill.strip() == target
@@ -104,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     # The rows too, so a refit (another l2) does not rerun the model.
     np.savez(Path(args.out).with_suffix(".rows.npz"), x=x, y=y, groups=np.array(groups))
     weights = fit_weights(x, y, l2=args.l2)
+    if weights["logp"] < _MIN_LOGP_WEIGHT or weights["rel_logp"] < _MIN_LOGP_WEIGHT:
+        # A model whose log-probability does not help (an undertrained one) still must not rank
+        # a fill it finds less likely above a more likely one with the same evidence.
+        weights = fit_weights(x, y, l2=args.l2, fixed={name: max(weights[name], _MIN_LOGP_WEIGHT)
+                                                        for name in ("logp", "rel_logp")})
     top1 = _top1(Ranker(weights), x, np.array(groups), y)
     report = {"weights": weights, "features": list(FEATURES), "holes": len(holes), "rows": len(rows),
               "positives": int(y.sum()), "candidate_recall": round(covered / len(holes), 4),

@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--tokenizer-files", type=int, default=300)
     parser.add_argument("--no-jedi", action="store_true")
+    parser.add_argument("--sources", default="both", choices=["both", "model", "context"],
+                        help="candidate sources of the engine (default both: context candidates judged by the model)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     positions = _positions(files, args.positions, args.seed)
     loaded = load_model_dir(args.model) if args.model else _random_small_model(args.tokenizer_files)
-    engine = InfillEngine(loaded, config=InfillConfig(precision=args.precision))
+    engine = InfillEngine(loaded, config=InfillConfig(precision=args.precision, sources=args.sources))
     texts = {p: p.read_text(encoding="utf-8") for p in {p for p, _, _ in positions}}
     index = {p: TextPositions(t) for p, t in texts.items()}
 
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "precision": "bf16" if engine.autocast_bf16 else "fp32",
         "max_context_tokens": engine.max_tokens,
         "threads": args.threads,
+        "sources": args.sources,
         "positions": len(positions),
         "files": len(texts),
         "file_lines": [min(t.count("\n") for t in texts.values()), max(t.count("\n") for t in texts.values())],

@@ -13,6 +13,12 @@ is ``target``. Metrics, overall and per ``kind`` and per ``language``:
   with the hole left empty (cases of languages with a grammar only);
 * ``latency_p50_ms`` / ``latency_p95_ms``: wall time of one completion.
 
+Also per source of the top-1 candidate (``by_source``: which candidate source won, and how
+often it was right) and, with several ``modes``, one ablation row per engine mode: ``model``
+(Mask-Predict only), ``context`` (the code's own names and spans, no model), ``both``.
+With ``repo_dir`` every case also gets the repository's *other* files as context (the case's
+own file, named by its ``path``, is left out, so its answer cannot leak in).
+
 Validation is strict, so a typo in a held-out set fails loudly with its line number instead
 of silently scoring zero.
 """
@@ -32,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from codemlm.errors import EvaluationError, InputError, UnsupportedLanguageError
 
 if TYPE_CHECKING:
+    from codemlm.candidates import Repository
     from codemlm.infill import InfillEngine
 
 __all__ = [
@@ -168,6 +175,7 @@ class CaseOutcome:
     predictions: list[str]
     latency_ms: float
     parses: bool | None  # None: no grammar for the language
+    sources: list[str] | None = None  # the source of each prediction, when the engine says
 
 
 def _summarize(outcomes: list[CaseOutcome]) -> dict[str, Any]:
@@ -190,16 +198,20 @@ def _summarize(outcomes: list[CaseOutcome]) -> dict[str, Any]:
 
 
 def score_cases(outcomes: list[CaseOutcome]) -> dict[str, Any]:
-    """Metrics overall, per kind and per language."""
+    """Metrics overall, per kind, per language and per source of the top-1 candidate."""
     by_kind: dict[str, list[CaseOutcome]] = defaultdict(list)
     by_language: dict[str, list[CaseOutcome]] = defaultdict(list)
+    by_source: dict[str, list[CaseOutcome]] = defaultdict(list)
     for o in outcomes:
         by_kind[o.case.kind or "unlabeled"].append(o)
         by_language[o.case.language].append(o)
+        top_source = (o.sources[0] if o.sources else "unknown") if o.predictions else "none"
+        by_source[top_source].append(o)
     return {
         "overall": _summarize(outcomes),
         "by_kind": {kind: _summarize(group) for kind, group in sorted(by_kind.items())},
         "by_language": {lang: _summarize(group) for lang, group in sorted(by_language.items())},
+        "by_source": {source: _summarize(group) for source, group in sorted(by_source.items())},
     }
 
 
@@ -220,25 +232,31 @@ def run_cases(
     *,
     k: int = 5,
     progress: Callable[[int], None] | None = None,
+    repository_for: Callable[[InfillCase], Repository | None] | None = None,
 ) -> list[CaseOutcome]:
-    """Complete every case with ``engine``; a case the engine rejects counts as no candidates."""
+    """Complete every case with ``engine``; a case the engine rejects counts as no candidates.
+
+    ``repository_for(case)``: the repository context of a case (its other files), or None."""
     outcomes: list[CaseOutcome] = []
     for i, case in enumerate(cases):
         text = case.prefix + case.suffix
         hole = len(case.prefix.encode("utf-8"))
+        repository = repository_for(case) if repository_for is not None else None
+        extra: dict[str, Any] = {"repository": repository} if repository is not None else {}
         began = time.perf_counter()
         try:
-            candidates = engine.complete(text, hole, language=case.language, k=k)
+            candidates = engine.complete(text, hole, language=case.language, k=k, **extra)
         except InputError:
             candidates = []
         latency = (time.perf_counter() - began) * 1000
         predictions = [c.text for c in candidates]
+        sources = [getattr(c, "source", "unknown") for c in candidates]
         parses: bool | None = None
         check = _parse_checker(case.language)
         if check is not None:
             fill = predictions[0] if predictions else ""
             parses = check(case.prefix + fill + case.suffix) <= check(text)
-        outcomes.append(CaseOutcome(case, predictions, latency, parses))
+        outcomes.append(CaseOutcome(case, predictions, latency, parses, sources))
         if progress is not None:
             progress(i + 1)
     return outcomes
@@ -252,8 +270,15 @@ def evaluate_infill(
     k: int = 5,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
+    modes: Sequence[str] = (),
+    repo_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the model (``engine``, or the one in ``model_dir`` / the default) on a case file."""
+    """Evaluate the model (``engine``, or the one in ``model_dir`` / the default) on a case file.
+
+    ``modes`` (of ``both``, ``model``, ``context``): one ablation run per mode, reported under
+    ``ablation``; the headline metrics are the first mode's (the engine's own mode when empty).
+    ``repo_dir``: the cases' repository, whose other files join each completion as context.
+    """
     cases = load_infill_cases(cases_path)
     if limit is not None:
         cases = cases[:limit]
@@ -265,16 +290,75 @@ def evaluate_infill(
         resolved = resolve_model_dir(str(model_dir) if model_dir is not None else None)
         model_path = str(resolved)
         engine = InfillEngine(load_model_dir(resolved))
+    repository_for = _repositories(Path(repo_dir)) if repo_dir is not None else None
     # One warm-up completion: the first forward allocates, it is not what a user waits for.
     first = cases[0]
     with contextlib.suppress(InputError):
         engine.complete(first.prefix + first.suffix, len(first.prefix.encode("utf-8")), language=first.language, k=k)
     began = time.perf_counter()
-    outcomes = run_cases(engine, cases, k=k, progress=progress)
-    report = score_cases(outcomes)
+    config = getattr(engine, "config", None)
+    runs: dict[str, dict[str, Any]] = {}
+    report: dict[str, Any] = {}
+    for mode in modes or [getattr(config, "sources", "engine")]:
+        if modes:
+            _set_mode(engine, mode)
+        scored = score_cases(run_cases(engine, cases, k=k, progress=progress, repository_for=repository_for))
+        runs[mode] = scored
+        report = report or dict(scored)
+    if modes and config is not None:
+        engine.config = config
+    if len(runs) > 1:
+        report["ablation"] = {mode: {"overall": r["overall"], "by_kind": r["by_kind"]} for mode, r in runs.items()}
     report.update({"task": "infill", "cases_file": str(cases_path), "model": model_path, "k": k,
+                   "mode": next(iter(runs)), "repository": str(repo_dir) if repo_dir is not None else None,
                    "seconds": round(time.perf_counter() - began, 2), "engine": _engine_settings(engine)})
     return report
+
+
+def _set_mode(engine: InfillEngine, mode: str) -> None:
+    import dataclasses
+
+    from codemlm.infill import SOURCE_MODES, InfillConfig
+
+    if mode not in SOURCE_MODES:
+        raise InputError(f"unknown mode {mode!r} (choose from {', '.join(SOURCE_MODES)})")
+    config = getattr(engine, "config", None)
+    if not isinstance(config, InfillConfig):
+        raise InputError("this engine has no modes to compare")
+    engine.config = dataclasses.replace(config, sources=mode)
+
+
+def _repositories(root: Path) -> Callable[[InfillCase], Repository | None]:
+    """Per case: the repository of ``root``'s files in the case's language, minus the case's file.
+
+    Built once per left-out file. Files are matched to the case's ``path`` by their path relative
+    to ``root`` or to its parent (the case files name ``package/module.py``)."""
+    if not root.is_dir():
+        raise EvaluationError(f"repository folder not found: {root}")
+    from codemlm.candidates import Repository
+    from codemlm.languages import language_for_path
+
+    files: list[tuple[str, str, str, str]] = []  # (language, rel to root, rel to parent, text)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        found = language_for_path(path)
+        if found is None:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        files.append((found.name, path.relative_to(root).as_posix(), path.relative_to(root.parent).as_posix(), text))
+    built: dict[tuple[str, str | None], Repository] = {}
+
+    def repository_for(case: InfillCase) -> Repository | None:
+        key = (case.language, case.path)
+        if key not in built:
+            keep = [text for lang, rel, rel_parent, text in files
+                    if lang == case.language and case.path not in (rel, rel_parent)]
+            built[key] = Repository(keep, case.language)
+        return built[key]
+
+    return repository_for
 
 
 def _engine_settings(engine: InfillEngine) -> dict[str, Any]:
@@ -301,9 +385,15 @@ def format_infill_report(report: dict[str, Any]) -> str:
         return (f"{name:<24} {m['cases']:>5} {m['em_at_1']:>6.3f} {m['em_at_5']:>6.3f} "
                 f"{m['edit_similarity']:>8.3f} {parses:>7} {m['latency_p50_ms']:>8.1f} {m['latency_p95_ms']:>8.1f}")
 
-    rows.append(row("overall", report["overall"]))
+    rows.append(row(f"overall ({report.get('mode', 'engine')})", report["overall"]))
     for kind, m in report["by_kind"].items():
         rows.append(row(f"kind: {kind}", m))
     for lang, m in report["by_language"].items():
         rows.append(row(f"language: {lang}", m))
+    for source, m in report.get("by_source", {}).items():
+        rows.append(row(f"top-1 source: {source}", m))
+    for mode, r in report.get("ablation", {}).items():
+        rows.append(row(f"mode: {mode}", r["overall"]))
+        for kind, m in r["by_kind"].items():
+            rows.append(row(f"  {mode} / {kind}", m))
     return "\n".join(rows)

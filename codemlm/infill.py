@@ -9,12 +9,22 @@ The encoder predicts masked tokens, but the hole's length in tokens is unknown. 
 3. **Mask-Predict.** Predict every mask in parallel; keep the best lengths, branch on the
    top tokens of the first position (diversity for the top-k), then for a few rounds re-mask
    the least confident ``n = N·(T−t)/T`` tokens and predict them again, in one batch a round.
-4. **Rank** by length-normalized log-likelihood (mean log-probability of the tokens), with a
-   bonus for names that already occur in the file; drop empty and duplicate candidates
-   (whitespace-trimmed); cut single-line holes at the line end.
-5. **Syntax check** (tree-sitter, when the language is known): a candidate that leaves the
+4. **Context candidates** (:mod:`codemlm.candidates`): names of the file and the repository,
+   members seen after the same receiver, spans that fill the same syntax role elsewhere
+   (tree-sitter), what followed the same last tokens, whole lines at a line start. The best
+   ``score_top`` by evidence alone are scored by the model *for free*: with every position
+   masked, an n-token candidate's log-probabilities are read off the first Mask-Predict forward
+   of length n (a row is added only for a length not already in it).
+5. **Rank** with :class:`codemlm.completion_ranker.Ranker`: a logistic regression over the
+   evidence (source, count, distance, context matched around other occurrences, syntax
+   validity) and the model's mean token log-probability, fitted on training-corpus holes.
+   Its probability is the score and the **confidence gate**: candidates under
+   ``min_probability`` are dropped, so a hole with nothing likely gets fewer (or no) answers.
+   Each candidate says where it came from (``source``).
+6. **Syntax check** (tree-sitter, when the language is known): a candidate that leaves the
    window with more ERROR/MISSING nodes than the empty hole does is ranked after every
-   candidate that does not, and flagged ``syntax_ok=False``.
+   candidate that does not, and flagged ``syntax_ok=False``. ``InfillConfig(sources=...)``
+   switches to model-only or context-only candidates (the evaluation's ablation rows).
 
 Hole rules (what the editor sees in ``Candidate.start_byte/end_byte``):
 
@@ -42,7 +52,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -51,14 +61,17 @@ import torch
 from codemlm.errors import ConfigError, InputError, PositionError
 
 if TYPE_CHECKING:
+    from codemlm.candidates import Repository
     from codemlm.checkpoint import LoadedModel
+    from codemlm.completion_ranker import Evidence, Ranker
 
-__all__ = ["Candidate", "InfillConfig", "InfillEngine", "extend_hole"]
+__all__ = ["SOURCE_MODES", "Candidate", "InfillConfig", "InfillEngine", "extend_hole"]
+
+SOURCE_MODES = ("both", "model", "context")
 
 # Identifier characters for the hole rules and the known-name bonus (Unicode letters, digits, _).
 _IDENT_CHAR = re.compile(r"[^\W]", re.UNICODE)
 _IDENT = re.compile(r"[^\W\d]\w*", re.UNICODE)
-_NAME_SCAN_BYTES = 64_000
 
 
 @dataclass(frozen=True)
@@ -66,10 +79,11 @@ class Candidate:
     """One completion: insert ``text`` in place of bytes ``[start_byte, end_byte)``."""
 
     text: str
-    score: float  # mean token log-probability (+ known-name bonus); higher is better
+    score: float  # the ranker's probability that this is what belongs here; higher is better
     start_byte: int
     end_byte: int
     syntax_ok: bool
+    source: str = "model"  # where it came from: model, name, member, analog, role, continuation, wrap, line
 
 
 @dataclass(frozen=True)
@@ -85,13 +99,22 @@ class InfillConfig:
     rounds: int = 2  # Mask-Predict iterations including the first prediction
     refine_lengths: int = 2  # how many of the best lengths (>1 token) are refined
     branches: int = 2  # top tokens tried at the first position of each refined length
-    known_name_bonus: float = 0.3  # added when every name in a candidate occurs in the file
+    known_name_bonus: float = 0.3  # unused: the ranker weighs names now (kept so configs naming it load)
     # Complete a partly typed word: a cursor right after "ret" hands "ret" to the model as the
     # start of the hole, the first token must begin with it, and candidates continue it
     # ("urn a + b"). Off by default: after a whole word ("seen.add|(x)") it only adds noise.
     complete_typed_word: bool = False
     precision: str = "auto"  # "auto" (bf16 where the CPU has it natively), "fp32", "bf16"
     threads: int | None = None  # torch intra-op threads; None leaves the process setting
+    # Where candidates come from: "model" (Mask-Predict only), "context" (the code's own names
+    # and spans, no model at all) or "both" (context candidates judged by the model).
+    sources: str = "both"
+    # How many context candidates (best by evidence alone) the model scores: each is one row of
+    # one batched forward, so this bounds the latency.
+    score_top: int = 10
+    max_fill_tokens: int = 24  # a longer context candidate is not scored by the model
+    # Confidence gate: candidates the ranker gives less than this probability are not returned.
+    min_probability: float = 0.03
 
     def __post_init__(self) -> None:
         if self.max_context_tokens < 16:
@@ -106,6 +129,10 @@ class InfillConfig:
             raise ConfigError("infill.rounds and infill.branches must be >= 1, refine_lengths >= 0")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"infill.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.sources not in SOURCE_MODES:
+            raise ConfigError(f"infill.sources must be one of {', '.join(SOURCE_MODES)}, got {self.sources!r}")
+        if self.score_top < 0 or self.max_fill_tokens < 1 or not 0.0 <= self.min_probability < 1.0:
+            raise ConfigError("infill.score_top must be >= 0, max_fill_tokens >= 1, min_probability in [0, 1)")
 
 
 @dataclass
@@ -126,6 +153,14 @@ class _Window:
     right_ids: list[int]
     left_text: str  # the code the window covers, for the syntax check
     right_text: str
+
+
+@dataclass
+class _Found:
+    """A candidate being ranked: the text inserted at the hole and the evidence for it."""
+
+    fill: str
+    evidence: Evidence
 
 
 @dataclass
@@ -162,7 +197,10 @@ class InfillEngine:
         *,
         max_context_tokens: int | None = None,
         config: InfillConfig | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
+        from codemlm.completion_ranker import Ranker
+
         config = config or InfillConfig()
         if max_context_tokens is not None:
             config = replace(config, max_context_tokens=max_context_tokens)
@@ -172,12 +210,16 @@ class InfillEngine:
         self.device = next(self.model.parameters()).device
         # The window can never exceed what the model was built for.
         self.max_tokens = min(config.max_context_tokens, loaded.config.max_seq_len)
+        self.max_seq_len = loaded.config.max_seq_len
         if config.threads:
             torch.set_num_threads(config.threads)
         self.autocast_bf16 = self._use_bf16(config.precision)
         # Predicting specials (<pad>, <mask>, ...) is never a completion.
         self._special = torch.tensor(sorted(self.tokenizer.special_ids), dtype=torch.long)
         self._vocab_bytes: list[bytes] | None = None  # token bytes, built on first typed-word hole
+        path = getattr(loaded, "path", None)
+        self.ranker = ranker if ranker is not None else Ranker.for_model_dir(path)
+        self._repository: tuple[tuple[int, int, str | None], Repository] | None = None
 
     # ------------------------------------------------------------------ public API
     def complete(
@@ -188,18 +230,67 @@ class InfillEngine:
         *,
         language: str | None = None,
         k: int = 5,
+        repository: Repository | Sequence[str] | None = None,
     ) -> list[Candidate]:
         """Top-``k`` candidates for the bytes ``[start_byte, end_byte)`` of ``text``
-        (a cursor when ``end_byte`` is None), best first; see the module doc for the rules."""
+        (a cursor when ``end_byte`` is None), best first; see the module doc for the rules.
+
+        ``repository``: the *other* files of the repository (a :class:`Repository` built once,
+        or their texts), searched for names, analogous spans and continuations. Fewer than
+        ``k`` candidates (or none) come back when the rest are unlikely to be right.
+        """
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
+        found, hole, window = self._collect(text, start_byte, end_byte, language, k, repository)
+        return self._finish(found, hole, window, language, k)
+
+    def evidence(
+        self,
+        text: str,
+        start_byte: int,
+        end_byte: int | None = None,
+        *,
+        language: str | None = None,
+        repository: Repository | Sequence[str] | None = None,
+    ) -> list[tuple[str, Evidence]]:
+        """Every candidate with the evidence the ranker reads (syntax checked for all), unranked:
+        for fitting the ranker (benchmarks/infill_fit_ranker.py) and for inspecting a hole."""
+        found, _hole, window = self._collect(text, start_byte, end_byte, language, 5, repository)
+        check = _syntax_checker(language)
+        if check is not None:
+            baseline = check(window.left_text + window.right_text)
+            for f in found:
+                f.evidence.syntax_ok = check(window.left_text + f.fill + window.right_text) <= baseline
+        return [(f.fill, f.evidence) for f in found]
+
+    def _collect(
+        self, text: str, start_byte: int, end_byte: int | None, language: str | None, k: int,
+        repository: Repository | Sequence[str] | None,
+    ) -> tuple[list[_Found], _Hole, _Window]:
         data = _validate(text, start_byte, end_byte)
         hole = self._shape_hole(text, data, start_byte, start_byte if end_byte is None else end_byte)
+        use_model = self.config.sources != "context"
         lengths = self._lengths(hole)
+        evidence: dict[str, _Found] = {}
+        typed = ""
+        if self.config.sources != "model":
+            typed = self._add_context(evidence, data, hole, language, self._repo(repository, language))
+        given = data[hole.model_start : hole.start].decode("utf-8")
+        # A candidate's row is the window plus its tokens, which must fit the model's positions.
+        limit = min(self.config.max_fill_tokens, self.max_seq_len - self.max_tokens + max(lengths))
+        fills = self._to_score(evidence, given, limit) if use_model else []
+        # The window is sized for the decoding lengths; a longer candidate's row runs a few tokens
+        # past the budget rather than shrinking every row's context.
         window = self._window(data, hole, max(lengths))
-        drafts = self._decode(window, lengths, k, hole.first_allowed)
-        candidates = self._candidates(drafts, hole, text, data)
-        return self._rank(candidates, window, language, k)
+        if use_model:
+            all_masked: dict[int, torch.Tensor] = {len(ids): torch.empty(0) for _, ids in fills}
+            drafts = self._decode(window, lengths, k, hole.first_allowed, all_masked=all_masked)
+            for found, ids in fills:
+                rows = all_masked[len(ids)]
+                found.evidence.logp = float(rows[torch.arange(len(ids)), torch.tensor(ids)].mean())
+            for fill, logp in self._model_fills(drafts, hole, data):
+                self._add_model(evidence, fill, logp, typed)
+        return list(evidence.values()), hole, window
 
     # ------------------------------------------------------------------ hole and window
     def _shape_hole(self, text: str, data: bytes, start: int, end: int) -> _Hole:
@@ -275,14 +366,23 @@ class InfillEngine:
 
     # ------------------------------------------------------------------ decoding
     def _decode(
-        self, window: _Window, lengths: list[int], k: int, first_allowed: torch.Tensor | None = None
+        self, window: _Window, lengths: list[int], k: int, first_allowed: torch.Tensor | None = None,
+        *, all_masked: dict[int, torch.Tensor] | None = None,
     ) -> list[_Draft]:
+        """Mask-Predict drafts for each length. With ``all_masked``, the log-probabilities of the
+        first (all-masked) forward are kept per length ([n, V]) and rows of the lengths already in
+        it are added: a context candidate of n tokens is scored by exactly that forward."""
         c = self.config
+        extra = sorted(set(all_masked or ()) - set(lengths))
+        keep: list[torch.Tensor] | None = [] if all_masked is not None else None
         with torch.inference_mode():
             first = self._predict(
-                window, [[self.tokenizer.mask_id] * n for n in lengths], width=max(k, c.branches),
-                first_allowed=first_allowed,
+                window, [[self.tokenizer.mask_id] * n for n in [*lengths, *extra]], width=max(k, c.branches),
+                first_allowed=first_allowed, keep=keep,
             )
+        if all_masked is not None and keep is not None:
+            all_masked.update(zip([*lengths, *extra], keep, strict=True))
+        first = first[: len(lengths)]
         drafts: list[_Draft] = []
         refine: list[tuple[float, _Draft, list[tuple[int, float]]]] = []
         for n, (tokens, logp, top) in zip(lengths, first, strict=True):
@@ -323,7 +423,8 @@ class InfillEngine:
         return drafts
 
     def _predict(
-        self, window: _Window, holes: list[list[int]], *, width: int, first_allowed: torch.Tensor | None = None
+        self, window: _Window, holes: list[list[int]], *, width: int, first_allowed: torch.Tensor | None = None,
+        keep: list[torch.Tensor] | None = None,
     ) -> list[tuple[list[int], list[float], list[list[tuple[int, float]]]]]:
         """One batched forward: every hole filling in its own copy of the window.
 
@@ -361,6 +462,8 @@ class InfillEngine:
                 rows = torch.tensor(firsts, device=logits.device)
                 logits[rows[:, None], (~first_allowed).nonzero().flatten().to(logits.device)[None, :]] = -math.inf
         logp = torch.log_softmax(logits, dim=-1)
+        if keep is not None:
+            keep.extend(logp.cpu().split([sum(t == tok.mask_id for t in h) for h in holes]))
         top = logp.topk(width, dim=-1)  # [N, width]
         top_lp: list[list[float]] = top.values.cpu().tolist()
         top_ids: list[list[int]] = top.indices.cpu().tolist()
@@ -379,14 +482,66 @@ class InfillEngine:
             out.append((tokens, scores, tops))
         return out
 
-    # ------------------------------------------------------------------ ranking
-    def _candidates(self, drafts: list[_Draft], hole: _Hole, text: str, data: bytes) -> list[Candidate]:
-        # Names of the file around the hole (bounded, so a huge file costs no more than a big one).
-        before = data[max(0, hole.model_start - _NAME_SCAN_BYTES) : hole.model_start].decode("utf-8", "ignore")
-        after = data[hole.end : hole.end + _NAME_SCAN_BYTES].decode("utf-8", "ignore")
-        names = set(_IDENT.findall(before)) | set(_IDENT.findall(after))
+    # ------------------------------------------------------------------ candidates and scoring
+    def _repo(self, repository: Repository | Sequence[str] | None, language: str | None) -> Repository | None:
+        """A :class:`Repository` for the texts given (built once for the same sequence object)."""
+        if repository is None:
+            return None
+        from codemlm.candidates import Repository
+
+        if isinstance(repository, Repository):
+            return repository
+        key = (id(repository), len(repository), language)
+        if self._repository is None or self._repository[0] != key:
+            self._repository = (key, Repository(repository, language))
+        return self._repository[1]
+
+    def _add_context(self, found: dict[str, _Found], data: bytes, hole: _Hole, language: str | None,
+                     repository: Repository | None) -> str:
+        """Context proposals into ``found``; returns the typed word they all continue ("" if none)."""
+        from codemlm.candidates import HoleContext, gather
+        from codemlm.completion_ranker import Evidence
+
+        prefix, suffix = data[: hole.start].decode("utf-8"), data[hole.end :].decode("utf-8")
+        typed = ""
+        if hole.typed_word:
+            # Completing a typed word ("ret|"): candidates must start with it, and continue it.
+            typed = data[hole.model_start : hole.start].decode("utf-8").lstrip(" ")
+            prefix = prefix[: len(prefix) - len(typed)]
+        context = HoleContext.build(prefix, suffix, language, single_line=hole.single_line, typed=typed)
+        # Right after a word ("callable|"), a fill that starts with a word character would merge
+        # into that word: only what can follow a whole word ("(...)", ".x", " if ...") is kept.
+        after_word = not typed and bool(prefix) and bool(_IDENT_CHAR.match(prefix[-1]))
+        for p in gather(context, repository):
+            fill = p.text[len(typed) :]
+            key = fill.strip()
+            if not key or key in found or (after_word and _IDENT_CHAR.match(fill)):
+                continue
+            found[key] = _Found(fill, Evidence(p.text, frozenset(p.sources), count=p.count,
+                                               left_match=p.left_match, right_match=p.right_match,
+                                               distance=p.distance))
+        return typed
+
+    def _to_score(self, found: dict[str, _Found], given: str, limit: int) -> list[tuple[_Found, list[int]]]:
+        """The context candidates worth a model forward: best by evidence alone, short enough."""
+        if not found or self.config.score_top == 0:
+            return []
+        items = list(found.values())
+        probs = self.ranker.probabilities([f.evidence for f in items])
+        best = sorted(range(len(items)), key=lambda i: -probs[i])
+        out: list[tuple[_Found, list[int]]] = []
+        for i in best:
+            ids = self.tokenizer.encode(given + items[i].fill).ids
+            if 0 < len(ids) <= limit:
+                out.append((items[i], ids))
+                if len(out) == self.config.score_top:
+                    break
+        return out
+
+    def _model_fills(self, drafts: list[_Draft], hole: _Hole, data: bytes) -> list[tuple[str, float]]:
+        """Decoded drafts as (text to insert, mean token log-probability), best per trimmed text."""
         given = data[hole.model_start : hole.start]  # bytes handed to the model as the hole's start
-        best: dict[str, Candidate] = {}
+        best: dict[str, tuple[str, float]] = {}
         for d in drafts:
             tokens, logp = d.tokens, d.logp
             if hole.single_line:
@@ -406,17 +561,50 @@ class InfillEngine:
             except UnicodeDecodeError:
                 continue  # ends inside a multi-byte character
             key = fill.strip()
-            if not key:
-                continue
             score = sum(logp) / len(logp)
-            if not math.isfinite(score):
+            if not key or not math.isfinite(score):
                 continue
-            used = _IDENT.findall(given.decode("utf-8") + fill if hole.typed_word else key)
-            if used and all(name in names for name in used):
-                score += self.config.known_name_bonus
-            if key not in best or best[key].score < score:
-                best[key] = Candidate(fill, score, hole.start, hole.end, True)
-        return sorted(best.values(), key=lambda c: -c.score)
+            if key not in best or best[key][1] < score:
+                best[key] = (fill, score)
+        return list(best.values())
+
+    def _add_model(self, found: dict[str, _Found], fill: str, logp: float, typed: str) -> None:
+        from codemlm.completion_ranker import Evidence
+
+        key = fill.strip()
+        known = found.get(key)
+        if known is None:
+            found[key] = _Found(fill, Evidence(typed + key, frozenset({"model"}), logp=logp))
+            return
+        e = known.evidence
+        e.sources = e.sources | {"model"}
+        e.logp = logp if e.logp is None else max(e.logp, logp)
+
+    def _finish(self, found: list[_Found], hole: _Hole, window: _Window, language: str | None,
+                k: int) -> list[Candidate]:
+        """Rank by the ranker's probability (syntax-breaking candidates last), gate, cut to ``k``."""
+        if not found:
+            return []
+        probs = self.ranker.probabilities([f.evidence for f in found])
+        order = sorted(range(len(found)), key=lambda i: -probs[i])
+        # Parsing costs ~0.3 ms a candidate: only the ones that can still reach the top k.
+        short = [found[i] for i in order[: max(3 * k, 15)]]
+        check = _syntax_checker(language)
+        if check is not None:
+            baseline = check(window.left_text + window.right_text)
+            for f in short:
+                f.evidence.syntax_ok = check(window.left_text + f.fill + window.right_text) <= baseline
+            # Again over every candidate: the relative features compare each with all the others.
+            probs = self.ranker.probabilities([f.evidence for f in found])
+            order = sorted(range(len(found)), key=lambda i: -probs[i])
+            short = [found[i] for i in order[: len(short)]]
+        probs = [probs[i] for i in order[: len(short)]]
+        from codemlm.completion_ranker import primary_source
+
+        ranked = [Candidate(f.fill, p, hole.start, hole.end, f.evidence.syntax_ok, primary_source(f.evidence.sources))
+                  for f, p in zip(short, probs, strict=True) if p >= self.config.min_probability]
+        ranked.sort(key=lambda c: (not c.syntax_ok, -c.score))
+        return ranked[:k]
 
     def _rank(self, candidates: list[Candidate], window: _Window, language: str | None, k: int) -> list[Candidate]:
         check = _syntax_checker(language)

@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codemlm.completion_ranker import FEATURES, Evidence, Ranker, fit_weights, primary_source
+from codemlm.completion_ranker import BASE_FEATURES, FEATURES, Evidence, Ranker, fit_weights, primary_source
 from codemlm.errors import ConfigError
 
 
 def test_features_read_the_evidence() -> None:
-    row = dict(zip(FEATURES, Evidence("self.x", frozenset({"member", "model"}), logp=-1.5, count=3,
+    row = dict(zip(BASE_FEATURES, Evidence("self.x", frozenset({"member", "model"}), logp=-1.5, count=3,
                                       left_match=2, distance=10.0, syntax_ok=False).vector(), strict=True))
     assert row["logp"] == -1.5 and row["unscored"] == 0.0
     assert row["src_member"] == row["src_model"] == 1.0 and row["src_name"] == 0.0
     assert row["log_count"] == pytest.approx(math.log(4))
     assert row["in_file"] == 1.0 and row["syntax_bad"] == 1.0 and row["no_alnum"] == 0.0
-    far = dict(zip(FEATURES, Evidence(",", frozenset({"model"})).vector(), strict=True))
+    far = dict(zip(BASE_FEATURES, Evidence(",", frozenset({"model"})).vector(), strict=True))
     assert far["unscored"] == 1.0 and far["in_file"] == 0.0 and far["no_alnum"] == 1.0
 
 
@@ -57,3 +57,15 @@ def test_primary_source_prefers_the_most_specific() -> None:
     assert primary_source({"name", "model"}) == "name"
     assert primary_source({"name", "analog", "continuation"}) == "analog"
     assert primary_source(set()) == "model"
+
+
+def test_relative_features_compare_the_candidates_of_a_hole() -> None:
+    from codemlm.completion_ranker import feature_matrix
+
+    near = Evidence("a", frozenset({"name"}), logp=-1.0, count=5, distance=3.0)
+    far = Evidence("b", frozenset({"name"}), logp=-4.0, count=1, distance=300.0)
+    unscored = Evidence("c", frozenset({"name"}))
+    m = {name: feature_matrix([near, far, unscored])[:, i] for i, name in enumerate(FEATURES)}
+    assert m["rel_logp"].tolist() == [0.0, -3.0, 0.0]
+    assert m["rel_count"][0] == 0.0 and m["rel_count"][1] < 0.0
+    assert m["rel_distance"][0] == 0.0 and m["rel_distance"][1] > 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -141,12 +142,22 @@ def _snippet_cases(path: Path) -> Path:
     ])
 
 
+def _trusting_copy(model_dir: Path, tmp_path: Path) -> Path:
+    """The tiny model with a ranker.json that trusts its log-probability (it knows its file)."""
+    copy = tmp_path / "trusting_model"
+    shutil.copytree(model_dir, copy)
+    (copy / "ranker.json").write_text(json.dumps({"weights": {"bias": -1.0, "logp": 2.0, "syntax_bad": -2.0}}),
+                                      encoding="utf-8")
+    return copy
+
+
 def test_real_model_on_cases_it_has_learned(model_dir: Path, tmp_path: Path) -> None:
-    report = evaluate_infill(_snippet_cases(tmp_path / "cases.jsonl"), model_dir=model_dir)
+    trusting = _trusting_copy(model_dir, tmp_path)
+    report = evaluate_infill(_snippet_cases(tmp_path / "cases.jsonl"), model_dir=trusting)
     assert report["overall"]["cases"] == 2
     assert report["overall"]["em_at_5"] == 1.0
     assert report["overall"]["parses"] == 1.0
-    assert report["model"] == str(model_dir)
+    assert report["model"] == str(trusting)
 
 
 def test_cli_eval_infill_json_is_the_last_line(
@@ -181,3 +192,41 @@ def test_cli_eval_search_reports_a_bad_query_file_in_one_line(
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("codemlm: error:")
+
+
+def test_ablation_rows_and_top1_sources_in_one_run(model_dir: Path, tmp_path: Path) -> None:
+    report = evaluate_infill(_snippet_cases(tmp_path / "cases.jsonl"), model_dir=model_dir,
+                             modes=("both", "model", "context"))
+    assert report["mode"] == "both"
+    assert set(report["ablation"]) == {"both", "model", "context"}
+    assert report["ablation"]["both"]["overall"] == report["overall"]
+    assert sum(m["cases"] for m in report["by_source"].values()) == 2
+    text = format_infill_report(report)
+    assert "mode: context" in text and "top-1 source:" in text
+
+
+def test_repository_mode_never_leaks_the_holed_file(model_dir: Path, tmp_path: Path) -> None:
+    """The answer sits only in the case's own file and in a sibling; only the sibling may help."""
+    repo = tmp_path / "pkg"
+    repo.mkdir()
+    own = "def handler(event):\n    return dispatch_with_secret_token(event)\n"
+    (repo / "own.py").write_text(own, encoding="utf-8")
+    cut = own.index("dispatch_with_secret_token")
+    case = {"id": "leak", "language": "python", "kind": "identifier", "path": "pkg/own.py",
+            "prefix": own[:cut], "suffix": own[cut + len("dispatch_with_secret_token") :],
+            "target": "dispatch_with_secret_token"}
+    cases = _write_cases(tmp_path / "cases.jsonl", [case])
+    leak = evaluate_infill(cases, model_dir=model_dir, modes=("context",), repo_dir=repo)
+    assert leak["overall"]["em_at_5"] == 0.0  # own.py is left out of its own repository
+    (repo / "sibling.py").write_text("def other(event):\n    return dispatch_with_secret_token(event)\n",
+                                     encoding="utf-8")
+    helped = evaluate_infill(cases, model_dir=model_dir, modes=("context",), repo_dir=repo)
+    assert helped["overall"]["em_at_5"] == 1.0
+    assert helped["repository"] == str(repo)
+
+
+def test_cli_eval_infill_ablation(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = _snippet_cases(tmp_path / "cases.jsonl")
+    assert main(["eval", "infill", str(cases), "--model", str(model_dir), "--mode", "ablation", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(report["ablation"]) == {"both", "model", "context"}

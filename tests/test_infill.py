@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from codemlm.checkpoint import LoadedModel, load_model_dir
 from codemlm.cli import main
+from codemlm.completion_ranker import Ranker
 from codemlm.errors import InputError, PositionError
 from codemlm.infill import Candidate, InfillConfig, InfillEngine, extend_hole
 from codemlm.syntax import error_count
@@ -29,9 +31,14 @@ def loaded(model_dir: Path) -> LoadedModel:
     return load_model_dir(model_dir)
 
 
+# The tiny model knows its file by heart: a ranker that trusts its log-probability, as the
+# ranker.json of a well-trained model would (the shipped defaults are fitted to a weak model).
+TRUSTING = Ranker({"bias": -1.0, "logp": 2.0, "syntax_bad": -2.0, "no_alnum": -1.0})
+
+
 @pytest.fixture(scope="session")
 def engine(loaded: LoadedModel) -> InfillEngine:
-    return InfillEngine(loaded, config=InfillConfig(precision="fp32"))
+    return InfillEngine(loaded, config=InfillConfig(precision="fp32"), ranker=TRUSTING)
 
 
 def _cursor_after(text: str, marker: str) -> int:
@@ -133,13 +140,13 @@ def test_cursor_inside_an_identifier_replaces_its_rest(engine: InfillEngine) -> 
 def test_typed_word_is_continued_when_enabled(loaded: LoadedModel) -> None:
     text = SNIPPET.replace("return a + b", "ret")
     cursor = _cursor_after(text, "    ret")
-    typing = InfillEngine(loaded, config=InfillConfig(precision="fp32", complete_typed_word=True))
+    typing = InfillEngine(loaded, config=InfillConfig(precision="fp32", complete_typed_word=True), ranker=TRUSTING)
     candidates = typing.complete(text, cursor, language="python", k=5)
     _assert_well_formed(candidates, 5)
     assert "urn a + b" in [c.text for c in candidates]
     assert all(c.start_byte == cursor == c.end_byte for c in candidates)
     # Default: "ret" is context, nothing continues the word.
-    plain = InfillEngine(loaded, config=InfillConfig(precision="fp32"))
+    plain = InfillEngine(loaded, config=InfillConfig(precision="fp32"), ranker=TRUSTING)
     assert not any(c.text.startswith("urn") for c in plain.complete(text, cursor, language="python", k=5))
     # A word no token starts with: the engine falls back to completing after the cursor.
     odd = text.replace("    ret", "    retéééé")
@@ -187,25 +194,48 @@ def test_k_must_be_positive(engine: InfillEngine) -> None:
 
 
 # ---------------------------------------------------------------------------- CLI
-def test_cli_complete_prints_json(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="session")
+def trusting_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a ranker.json beside it that trusts its log-probability."""
+    copy = tmp_path_factory.mktemp("trusting") / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "ranker.json").write_text(json.dumps({"weights": TRUSTING.weights}), encoding="utf-8")
+    return copy
+
+
+def test_cli_complete_prints_json(trusting_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "ops.py"
     source.write_text(HOLED, encoding="utf-8")
     line = HOLED[: HOLED.index("return ")].count("\n") + 1
     column = len("    return ") + 1
     rc = main(["complete", str(source), "--line", str(line), "--column", str(column),
-               "--model", str(model_dir), "--json", "-k", "5"])
+               "--model", str(trusting_dir), "--json", "-k", "5"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["language"] == "python"
     assert "a + b" in [c["text"] for c in result["candidates"]]
     assert result["candidates"][0]["start"] == {"line": line, "column": column}
+    assert all(c["source"] for c in result["candidates"])
 
 
-def test_cli_complete_human_output(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_complete_reads_sibling_files(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "service.py").write_text("s = Service()\ns.store.flush_everything()\n", encoding="utf-8")
+    source = tmp_path / "main.py"
+    source.write_text("def close(s):\n    s.store.\n", encoding="utf-8")
+    args = ["complete", str(source), "--line", "2", "--column", "13", "--model", str(model_dir), "--json", "-k", "10"]
+    assert main(args) == 0
+    texts = [c["text"] for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["candidates"]]
+    assert "flush_everything" in texts
+    assert main([*args, "--no-siblings"]) == 0
+    texts = [c["text"] for c in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["candidates"]]
+    assert "flush_everything" not in texts
+
+
+def test_cli_complete_human_output(trusting_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "ops.py"
     source.write_text(SNIPPET, encoding="utf-8")
     rc = main(["complete", str(source), "--line", "6", "--column", "12", "--end-line", "6",
-               "--end-column", "17", "--model", str(model_dir)])
+               "--end-column", "17", "--model", str(trusting_dir)])
     assert rc == 0
     out = capsys.readouterr().out
     assert "candidates for" in out and "'a - b'" in out
@@ -253,7 +283,7 @@ def quick_engine(loaded: LoadedModel) -> InfillEngine:
     """Short window, few lengths: the property test is about holes and windows, not quality."""
     config = InfillConfig(precision="fp32", max_context_tokens=48, line_lengths=(1, 3), block_lengths=(2, 4),
                           identifier_lengths=(1, 2), refine_lengths=1, branches=1)
-    return InfillEngine(loaded, config=config)
+    return InfillEngine(loaded, config=config, ranker=TRUSTING)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -272,3 +302,55 @@ def test_any_text_and_position_gives_well_formed_candidates(quick_engine: Infill
         assert start <= c.start_byte <= c.end_byte <= size
         if end is None or "\n" not in text.encode()[start:end].decode():
             assert "\n" not in c.text and "\r" not in c.text
+
+
+# ---------------------------------------------------------------------- candidate sources and ranking
+_SERVICE = '''class Service:
+    def __init__(self, store):
+        self.store = store
+        self.hits = 0
+
+    def get(self, key):
+        self.hits += 1
+        return self.store.fetch(key)
+'''
+
+
+def test_context_mode_proposes_the_members_of_the_same_receiver(loaded: LoadedModel) -> None:
+    text = _SERVICE + "\n    def put(self, key, value):\n        self.\n"
+    cursor = _cursor_after(text, "value):\n        self.")
+    context_only = InfillEngine(loaded, config=InfillConfig(precision="fp32", sources="context", min_probability=0))
+    candidates = context_only.complete(text, cursor, language="python", k=10)
+    by_text = {c.text: c for c in candidates}
+    assert {"store", "hits"} <= set(by_text)
+    assert by_text["store"].source == "member"
+    assert all(c.text.isidentifier() for c in candidates)  # after "self." only names
+    assert all(0.0 <= c.score <= 1.0 for c in candidates)
+
+
+def test_repository_files_bring_their_members_and_say_so(loaded: LoadedModel) -> None:
+    other = "from service import Service\ns = Service(db)\ns.store.flush_everything()\n"
+    text = "def close(s):\n    s.store.\n"
+    cursor = _cursor_after(text, "s.store.")
+    engine = InfillEngine(loaded, config=InfillConfig(precision="fp32", min_probability=0))
+    alone = [c.text for c in engine.complete(text, cursor, language="python", k=10)]
+    assert "flush_everything" not in alone
+    with_repo = engine.complete(text, cursor, language="python", k=10, repository=[other])
+    found = {c.text: c.source for c in with_repo}
+    assert found.get("flush_everything") == "member"
+
+
+def test_confidence_gate_returns_nothing_rather_than_noise(loaded: LoadedModel) -> None:
+    strict = InfillEngine(loaded, config=InfillConfig(precision="fp32", min_probability=0.999))
+    assert strict.complete(HOLED, _cursor_after(HOLED, "return "), language="python", k=5) == []
+    with pytest.raises(Exception, match="sources"):
+        InfillConfig(sources="everything")
+
+
+def test_evidence_lists_every_candidate_with_its_features(engine: InfillEngine) -> None:
+    cursor = _cursor_after(HOLED, "return ")
+    rows = engine.evidence(HOLED, cursor, language="python")
+    fills = {fill.strip(): e for fill, e in rows}
+    assert "a - b" in fills and "analog" in fills["a - b"].sources  # the other return values
+    assert any("model" in e.sources for e in fills.values())
+    assert all(e.logp is None or e.logp <= 0.0 for e in fills.values())

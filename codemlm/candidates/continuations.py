@@ -45,6 +45,24 @@ def continuations(context: HoleContext, found: ProposalSet, repository: Reposito
     if repository is not None:
         for doc, i in repository.after(left[-need:]):
             _spans(doc, i, match_back(doc.toks, i, left), right, context, found)
+    if right:
+        _before_right(context, found, left, right)
+
+
+def _before_right(context: HoleContext, found: ProposalSet, left: list[str], right: list[str]) -> None:
+    """The single token (a name or literal) that came before the same right context elsewhere:
+    ``func|.__doc__`` is filled by what preceded ``.__doc__`` in the file."""
+    need = 2 if right[0] in _WEAK and len(right) >= 2 else 1
+    for doc in (context.left, context.right):
+        toks = doc.toks
+        for j in range(1, len(toks)):
+            if toks[j].text != right[0]:
+                continue
+            r = match_forward(toks, j, right)
+            prev = toks[j - 1].text
+            if r >= need and (is_name(prev) or prev[:1].isdigit() or prev[:1] in "'\"`"):
+                found.add(prev, "continuation", distance=doc.distance(toks[j - 1].start),
+                          left_match=match_back(toks, j - 1, left), right_match=r)
 
 
 def _spans(doc: Doc, i: int, m: int, right: list[str], context: HoleContext, found: ProposalSet) -> None:

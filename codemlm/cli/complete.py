@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context-tokens", type=int, help="window size in tokens (default: the engine's)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="auto: bf16 where the CPU has it natively (default)")
+    parser.add_argument("--no-siblings", action="store_true",
+                        help="use the file alone (default: also the other files with its extension in its folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_run)
 
@@ -93,8 +95,11 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     loaded = load_model_dir(resolve_model_dir(args.model))
     engine = InfillEngine(loaded, max_context_tokens=args.context_tokens, config=InfillConfig(precision=args.precision))
+    from codemlm.candidates import Repository, sibling_texts
+
+    repository = None if args.no_siblings else Repository(sibling_texts(path), language)
     began = time.perf_counter()
-    candidates = engine.complete(text, start, end, language=language, k=args.k)
+    candidates = engine.complete(text, start, end, language=language, k=args.k, repository=repository)
     elapsed_ms = (time.perf_counter() - began) * 1000
     if args.json:
         print(
@@ -110,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
                             "text": c.text,
                             "score": round(c.score, 4),
                             "syntax_ok": c.syntax_ok,
+                            "source": c.source,
                             "start": _position_json(positions, c.start_byte),
                             "end": _position_json(positions, c.end_byte),
                         }
@@ -125,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(candidates)} candidates for {path}:{args.line}:{args.column} ({elapsed_ms:.0f} ms)")
     for rank, c in enumerate(candidates, 1):
         flag = "ok" if c.syntax_ok else "syntax!"
-        print(f"{rank:>2}. {c.score:8.3f}  {flag:<7}  {c.text!r}")
+        print(f"{rank:>2}. {c.score:6.3f}  {flag:<7}  {c.source:<12}  {c.text!r}")
     return 0
 
 
