@@ -27,17 +27,29 @@ if ((${#missing[@]})); then
 fi
 
 cd "$E2E_HOME"
-[[ -f package.json ]] || echo '{"name": "codemlm-e2e-tools", "private": true}' > package.json
+# The install scripts these tools need (node@24 fetches its binary package, code-server builds
+# its native modules, argon2 among them) are allowed by name in the tools' own package.json:
+# npm 11.16+ rejects `--allow-scripts` in a project install, and npm 12 runs no others.
+grep -q '"allowScripts"' package.json 2>/dev/null || cat > package.json <<'JSON'
+{
+  "name": "codemlm-e2e-tools",
+  "private": true,
+  "allowScripts": { "node": true, "code-server": true, "argon2": true }
+}
+JSON
 
-TOOLS=("node@24" "code-server@$CODE_SERVER_VERSION" "playwright-core@$PLAYWRIGHT_VERSION")
 installed_version() { "$E2E_HOME/node_modules/.bin/code-server" --version 2>/dev/null | grep -oE '^[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
-if [[ ! -x node_modules/node/bin/node || ! -d node_modules/playwright-core ]] ||
-   [[ "$(PATH="$E2E_HOME/node_modules/node/bin:$PATH" installed_version)" != "$CODE_SERVER_VERSION" ]]; then
-  # npm 11 runs install scripts only for allowed packages: node@24 fetches its binary package,
-  # code-server builds its native modules (node-gyp; ~8 minutes on 2 cores, hence nice).
-  nice -n 19 npm install --no-save --no-package-lock --foreground-scripts \
-    --allow-scripts=node,code-server,argon2 "${TOOLS[@]}"
+# Node 24 first, then the rest with it on PATH: code-server's postinstall checks the `node` it
+# runs under, which in one combined install is still the system's. The tools are saved in this
+# directory's package.json, so the second install keeps the first.
+if [[ ! -x node_modules/node/bin/node ]]; then
+  nice -n 19 npm install --no-package-lock --no-audit --no-fund --foreground-scripts node@24
 fi
 export PATH="$E2E_HOME/node_modules/node/bin:$PATH"
+if [[ ! -d node_modules/playwright-core ]] || [[ "$(installed_version)" != "$CODE_SERVER_VERSION" ]]; then
+  # code-server builds its native modules with node-gyp: ~8 minutes on 2 cores, hence nice.
+  nice -n 19 npm install --no-package-lock --no-audit --no-fund --foreground-scripts \
+    "code-server@$CODE_SERVER_VERSION" "playwright-core@$PLAYWRIGHT_VERSION"
+fi
 echo "e2e-setup: node $(node --version), code-server $(installed_version)"
 echo "e2e-setup: ready in $E2E_HOME"
