@@ -7,7 +7,8 @@ embedded at all) and two batch functions. ``ModelEmbedder`` is the real one, bui
 ``CodeEncoder.embed`` (mean over real tokens, L2-normalized) and the model's own tokenizer.
 ``LazyModelEmbedder`` answers the first three from the model directory's files and loads
 torch and the weights only on the first call that embeds, so a lexical search never pays
-for them.
+for them. When the directory holds a static token table (``codemlm.static_embedder``), that
+table is the embedder: indexing and queries then never import torch at all.
 """
 
 from __future__ import annotations
@@ -182,12 +183,21 @@ class LazyModelEmbedder:
     weights file (the same id ``ModelEmbedder`` gives), so opening an index, and a search the
     dense side has no vote in, never import torch. A broken directory is reported when the
     model is first needed, by ``codemlm.checkpoint``.
+
+    A directory with ``static.safetensors`` embeds with that table instead (``static`` is
+    then set): the id, width and dense weight are the table's, and ``embed_*`` never load
+    the encoder, which stays reachable through ``model`` for work that needs it.
     """
 
     def __init__(self, model_dir: str | Path, **embedder_options: Any) -> None:
         from codemlm.errors import CheckpointError
+        from codemlm.static_embedder import STATIC_FILE, StaticEmbedder
 
         self.path = Path(model_dir)
+        self.static: StaticEmbedder | None = None
+        if (self.path / STATIC_FILE).is_file():
+            # A table that does not fit the tokenizer is a CheckpointError here, at open time.
+            self.static = StaticEmbedder.from_model_dir(self.path)
         try:
             config = json.loads((self.path / _CONFIG_FILE).read_text(encoding="utf-8"))
             model = config["model"]
@@ -200,6 +210,8 @@ class LazyModelEmbedder:
         self._options = embedder_options
         self._model_id: str | None = None
         self._loaded: ModelEmbedder | None = None
+        if self.static is not None:
+            self.dim, self.dense_weight, self._model_id = self.static.dim, self.static.dense_weight, self.static.model_id
 
     @property
     def model_id(self) -> str:
@@ -222,7 +234,7 @@ class LazyModelEmbedder:
         return self._loaded is not None
 
     def embed_code(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.embed_code(texts)
+        return self.static.embed_code(texts) if self.static is not None else self.model.embed_code(texts)
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.embed_query(texts)
+        return self.static.embed_query(texts) if self.static is not None else self.model.embed_query(texts)

@@ -1,0 +1,174 @@
+"""A static token-embedding table as the first-stage dense embedder (model2vec-style).
+
+``static.safetensors`` in a model directory holds one float32 row per entry of the model's
+tokenizer vocabulary, distilled at training time (``training/distill_static.py``: each token
+through a teacher embedder, PCA-reduced, weighted by how rare the token is). A text's vector
+is the mean of its tokens' rows, L2-normalised: no network and no torch, so a repository of
+10k chunks is embedded in seconds and a query in well under a millisecond.
+
+This module owns the file format (``save_static_table`` writes it, ``StaticEmbedder`` reads
+it). The safetensors metadata says which tokenizer the rows belong to (vocabulary size and a
+digest of ``tokenizer.json``: rows of another tokenizer would be silently meaningless, so a
+mismatch is refused) and the dense weight measured for hybrid search when it was distilled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codemlm.errors import CheckpointError
+from codemlm.tokenizer import CodeTokenizer
+
+__all__ = [
+    "STATIC_FILE",
+    "STATIC_FORMAT",
+    "StaticEmbedder",
+    "save_static_table",
+    "tokenizer_digest",
+]
+
+STATIC_FILE = "static.safetensors"
+STATIC_FORMAT = "codemlm-static-1"
+_TENSOR = "embeddings"
+_TOKENIZER_FILE = "tokenizer.json"  # the model directory's layout (codemlm.checkpoint)
+# Tokens read per text. The head of a chunk (name, signature, start of the body) says most of
+# what a query asks about, and the cap bounds the cost of a huge generated block.
+DEFAULT_MAX_TOKENS = 512
+
+
+def tokenizer_digest(tokenizer: CodeTokenizer) -> str:
+    """A short digest of the tokenizer's serialized form: which vocabulary the rows index."""
+    return hashlib.blake2b(tokenizer.to_str().encode("utf-8"), digest_size=8).hexdigest()
+
+
+def save_static_table(path: str | Path, table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, Any]) -> Path:
+    """Write ``table`` ([vocab, dim] float32) for ``tokenizer`` with ``metadata`` (values kept as
+    JSON strings; ``dense_weight`` is required: the vote hybrid search gives the table)."""
+    from safetensors.numpy import save_file
+
+    table = np.ascontiguousarray(table, dtype=np.float32)
+    if table.ndim != 2 or table.shape[0] != tokenizer.vocab_size:
+        raise CheckpointError(
+            f"a static table needs one row per token: shape {table.shape}, vocabulary {tokenizer.vocab_size}"
+        )
+    if "dense_weight" not in metadata:
+        raise CheckpointError("a static table needs a measured dense_weight in its metadata")
+    meta = {key: json.dumps(value) for key, value in metadata.items()}
+    meta.update(
+        format=json.dumps(STATIC_FORMAT),
+        vocab_size=json.dumps(tokenizer.vocab_size),
+        tokenizer=json.dumps(tokenizer_digest(tokenizer)),
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({_TENSOR: table}, str(tmp), metadata=meta)
+    tmp.replace(path)  # atomic: an index never sees half a table
+    return path
+
+
+def _read_table(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            raw = handle.metadata() or {}
+            table = handle.get_tensor(_TENSOR)
+        metadata = {key: json.loads(value) for key, value in raw.items()}
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"no static table at {path}") from exc
+    except Exception as exc:  # safetensors raises its own error types (and KeyError) on a bad file
+        raise CheckpointError(f"{path}: not a readable static table: {exc}") from exc
+    if metadata.get("format") != STATIC_FORMAT:
+        raise CheckpointError(f"{path}: not a codemlm static table (format {metadata.get('format')!r})")
+    return table, metadata
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    # Same rule as codemlm.embedder.normalize_rows (zero rows stay zero); not imported from
+    # there because codemlm.embedder imports this module.
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class StaticEmbedder:
+    """The ``Embedder`` of a static table: mean of token rows, L2-normalised.
+
+    Build it with ``StaticEmbedder.from_model_dir`` (the table and the tokenizer of one model
+    directory) or directly from a table, a tokenizer and the table's metadata. ``dense_weight``
+    overrides the measured weight (validation sweeps)."""
+
+    def __init__(
+        self,
+        table: np.ndarray,
+        tokenizer: CodeTokenizer,
+        metadata: dict[str, Any],
+        *,
+        model_id: str,
+        dense_weight: float | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        source: str = "static table",
+    ) -> None:
+        vocab = metadata.get("vocab_size", table.shape[0])
+        if table.ndim != 2 or table.shape[0] != tokenizer.vocab_size or vocab != tokenizer.vocab_size:
+            raise CheckpointError(
+                f"{source}: the static table has {table.shape[0]} rows for a vocabulary of {vocab} tokens, "
+                f"but the model's tokenizer has {tokenizer.vocab_size}; distill it again for this model "
+                "(python -m training.distill_static --model-dir DIR)"
+            )
+        digest = metadata.get("tokenizer")
+        if digest is not None and digest != tokenizer_digest(tokenizer):
+            raise CheckpointError(
+                f"{source}: the static table was distilled for another tokenizer of the same size; "
+                "distill it again for this model (python -m training.distill_static --model-dir DIR)"
+            )
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self.table = np.ascontiguousarray(table, dtype=np.float32)
+        self.tokenizer = tokenizer
+        self.metadata = metadata
+        self.model_id = model_id
+        self.dim = int(table.shape[1])
+        self.dense_weight = float(metadata.get("dense_weight", 0.0) if dense_weight is None else dense_weight)
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path, **options: Any) -> StaticEmbedder:
+        directory = Path(model_dir)
+        path = directory / STATIC_FILE
+        table, metadata = _read_table(path)
+        tokenizer = CodeTokenizer.from_file(directory / _TOKENIZER_FILE)
+        # The id changes with the table's bytes: vectors of an older table are never mixed in.
+        digest = hashlib.blake2b(digest_size=8)
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return cls(table, tokenizer, metadata, model_id=f"static:{digest.hexdigest()}", source=str(path), **options)
+
+    def embed_code(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Lone surrogates (undecodable bytes from a command line or a broken file) cannot be tokenized.
+        clean = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+        encoded = [ids[: self.max_tokens] for ids in self.tokenizer.encode_ids_batch(clean)]
+        lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        filled = lengths > 0
+        if filled.any():
+            rows = self.table[np.concatenate([ids for ids in encoded if len(ids)])]
+            starts = np.concatenate([[0], np.cumsum(lengths[filled])[:-1]])
+            # One vectorised sum per text; the mean's 1/n vanishes in the normalisation.
+            out[filled] = np.add.reduceat(rows, starts, axis=0)
+        return _unit_rows(out)

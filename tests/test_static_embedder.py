@@ -1,0 +1,169 @@
+"""The static token table: distillation with a fake teacher, serving without torch, the index's use of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codemlm.embedder import Embedder, LazyModelEmbedder
+from codemlm.errors import CheckpointError
+from codemlm.index import RepoIndex
+from codemlm.search import search
+from codemlm.static_embedder import STATIC_FILE, StaticEmbedder, save_static_table
+from codemlm.tokenizer import CodeTokenizer
+from training.distill_static import distill_table, sif_weights, token_texts
+from training.static_validation import first_sentence, strip_docstrings
+
+CODE = [
+    "def parse_config(path):\n    with open(path) as handle:\n        return parse_config_text(handle.read())\n",
+    "def draw_circle(canvas, radius):\n    canvas.arc(0, 0, radius, 0, 360)\n    return canvas\n",
+    "class ConfigParser:\n    def parse(self, text):\n        return dict(line.split('=') for line in text.splitlines())\n",
+    "def render_circle(radius, colour):\n    return draw_circle(make_canvas(), radius).fill(colour)\n",
+    "def read_config_file(name):\n    return parse_config(config_path(name))\n",
+] * 4
+
+
+class NgramTeacher:
+    """A deterministic sentence embedder: hashed character trigrams of the lower-cased text.
+    Texts sharing letters get close vectors, as with a real teacher's subword units."""
+
+    name = "fake-trigram"
+
+    def __init__(self, dim: int = 48) -> None:
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            padded = f"  {text.strip().lower()}  "
+            for i in range(len(padded) - 2):
+                slot = int.from_bytes(hashlib.blake2b(padded[i : i + 3].encode(), digest_size=4).digest(), "little")
+                out[row, slot % self.dim] += 1.0
+        return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> CodeTokenizer:
+    return CodeTokenizer.train_from_iterator(CODE, vocab_size=300, min_frequency=1)
+
+
+def _model_dir(path: Path, tokenizer: CodeTokenizer, dense_weight: float = 1.0, table: np.ndarray | None = None) -> Path:
+    """A model directory as the static path sees it: config, tokenizer, table (no weights needed)."""
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(path / "tokenizer.json")
+    (path / "config.json").write_text(json.dumps({"model": {"name": "tiny", "dim": 64}, "summary": {}}))
+    if table is None:
+        table = distill_table(tokenizer, NgramTeacher(), dims=16)
+    save_static_table(path / STATIC_FILE, table, tokenizer, {"teacher": "fake-trigram", "dense_weight": dense_weight})
+    return path
+
+
+def test_distilled_table_has_a_row_per_token_and_zero_rows_for_whitespace_and_specials(tokenizer: CodeTokenizer) -> None:
+    table = distill_table(tokenizer, NgramTeacher(), dims=16)
+    texts, useful = token_texts(tokenizer)
+    assert table.shape == (tokenizer.vocab_size, 16) and table.dtype == np.float32
+    assert not useful[:5].any() and not table[:5].any()  # the five special tokens
+    blank = [i for i, t in enumerate(texts) if t and not t.strip()]
+    assert blank and not table[blank].any()
+    assert np.linalg.norm(table[useful], axis=1).min() > 0
+
+
+def test_sif_weights_favour_rare_tokens() -> None:
+    counts = np.array([0, 1000, 10, 1])
+    weights = sif_weights(counts, 4, a=1e-2)
+    assert weights[0] == pytest.approx(1.0) and weights[1] < weights[2] < weights[3]
+    zipf = sif_weights(None, 100)  # no counts: later BPE merges are rarer
+    assert np.all(np.diff(zipf) > 0)
+
+
+def test_static_embedder_ranks_the_related_snippet_first(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    embedder = StaticEmbedder.from_model_dir(_model_dir(tmp_path / "m", tokenizer))
+    assert isinstance(embedder, Embedder) and embedder.dense_weight == 1.0 and embedder.dim == 16
+    code = embedder.embed_code([CODE[0], CODE[1], ""])
+    assert code.shape == (3, 16) and code.dtype == np.float32
+    assert np.allclose(np.linalg.norm(code[:2], axis=1), 1.0) and not code[2].any()  # empty text: zero row
+    query = embedder.embed_query(["parse the config"])[0]
+    assert float(code[0] @ query) > float(code[1] @ query) + 0.1
+    assert embedder.embed_code([]).shape == (0, 16)
+
+
+def test_a_table_for_another_vocabulary_is_refused(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    model = _model_dir(tmp_path / "m", tokenizer)
+    other = CodeTokenizer.train_from_iterator(CODE, vocab_size=280, min_frequency=1)
+    assert other.vocab_size != tokenizer.vocab_size
+    other.save(model / "tokenizer.json")
+    with pytest.raises(CheckpointError, match="distill it again"):
+        StaticEmbedder.from_model_dir(model)
+    with pytest.raises(CheckpointError, match="distill it again"):
+        LazyModelEmbedder(model)  # refused when the directory is opened, not at the first search
+    with pytest.raises(CheckpointError, match="one row per token"):
+        save_static_table(tmp_path / "x.safetensors", np.zeros((3, 4)), tokenizer, {"dense_weight": 0.0})
+
+
+def test_a_damaged_table_is_a_checkpoint_error(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    model = _model_dir(tmp_path / "m", tokenizer)
+    (model / STATIC_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a readable static table"):
+        StaticEmbedder.from_model_dir(model)
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir()
+    (path / "config.py").write_text(CODE[0] + "\n\n" + CODE[4])
+    (path / "shapes.py").write_text(CODE[1] + "\n\n" + CODE[3])
+    return path
+
+
+def test_the_index_embeds_with_the_static_table(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    embedder = LazyModelEmbedder(_model_dir(tmp_path / "m", tokenizer))
+    assert embedder.static is not None and embedder.model_id.startswith("static:") and embedder.dim == 16
+    with RepoIndex.open(_repo(tmp_path / "repo"), index_path=tmp_path / "i.sqlite", embedder=embedder) as index:
+        stats = index.update()
+        assert stats.chunks_embedded == index.count_chunks() == index.count_vectors() > 0
+        hits = search(index, "parse the config", mode="dense", k=4)
+        assert hits[0].path == "config.py" and hits[0].dense_rank == 1
+        assert search(index, "parse the config", mode="hybrid", k=1)[0].path == "config.py"
+    assert not embedder.is_loaded  # the encoder was never needed
+
+
+def test_a_table_without_a_vote_embeds_nothing(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    embedder = LazyModelEmbedder(_model_dir(tmp_path / "m", tokenizer, dense_weight=0.0))
+    with RepoIndex.open(_repo(tmp_path / "repo"), index_path=tmp_path / "i.sqlite", embedder=embedder) as index:
+        assert index.update().chunks_embedded == 0 and index.embedder is None
+
+
+_NO_TORCH = """
+import sys
+from codemlm.embedder import LazyModelEmbedder
+from codemlm.index import RepoIndex
+from codemlm.search import search
+embedder = LazyModelEmbedder({model!r})
+with RepoIndex.open({repo!r}, index_path={index!r}, embedder=embedder) as index:
+    index.update()
+    hits = search(index, "parse the config", mode="hybrid")
+print(hits[0].path, "torch" in sys.modules)
+"""
+
+
+def test_static_indexing_and_search_never_import_torch(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    model = _model_dir(tmp_path / "m", tokenizer)
+    script = _NO_TORCH.format(model=str(model), repo=str(_repo(tmp_path / "repo")), index=str(tmp_path / "i.sqlite"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["config.py", "False"]
+
+
+def test_validation_copy_loses_its_docstrings_and_still_parses() -> None:
+    source = 'def f(x):\n    """Add one to x."""\n    return x + 1\n\n\nclass A:\n    """Only a doc."""\n'
+    stripped = strip_docstrings(source)
+    assert '"""' not in stripped and "return x + 1" in stripped and "class A:\n    pass\n" in stripped
+    compile(stripped, "<stripped>", "exec")
+    assert first_sentence("Return the sum. More text.") == "Return the sum."
+    assert first_sentence("Short.") is None

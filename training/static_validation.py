@@ -1,0 +1,125 @@
+"""The validation set that sets a static table's dense weight: docstring queries over CPython's stdlib.
+
+CPython's standard library is in the default model's training corpus, so measuring on it
+never touches the held-out search sets (benchmarks/data/search_cases.jsonl). The set is
+built the way benchmarks/make_search_cases.py builds the held-out one, so the two measure
+the same task: a copy of some stdlib modules with every docstring removed (a query's words
+must not sit verbatim next to its answer), and for each documented definition the first
+sentence of its docstring as the query and that definition as the answer; queries that two
+definitions share are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sysconfig
+from collections import Counter
+from pathlib import Path
+
+from codemlm.languages import parser_for
+from codemlm.syntax import definitions
+
+__all__ = ["build_validation_set", "default_stdlib", "first_sentence", "strip_docstrings"]
+
+# Parts of the stdlib that are not everyday library code (tests, GUI, vendored, generated).
+_SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages", "ensurepip",
+         "__pycache__", "pydoc_data", "encodings", "msilib", "config-3")
+
+
+def default_stdlib() -> Path:
+    """The running interpreter's stdlib (3.11 here, the version the default corpus holds)."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def strip_docstrings(text: str) -> str:
+    """The file without docstrings; a body that held only a docstring gets ``pass``."""
+    data = text.encode("utf-8")
+    ranges: list[tuple[int, int, bool]] = []
+    stack = [parser_for("python").parse(data).root_node]
+    while stack:
+        node = stack.pop()
+        block = node if node.type == "module" else None
+        if node.type in ("function_definition", "class_definition"):
+            block = node.child_by_field_name("body")
+        if block is not None:
+            statements = [c for c in block.named_children if c.type != "comment"]
+            if statements and statements[0].type == "expression_statement":
+                expr = statements[0].named_children
+                if len(expr) == 1 and expr[0].type in ("string", "concatenated_string"):
+                    ranges.append((statements[0].start_byte, statements[0].end_byte, len(statements) == 1))
+        stack.extend(node.named_children)
+    out, cursor = bytearray(), 0
+    for start, end, only in sorted(ranges):
+        line_start = data.rfind(b"\n", 0, start) + 1
+        line_end = data.find(b"\n", end)
+        line_end = len(data) if line_end < 0 else line_end + 1
+        if not data[line_start:start].strip() and not data[end:line_end].strip():
+            out += data[cursor:line_start] + ((data[line_start:start] + b"pass\n") if only else b"")
+            cursor = line_end
+        else:
+            out += data[cursor:start] + (b"pass" if only else b"None")
+            cursor = end
+    return (out + data[cursor:]).decode("utf-8")
+
+
+def first_sentence(doc: str) -> str | None:
+    """The docstring's first sentence, if it is one of three words or more."""
+    paragraph = re.sub(r"\s+", " ", doc.strip().split("\n\n", 1)[0]).strip()
+    if not paragraph or paragraph.startswith((">>>", ":", "..")):
+        return None
+    sentence = re.split(r"(?<=[.!?])\s", paragraph, maxsplit=1)[0].strip()
+    return sentence if len(sentence.split()) >= 3 else None
+
+
+def _stdlib_files(stdlib: Path, max_files: int) -> list[Path]:
+    files = [
+        p for p in sorted(stdlib.rglob("*.py"))
+        if not any(part in _SKIP or part.startswith("config-") for part in p.relative_to(stdlib).parts)
+        and 2_000 <= p.stat().st_size <= 200_000
+    ]
+    step = max(1, len(files) // max_files)  # an even spread over the alphabet, not one corner of it
+    return files[::step][:max_files]
+
+
+def build_validation_set(out_dir: Path, stdlib: Path | None = None, *, max_files: int = 60,
+                         max_cases: int = 400) -> tuple[Path, Path]:
+    """Write the stripped copy under ``out_dir/repo`` and the cases to ``out_dir/cases.jsonl``."""
+    stdlib = stdlib or default_stdlib()
+    repo = out_dir / "repo"
+    candidates: list[dict[str, str | int]] = []
+    for path in _stdlib_files(stdlib, max_files):
+        rel = path.relative_to(stdlib).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+            stripped = strip_docstrings(text)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        target = repo / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(stripped, encoding="utf-8")
+        # Match each documented definition to its stripped twin by (name, parent, occurrence).
+        after: dict[tuple[str, str | None, int], int] = {}
+        seen: Counter[tuple[str, str | None]] = Counter()
+        for d in definitions(stripped, "python"):
+            after[(d.name, d.parent, seen[(d.name, d.parent)])] = d.start_line
+            seen[(d.name, d.parent)] += 1
+        seen.clear()
+        for d in definitions(text, "python"):
+            occurrence = seen[(d.name, d.parent)]
+            seen[(d.name, d.parent)] += 1
+            query = first_sentence(d.docstring or "")
+            line = after.get((d.name, d.parent, occurrence))
+            if query is not None and line is not None and d.kind != "block":
+                candidates.append({"id": f"{rel}:{d.parent or ''}.{d.name}", "query": query, "language": "python",
+                                   "path": rel, "line": line + 1})
+    counts = Counter(str(c["query"]).lower() for c in candidates)
+    ids = Counter(c["id"] for c in candidates)
+    cases = [c for c in candidates if counts[str(c["query"]).lower()] == 1 and ids[c["id"]] == 1]
+    step = max(1, len(cases) // max_cases)
+    cases = cases[::step][:max_cases]
+    if not cases:
+        raise SystemExit(f"no documented definitions found under {stdlib}")
+    cases_path = out_dir / "cases.jsonl"
+    cases_path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    return repo, cases_path
