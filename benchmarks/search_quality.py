@@ -1,4 +1,4 @@
-"""Search quality on the held-out set: ours (hybrid, dense, BM25) vs all-MiniLM-L6-v2.
+"""Search quality on the held-out set: ours (hybrid, dense, static table, BM25) vs all-MiniLM-L6-v2.
 
 One run over the held-out repository (recreated by benchmarks/make_search_cases.py) with benchmarks/data/search_cases.jsonl (made by
 benchmarks/make_search_cases.py); every system goes through the same evaluator
@@ -82,7 +82,8 @@ def random_init_model(preset: str, out: Path) -> Path:
     return save_model_dir(out, model, tokenizer, summary={"trained_on": "nothing: random initialization"})
 
 
-def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path, minilm: bool = True) -> dict[str, Any]:
+def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path, minilm: bool = True,
+        static_table: str | None = None) -> dict[str, Any]:
     import torch
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
@@ -109,6 +110,15 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
     ours_index = tmp / "ours.sqlite"
     add(f"{label} hybrid", evaluate_search(repo, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
     add(f"{label} dense", evaluate_search(repo, CASES, embedder=ours, mode="dense", index_path=ours_index))
+    static = _static_embedder(resolved, static_table)
+    if static is not None:
+        # Its dense weight was set on the stdlib validation set when it was distilled, never here.
+        static_index = tmp / "static.sqlite"
+        meta = static.metadata
+        name = f"codemlm static table ({meta.get('teacher')}, {static.dim} dims)"
+        add(f"{name} + BM25 hybrid (weight {static.dense_weight})",
+            evaluate_search(repo, CASES, embedder=static, mode="hybrid", index_path=static_index))
+        add(f"{name} dense", evaluate_search(repo, CASES, embedder=static, mode="dense", index_path=static_index))
     add("BM25 (FTS5, identifier-split), no reranking", evaluate_search(repo, CASES, mode="lexical", rerank=False))
     add("BM25 (FTS5, identifier-split) + code-aware reranking", evaluate_search(repo, CASES, mode="lexical"))
     load_seconds = None
@@ -126,6 +136,16 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
             "rows": rows}
 
 
+def _static_embedder(model_dir: Path, table: str | None) -> Any:
+    """The model's static table (MODEL_DIR/static.safetensors, or ``--static FILE`` for one
+    distilled elsewhere for the same tokenizer), or None when there is none."""
+    from codemlm.static_embedder import STATIC_FILE, StaticEmbedder
+
+    if table is None and not (model_dir / STATIC_FILE).is_file():
+        return None
+    return StaticEmbedder.from_model_dir(model_dir, table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model directory (default: the resolved default model)")
@@ -134,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=None, help="the held-out repository (default: where make_search_cases.py puts it)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--skip-minilm", action="store_true", help="only our systems")
+    parser.add_argument("--static", default=None,
+                        help="a static table for the model's tokenizer (default: MODEL_DIR/static.safetensors if present)")
     args = parser.parse_args(argv)
-    results = run(args.model, args.random_init, args.threads, require_heldout_repo(args.repo), not args.skip_minilm)
+    results = run(args.model, args.random_init, args.threads, require_heldout_repo(args.repo), not args.skip_minilm,
+                  args.static)
     print("\n| system | MRR@10 | R@1 | R@10 | query p50 ms | query p95 ms |\n|---|---|---|---|---|---|")
     for row in results["rows"]:
         print(f"| {row['system']} | {row['mrr']:.3f} | {row['recall_at_1']:.3f} | {row['recall_at_10']:.3f} "

@@ -1,4 +1,4 @@
-"""Search speed: indexing chunks/s (ours vs all-MiniLM-L6-v2) and warm query latency at 10k/100k chunks.
+"""Search speed: indexing chunks/s (ours: encoder and static table, vs all-MiniLM-L6-v2) and warm query latency at 10k/100k chunks.
 
 1. Indexing: the held-out repository (see benchmarks/make_search_cases.py) indexed from scratch
    with each embedder on ``--threads`` CPU threads (default 2): chunks per second end to end
@@ -156,9 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--random-init", choices=("tiny", "small"), default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000], help="none: no latency runs")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--skip-encoder", action="store_true", help="do not index with the full encoder (minutes)")
+    parser.add_argument("--static", default=None,
+                        help="a static table for the model's tokenizer (default: MODEL_DIR/static.safetensors if present)")
     parser.add_argument("--repo", default=None, help="the held-out repository (default: where make_search_cases.py puts it)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
     from codemlm.embedder import ModelEmbedder
+    from codemlm.static_embedder import STATIC_FILE, StaticEmbedder
 
     torch.set_num_threads(args.threads)
     repo = require_heldout_repo(args.repo)
@@ -192,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     results["indexing"].append(
         indexing_speed(ours, f"codemlm {loaded.config.name} as shipped (dense weight {ours.dense_weight})", tmp, repo, None)
     )
-    results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp, repo))
+    if not args.skip_encoder:
+        results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp, repo))
+    if args.static or (model_dir / STATIC_FILE).is_file():
+        static = StaticEmbedder.from_model_dir(model_dir, args.static)
+        label = f"codemlm static table ({static.metadata.get('teacher')}, {static.dim} dims)"
+        results["indexing"].append(indexing_speed(static, label, tmp, repo))
     if not args.skip_minilm:
         results["indexing"].append(indexing_speed(MiniLMEmbedder(), "all-MiniLM-L6-v2", tmp, repo))
     for size in args.sizes:

@@ -139,9 +139,11 @@ class StaticEmbedder:
         self.max_tokens = max_tokens
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path, **options: Any) -> StaticEmbedder:
+    def from_model_dir(cls, model_dir: str | Path, table_path: str | Path | None = None, **options: Any) -> StaticEmbedder:
+        """The table of ``model_dir`` (or the one at ``table_path``, for one distilled elsewhere)
+        with that directory's tokenizer."""
         directory = Path(model_dir)
-        path = directory / STATIC_FILE
+        path = Path(table_path) if table_path is not None else directory / STATIC_FILE
         table, metadata = _read_table(path)
         tokenizer = CodeTokenizer.from_file(directory / _TOKENIZER_FILE)
         # The id changes with the table's bytes: vectors of an older table are never mixed in.

@@ -167,3 +167,19 @@ def test_validation_copy_loses_its_docstrings_and_still_parses() -> None:
     compile(stripped, "<stripped>", "exec")
     assert first_sentence("Return the sum. More text.") == "Return the sum."
     assert first_sentence("Short.") is None
+
+
+def test_validation_gives_no_vote_to_a_table_that_does_not_beat_bm25(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    from training.distill_static import validate
+
+    repo = _repo(tmp_path / "repo")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        json.dumps({"id": "a", "query": "parse config", "path": "config.py", "line": 1}) + "\n"
+        + json.dumps({"id": "b", "query": "draw circle", "path": "shapes.py", "line": 1}) + "\n"
+    )
+    noise = np.random.default_rng(0).standard_normal((tokenizer.vocab_size, 8)).astype(np.float32)
+    measured = validate(noise, tokenizer, {"teacher": "noise"}, repo, cases, tmp_path / "i.sqlite")
+    assert measured["lexical_mrr"] == 1.0  # BM25 already ranks both answers first
+    assert measured["best_weight"] == 0.0 and measured["cases"] == 2
+    assert set(measured["hybrid_mrr_by_weight"]) == {"0.0", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0", "3.0"}

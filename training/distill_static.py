@@ -20,6 +20,7 @@ dependency only: serving the table (``codemlm.static_embedder``) needs numpy and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -124,11 +125,11 @@ def sif_weights(counts: np.ndarray | None, vocab_size: int, a: float = SIF_A) ->
 
 
 def distill_table(tokenizer: CodeTokenizer, teacher: Teacher, *, dims: int = 256,
-                  counts: np.ndarray | None = None) -> np.ndarray:
+                  counts: np.ndarray | None = None, cache: Path | None = None) -> np.ndarray:
     """[vocab, dims] float32: teacher rows, PCA-reduced, SIF-weighted; useless tokens zero."""
     texts, useful = token_texts(tokenizer)
     index = np.flatnonzero(useful)
-    vectors = np.asarray(teacher.embed([texts[i] for i in index]), dtype=np.float64)
+    vectors = teacher_vectors(teacher, [texts[i] for i in index], cache).astype(np.float64)
     # PCA: centre, keep the leading directions (the rest is mostly teacher noise for one token).
     centred = vectors - vectors.mean(axis=0, keepdims=True)
     keep = min(dims, centred.shape[0], centred.shape[1])
@@ -143,22 +144,46 @@ def distill_table(tokenizer: CodeTokenizer, teacher: Teacher, *, dims: int = 256
 def validate(table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, Any], repo: Path, cases: Path,
              index_path: Path) -> dict[str, Any]:
     """Hybrid MRR@10 on the validation set for each weight of ``WEIGHT_GRID`` (weight 0 is BM25
-    plus the reranker alone), and dense-only MRR; the best weight, or 0 if none beats BM25."""
-    from codemlm.eval_search import evaluate_search
+    plus the code-aware reranker alone) and dense-only MRR; the best weight, 0 if none beats
+    BM25. One index, one embedding pass: the sweep only changes the fusion weight."""
+    from codemlm.eval_search import DEPTH, read_search_cases
+    from codemlm.index import RepoIndex
+    from codemlm.search import search
 
-    model_id = f"static-validation:{metadata['teacher']}"
-    by_weight: dict[str, float] = {}
-    for weight in WEIGHT_GRID:
-        embedder = StaticEmbedder(table, tokenizer, dict(metadata, dense_weight=weight), model_id=model_id)
-        mode = "lexical" if weight == 0 else "hybrid"
-        by_weight[str(weight)] = evaluate_search(repo, cases, embedder=embedder if weight else None, mode=mode,
-                                                 index_path=index_path)["mrr"]
-    dense = evaluate_search(repo, cases, mode="dense", index_path=index_path,
-                            embedder=StaticEmbedder(table, tokenizer, dict(metadata, dense_weight=1.0), model_id=model_id))
+    embedder = StaticEmbedder(table, tokenizer, dict(metadata, dense_weight=1.0),
+                              model_id="static-validation:" + hashlib.blake2b(table.tobytes(), digest_size=8).hexdigest())
+    read = read_search_cases(cases)
+    with RepoIndex.open(repo, index_path=index_path, embedder=embedder, embed=True) as index:
+        index.update()
+        answers = [index.innermost_chunk(case.path, case.line - 1) for case in read]
+
+        def mrr(mode: str, weight: float) -> float:
+            total = 0.0
+            for case, answer in zip(read, answers, strict=True):
+                ids = [r.chunk_id for r in search(index, case.query, k=DEPTH, mode=mode, dense_weight=weight)]
+                total += 1.0 / (ids.index(answer) + 1) if answer in ids else 0.0
+            return round(total / len(read), 4)
+
+        by_weight = {str(w): mrr("lexical" if w == 0 else "hybrid", w) for w in WEIGHT_GRID}
+        dense = mrr("dense", 1.0)
     # Ties go to the smaller weight: no vote is given without a measured gain.
     best = max(WEIGHT_GRID, key=lambda w: (by_weight[str(w)], -w))
-    return {"hybrid_mrr_by_weight": by_weight, "dense_mrr": dense["mrr"], "cases": dense["cases"],
+    return {"hybrid_mrr_by_weight": by_weight, "dense_mrr": dense, "cases": len(read),
             "best_weight": best, "best_mrr": by_weight[str(best)], "lexical_mrr": by_weight["0.0"]}
+
+
+def teacher_vectors(teacher: Teacher, texts: list[str], cache: Path | None) -> np.ndarray:
+    """The teacher's rows for ``texts``, kept in ``cache`` (a training-time scratch folder) so a
+    re-run that only changes the reduction or the weighting does not embed the vocabulary again."""
+    key = hashlib.blake2b(("\x00".join([teacher.name, *texts])).encode("utf-8", "surrogatepass"), digest_size=8)
+    path = cache / f"{teacher.name}-{key.hexdigest()}.npy" if cache is not None else None
+    if path is not None and path.is_file():
+        return np.load(path)
+    vectors = np.asarray(teacher.embed(texts), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-files", type=int, default=60, help="stdlib modules in the validation set")
     parser.add_argument("--stdlib", type=Path, default=None, help="CPython's Lib/ (default: this interpreter's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the teacher")
+    parser.add_argument("--cache", type=Path, default=None, help="keep the teacher's raw rows here for re-runs")
     parser.add_argument("--report", type=Path, default=None, help="also write the measurements here as JSON")
     args = parser.parse_args(argv)
 
@@ -190,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     for which in teachers:
         started = time.perf_counter()
         teacher: Teacher = MiniLMTeacher() if which == "minilm" else EncoderTeacher(args.model_dir)
-        table = distill_table(tokenizer, teacher, dims=args.dims, counts=counts)
+        table = distill_table(tokenizer, teacher, dims=args.dims, counts=counts, cache=args.cache)
         seconds = round(time.perf_counter() - started, 1)
         metadata: dict[str, Any] = {"teacher": teacher.name, "dims": int(table.shape[1]), "sif_a": SIF_A,
                                     "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank"}
