@@ -22,6 +22,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_infill_cases import candidate_spans, make_case
 
 from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_weights
+
+if TYPE_CHECKING:
+    from codemlm.candidates import Repository
 
 _MIN_LOGP_WEIGHT = 0.05
 
@@ -72,18 +76,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sources", default="both", choices=["both", "context"],
+                        help="context: rows of context candidates only, no model forward (fast; the "
+                        "model-side weights are then taken from --model-weights)")
+    parser.add_argument("--model-weights", help="a ranker JSON whose model-side weights (src_model, logp, "
+                        "rel_logp) are kept when fitting with --sources context")
+    parser.add_argument("--repo-files", type=int, default=0,
+                        help="every other hole also gets this many other files of --source as its "
+                        "repository (none of the files holes are cut from), so the repository-side "
+                        "evidence is fitted too")
     parser.add_argument("--out", required=True, help="where to write the ranker JSON")
     args = parser.parse_args(argv)
 
     import torch
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
-    from codemlm.infill import InfillEngine
+    from codemlm.infill import InfillConfig, InfillEngine
 
     torch.set_num_threads(args.threads)
     holes = cut_holes(Path(args.source), args.holes, args.seed)
+    repository = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
     model_dir = resolve_model_dir(args.model)
-    engine = InfillEngine(load_model_dir(model_dir))
+    engine = InfillEngine(load_model_dir(model_dir), config=InfillConfig(sources=args.sources))
     rows: list[list[float]] = []
     labels: list[float] = []
     groups: list[int] = []
@@ -91,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     for n, hole in enumerate(holes):
         text = hole["prefix"] + hole["suffix"]
-        found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language="python")
+        found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language="python",
+                                repository=repository if n % 2 else None)
         target = hole["target"].strip()
         hit = False
         matrix = feature_matrix([evidence for _, evidence in found]).tolist()
@@ -106,8 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     x, y = np.array(rows), np.array(labels)
     # The rows too, so a refit (another l2) does not rerun the model.
     np.savez(Path(args.out).with_suffix(".rows.npz"), x=x, y=y, groups=np.array(groups))
-    weights = fit_weights(x, y, l2=args.l2)
-    if weights["logp"] < _MIN_LOGP_WEIGHT or weights["rel_logp"] < _MIN_LOGP_WEIGHT:
+    held: dict[str, float] = {}
+    if args.model_weights:
+        given = json.loads(Path(args.model_weights).read_text(encoding="utf-8"))["weights"]
+        held = {name: float(given.get(name, 0.0)) for name in ("src_model", "logp", "rel_logp")}
+    weights = fit_weights(x, y, l2=args.l2, fixed=held)
+    if not held and (weights["logp"] < _MIN_LOGP_WEIGHT or weights["rel_logp"] < _MIN_LOGP_WEIGHT):
         # A model whose log-probability does not help (an undertrained one) still must not rank
         # a fill it finds less likely above a more likely one with the same evidence.
         weights = fit_weights(x, y, l2=args.l2, fixed={name: max(weights[name], _MIN_LOGP_WEIGHT)
@@ -120,6 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report))
     return 0
+
+
+def _repository(source: Path, used: set[str], count: int, seed: int) -> Repository | None:
+    if count <= 0:
+        return None
+    from codemlm.candidates import Repository
+
+    others = sorted(p for p in source.glob("*.py") if p.name not in used)
+    random.Random(seed).shuffle(others)
+    texts = []
+    for path in others[:count]:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return Repository(texts, "python")
 
 
 def _top1(ranker: Ranker, x: np.ndarray, groups: np.ndarray, y: np.ndarray) -> float:

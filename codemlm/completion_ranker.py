@@ -56,14 +56,18 @@ _FAR = 1e5  # distances from here on mean "not in this file"
 # far as a few screens away, not infinitely far (a repository's names are often the right ones).
 _ELSEWHERE = 2000.0
 
-# Fitted by benchmarks/infill_fit_ranker.py on holes cut from the CPython standard library (the
-# training corpus) with the shipped model; see the fit's JSON output for the data and command.
+# Fitted by benchmarks/infill_fit_ranker.py on 800 holes cut from the CPython standard library (the
+# training corpus): context-side weights from ``--sources context`` rows (45,509 candidates, 328
+# right), model-side weights (src_model, logp, rel_logp) from a 320-hole fit with the shipped
+# model, whose log-probability did not help (held at the floor 0.05 so a likelier fill still wins
+# a tie). A better model should ship its own ranker.json from a fit with ``--sources both``.
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "bias": -4.1162, "logp": 0.05, "unscored": -1.5752, "src_model": -0.4074, "src_name": 0.4937,
-    "src_member": 0.8413, "src_analog": -0.0637, "src_role": 0.0, "src_continuation": -0.9319, "src_wrap": 0.0,
-    "src_line": 0.5884, "log_count": 0.8518, "left_match": 0.286, "right_match": 0.99, "log_distance": -0.3087,
-    "in_file": -0.4271, "syntax_bad": -0.294, "no_alnum": -0.5994, "log_chars": -0.1599, "n_sources": 0.5204,
-    "rel_logp": 0.05, "rel_count": -0.1089, "rel_distance": 0.1106, "rel_context": 0.1277,
+    "bias": -2.5036, "logp": 0.05, "unscored": 0.0, "src_model": -0.567, "src_name": 0.6158,
+    "src_member": -0.0404, "src_analog": -0.3506, "src_role": 0.6554, "src_continuation": -1.2157, "src_wrap": 0.742,
+    "src_line": 0.1546, "log_count": 0.7409, "left_match": 0.4438, "right_match": 0.8094, "log_distance": -0.1834,
+    "in_file": -2.2972, "syntax_bad": -1.0129, "no_alnum": -1.5772, "log_chars": -0.2392, "n_sources": 0.5611,
+    "rel_logp": 0.05, "rel_count": 0.2212, "rel_distance": 0.0235, "rel_context": 0.2346, "wrap_distance": 0.021,
+    "name_distance": -0.1189, "member_count": 0.3484,
 }
 
 

@@ -113,8 +113,10 @@ class InfillConfig:
     # one batched forward, so this bounds the latency.
     score_top: int = 10
     max_fill_tokens: int = 24  # a longer context candidate is not scored by the model
-    # Confidence gate: candidates the ranker gives less than this probability are not returned.
+    # Confidence gate: no answer at all unless the best candidate reaches this probability; once
+    # there is an answer, alternatives down to ``min_probability_rest`` fill the top k.
     min_probability: float = 0.03
+    min_probability_rest: float = 0.005
 
     def __post_init__(self) -> None:
         if self.max_context_tokens < 16:
@@ -131,8 +133,9 @@ class InfillConfig:
             raise ConfigError(f"infill.precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.sources not in SOURCE_MODES:
             raise ConfigError(f"infill.sources must be one of {', '.join(SOURCE_MODES)}, got {self.sources!r}")
-        if self.score_top < 0 or self.max_fill_tokens < 1 or not 0.0 <= self.min_probability < 1.0:
-            raise ConfigError("infill.score_top must be >= 0, max_fill_tokens >= 1, min_probability in [0, 1)")
+        if self.score_top < 0 or self.max_fill_tokens < 1 or not 0.0 <= self.min_probability < 1.0 \
+                or not 0.0 <= self.min_probability_rest < 1.0:
+            raise ConfigError("infill.score_top must be >= 0, max_fill_tokens >= 1, min_probability(_rest) in [0, 1)")
 
 
 @dataclass
@@ -602,8 +605,10 @@ class InfillEngine:
         from codemlm.completion_ranker import primary_source
 
         ranked = [Candidate(f.fill, p, hole.start, hole.end, f.evidence.syntax_ok, primary_source(f.evidence.sources))
-                  for f, p in zip(short, probs, strict=True) if p >= self.config.min_probability]
+                  for f, p in zip(short, probs, strict=True) if p >= self.config.min_probability_rest]
         ranked.sort(key=lambda c: (not c.syntax_ok, -c.score))
+        if not ranked or ranked[0].score < self.config.min_probability:
+            return []  # nothing likely enough: no answer beats a wrong one
         return ranked[:k]
 
     def _rank(self, candidates: list[Candidate], window: _Window, language: str | None, k: int) -> list[Candidate]:
