@@ -183,3 +183,19 @@ def test_validation_gives_no_vote_to_a_table_that_does_not_beat_bm25(tmp_path: P
     assert measured["lexical_mrr"] == 1.0  # BM25 already ranks both answers first
     assert measured["best_weight"] == 0.0 and measured["cases"] == 2
     assert set(measured["hybrid_mrr_by_weight"]) == {"0.0", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0", "3.0"}
+
+
+def test_token_counts_come_from_a_data_directory_of_the_same_tokenizer(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    from datasets import Dataset, DatasetDict
+
+    from training.distill_static import data_token_counts
+
+    rows = [[5, 6, 6], [6, 7], [7]]
+    DatasetDict({"train": Dataset.from_dict({"input_ids": rows})}).save_to_disk(str(tmp_path / "data" / "tokens"))
+    tokenizer.save(tmp_path / "data" / "tokenizer.json")
+    counts = data_token_counts(tmp_path / "data", tokenizer)
+    assert counts.shape == (tokenizer.vocab_size,) and counts[5] == 1 and counts[6] == 3 and counts[7] == 2
+    assert counts.sum() == 6
+    CodeTokenizer.train_from_iterator(CODE, vocab_size=280, min_frequency=1).save(tmp_path / "data" / "tokenizer.json")
+    with pytest.raises(SystemExit, match="another tokenizer"):
+        data_token_counts(tmp_path / "data", tokenizer)

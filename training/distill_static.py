@@ -108,8 +108,9 @@ def data_token_counts(data_dir: Path, tokenizer: CodeTokenizer) -> np.ndarray:
     counts = np.zeros(tokenizer.vocab_size, dtype=np.int64)
     train = load_from_disk(str(data_dir / "tokens"))["train"].with_format("numpy")
     for start in range(0, len(train), 2048):
-        for ids in train[start : start + 2048]["input_ids"]:
-            counts += np.bincount(np.asarray(ids, dtype=np.int64), minlength=tokenizer.vocab_size)
+        rows = train[start : start + 2048]["input_ids"]
+        counts += np.bincount(np.concatenate([np.asarray(ids, dtype=np.int64) for ids in rows]),
+                              minlength=tokenizer.vocab_size)
     return counts
 
 
