@@ -59,14 +59,16 @@ _ELSEWHERE = 2000.0
 # Fitted by benchmarks/infill_fit_ranker.py on 800 holes cut from the CPython standard library (the
 # training corpus): context-side weights from ``--sources context`` rows (45,509 candidates, 328
 # right), model-side weights (src_model, logp, rel_logp) from a 320-hole fit with the shipped
-# model, whose log-probability did not help (held at the floor 0.05 so a likelier fill still wins
-# a tie). A better model should ship its own ranker.json from a fit with ``--sources both``.
+# model, whose log-probability did not help: its weight is 0 and the log-probability relative to
+# the best scored candidate only breaks near-ties (0.02), because any absolute weight would move
+# every scored candidate against the unscored ones (the context fit has no scored rows). A better
+# model should ship its own ranker.json from a fit with ``--sources both``.
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "bias": -2.5036, "logp": 0.05, "unscored": 0.0, "src_model": -0.567, "src_name": 0.6158,
+    "bias": -2.5036, "logp": 0.0, "unscored": 0.0, "src_model": -0.567, "src_name": 0.6158,
     "src_member": -0.0404, "src_analog": -0.3506, "src_role": 0.6554, "src_continuation": -1.2157, "src_wrap": 0.742,
     "src_line": 0.1546, "log_count": 0.7409, "left_match": 0.4438, "right_match": 0.8094, "log_distance": -0.1834,
     "in_file": -2.2972, "syntax_bad": -1.0129, "no_alnum": -1.5772, "log_chars": -0.2392, "n_sources": 0.5611,
-    "rel_logp": 0.05, "rel_count": 0.2212, "rel_distance": 0.0235, "rel_context": 0.2346, "wrap_distance": 0.021,
+    "rel_logp": 0.02, "rel_count": 0.2212, "rel_distance": 0.0235, "rel_context": 0.2346, "wrap_distance": 0.021,
     "name_distance": -0.1189, "member_count": 0.3484,
 }
 
