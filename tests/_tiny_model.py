@@ -14,6 +14,7 @@ Use from a test module::
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -21,11 +22,14 @@ import pytest
 import torch
 
 from codemlm.checkpoint import save_model_dir
+from codemlm.completion_ranker import RANKER_FILE
 from codemlm.config import ModelConfig
 from codemlm.model import IGNORE_INDEX, CodeEncoder
 from codemlm.tokenizer import CodeTokenizer
 
-__all__ = ["SNIPPET", "tiny_model_dir"]
+__all__ = ["SNIPPET", "TRUSTING_WEIGHTS", "tiny_model_dir"]
+
+TRUSTING_WEIGHTS = {"bias": -1.0, "logp": 2.0, "syntax_bad": -2.0, "no_alnum": -1.0}
 
 # The file the model memorizes. Three look-alike functions: the body of each can only be
 # filled correctly by reading the name on the left (add/sub/mul) and the arguments.
@@ -98,5 +102,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, *, steps: int = 300
         model = _train(tokenizer, steps, seed)
         out = tmp_path_factory.mktemp("tiny_model")
         save_model_dir(out, model, tokenizer, summary={"trained_on": "tests/_tiny_model.py SNIPPET", "steps": steps})
+        # A model that knows its file by heart ships a ranker that trusts its log-probability,
+        # as a well-trained model's ranker.json does (the code's defaults suit a weak model).
+        (out / RANKER_FILE).write_text(json.dumps({"weights": TRUSTING_WEIGHTS}), encoding="utf-8")
         _CACHE[key] = out
     return _CACHE[key]

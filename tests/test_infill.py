@@ -17,7 +17,7 @@ from codemlm.completion_ranker import Ranker
 from codemlm.errors import InputError, PositionError
 from codemlm.infill import Candidate, InfillConfig, InfillEngine, extend_hole
 from codemlm.syntax import error_count
-from tests._tiny_model import SNIPPET, tiny_model_dir
+from tests._tiny_model import SNIPPET, TRUSTING_WEIGHTS, tiny_model_dir
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def loaded(model_dir: Path) -> LoadedModel:
 
 # The tiny model knows its file by heart: a ranker that trusts its log-probability, as the
 # ranker.json of a well-trained model would (the shipped defaults are fitted to a weak model).
-TRUSTING = Ranker({"bias": -1.0, "logp": 2.0, "syntax_bad": -2.0, "no_alnum": -1.0})
+TRUSTING = Ranker(TRUSTING_WEIGHTS)
 
 
 @pytest.fixture(scope="session")
@@ -218,7 +218,19 @@ def test_cli_complete_prints_json(trusting_dir: Path, tmp_path: Path, capsys: py
     assert all(c["source"] for c in result["candidates"])
 
 
-def test_cli_complete_reads_sibling_files(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="session")
+def default_ranker_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model without its ranker.json: the engine falls back to the code's defaults."""
+    copy = tmp_path_factory.mktemp("defaults") / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "ranker.json").unlink()
+    return copy
+
+
+def test_cli_complete_reads_sibling_files(
+    default_ranker_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = default_ranker_dir
     (tmp_path / "service.py").write_text("s = Service()\ns.store.flush_everything()\n", encoding="utf-8")
     source = tmp_path / "main.py"
     source.write_text("def close(s):\n    s.store.\n", encoding="utf-8")
@@ -332,7 +344,7 @@ def test_repository_files_bring_their_members_and_say_so(loaded: LoadedModel) ->
     other = "from service import Service\ns = Service(db)\ns.store.flush_everything()\n"
     text = "def close(s):\n    s.store.\n"
     cursor = _cursor_after(text, "s.store.")
-    engine = InfillEngine(loaded, config=InfillConfig(precision="fp32", min_probability=0))
+    engine = InfillEngine(loaded, config=InfillConfig(precision="fp32", min_probability=0), ranker=Ranker())
     alone = [c.text for c in engine.complete(text, cursor, language="python", k=10)]
     assert "flush_everything" not in alone
     with_repo = engine.complete(text, cursor, language="python", k=10, repository=[other])
