@@ -36,7 +36,7 @@ def _label(text: str) -> str:
 
 
 def _detail(fill: Fill) -> str:
-    return f"codemlm  score {fill.score:.2f}" + ("" if fill.syntax_ok else "  (may not parse)")
+    return f"codemlm  {fill.source}  score {fill.score:.2f}" + ("" if fill.syntax_ok else "  (may not parse)")
 
 
 def _range_json(value: types.Range) -> dict[str, Any]:

@@ -47,8 +47,11 @@ _LANGUAGE_IDS = {
 }
 
 # A window never spans more than this many characters of context on each side of the hole.
-CONTEXT_CHARS_BEFORE = 6000
-CONTEXT_CHARS_AFTER = 3000
+# Wide enough for the file's own names and analogous spans to be found (64% of identifier
+# holes name something used elsewhere in the same file); the model itself reads only the
+# last/next few hundred tokens, and the engine caps its candidate scan at 48K per side.
+CONTEXT_CHARS_BEFORE = 48_000
+CONTEXT_CHARS_AFTER = 48_000
 # A single line longer than this (minified bundles, data blobs) gets no completion.
 MAX_WINDOW_CHARS = 100_000
 

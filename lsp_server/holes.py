@@ -85,6 +85,7 @@ class Fill:
     score: float
     syntax_ok: bool
     typed_prefix: str
+    source: str = "model"  # where the candidate came from: model, name, member, analog, …
 
 
 def complete_hole(engine: InfillEngine, hole: Hole, k: int) -> list[Candidate]:
@@ -115,6 +116,7 @@ def fills_for(hole: Hole, candidates: list[Candidate], *, include_word_prefix: b
                 score=candidate.score,
                 syntax_ok=candidate.syntax_ok,
                 typed_prefix=prefix,
+                source=candidate.source,
             )
         )
     return fills
