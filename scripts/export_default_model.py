@@ -181,8 +181,8 @@ def main() -> int:
             "languages": data_stats.get("languages"),
             "train_tokens_per_epoch": (data_stats.get("tokens") or {}).get("splits", {}).get("train", {}).get("tokens"),
             "filtered": data_stats.get("counts"),
-            "held_out": "boltons, dayjs (masked-token accuracy), boltons + the infill sets of HELDOUT.md, "
-            "toolz, humanize, inflection (search): never in the corpus",
+            "held_out": "boltons, dayjs (masked-token accuracy); boltons, tabulate, commander (infill); "
+            "toolz, humanize, inflection (search): never in the corpus (benchmarks/data/HELDOUT.md)",
         },
         "command": "bash scripts/train_default_model.sh",
         "phases": phases,
@@ -209,11 +209,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_model_dir(args.out, trained.model, trained.tokenizer, summary=summary, card=card, dtype="float16")
     (args.out / "learning_curve.svg").write_text(svg)
-    for stale in ("ranker.json",):  # a ranker fitted for another model's scores does not carry over
-        if (args.out / stale).is_file() and not (args.source / stale).is_file():
-            (args.out / stale).unlink()
-    if (args.source / "ranker.json").is_file():
-        shutil.copy2(args.source / "ranker.json", args.out / "ranker.json")
+    # Files fitted to this model's own outputs travel with it; an older model's copies do not.
+    for companion in ("ranker.json", "static.safetensors"):
+        if (args.source / companion).is_file():
+            shutil.copy2(args.source / companion, args.out / companion)
+        elif (args.out / companion).is_file():
+            (args.out / companion).unlink()
     print(json.dumps({"cumulative": cumulative, **metrics}, indent=2, default=str))
     return 0
 
