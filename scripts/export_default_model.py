@@ -34,6 +34,8 @@ SEARCH_CASES = ROOT / "benchmarks/data/search_cases.jsonl"
 CACHE = Path.home() / ".cache/codemlm/bench"
 # Held-out code for masked-token accuracy (benchmarks/data/HELDOUT.md): boltons 25.0.0 (Python)
 # and dayjs 1.11.13's ES modules (JavaScript), unpacked by benchmarks/fetch_heldout_mlm.sh.
+# Files fitted to one model's outputs (completion ranker, static search table).
+COMPANIONS = ("ranker.json", "static.safetensors")
 DEFAULT_HELDOUT = [CACHE / "heldout_mlm/boltons", CACHE / "heldout_mlm/dayjs"]
 
 
@@ -155,6 +157,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model"
         save_model_dir(staged, trained.model, trained.tokenizer, summary={}, dtype="float16")
+        for companion in COMPANIONS:  # evaluate exactly what ships
+            if (args.source / companion).is_file():
+                shutil.copy2(args.source / companion, staged / companion)
         new_acc = heldout_accuracy(staged, args.heldout)
         old_acc = heldout_accuracy(args.out, args.heldout) if (args.out / "config.json").is_file() else None
         if new_acc and old_acc and new_acc["accuracy"] <= old_acc["accuracy"] and not args.force:
@@ -210,7 +215,7 @@ def main() -> int:
     save_model_dir(args.out, trained.model, trained.tokenizer, summary=summary, card=card, dtype="float16")
     (args.out / "learning_curve.svg").write_text(svg)
     # Files fitted to this model's own outputs travel with it; an older model's copies do not.
-    for companion in ("ranker.json", "static.safetensors"):
+    for companion in COMPANIONS:
         if (args.source / companion).is_file():
             shutil.copy2(args.source / companion, args.out / companion)
         elif (args.out / companion).is_file():
