@@ -14,7 +14,7 @@ Kinds: ``identifier`` (a name), ``arguments`` (a call's argument list), ``expres
 Every target is one line, because a cursor hole is a single-line hole for the engine (see
 codemlm/infill.py). Each case keeps ``--before`` lines above and ``--after`` lines below the
 hole, cut at line boundaries, so the committed file stays small. Writes the cases (JSON Lines,
-the DESIGN.md format) and a manifest next to them.
+the docs/INTERFACES.md format) and a manifest next to them.
 """
 
 from __future__ import annotations

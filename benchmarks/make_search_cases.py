@@ -5,7 +5,7 @@ benchmarks/data/HELDOUT.md). For every documented function, method or class outs
 packages' tests, the first sentence of its docstring becomes a query, and the answer is that
 definition. Every docstring is removed from the indexed copy, so the query's words cannot be
 found verbatim next to the answer; queries that two definitions share are dropped (no single
-answer). Output follows the DESIGN.md case format, lines 1-based:
+answer). Output follows the docs/INTERFACES.md case format, lines 1-based:
 
     .venv/bin/pip download --no-deps toolz==1.2.0 humanize==4.17.0 inflection==0.5.1 -d /tmp/heldout_search_dl
     for w in /tmp/heldout_search_dl/*.whl; do .venv/bin/python -m zipfile -e $w /tmp/heldout_search; done

@@ -1,4 +1,4 @@
-"""Infill evaluation over the case format of DESIGN.md.
+"""Infill evaluation over the case format of docs/INTERFACES.md.
 
 A case file is JSON Lines, one case a line::
 
