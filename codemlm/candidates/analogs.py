@@ -15,15 +15,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from codemlm.candidates.context import HoleContext, ProposalSet
 from codemlm.candidates.lexical import is_name
 
 if TYPE_CHECKING:
     import tree_sitter
-
-    from codemlm.candidates.repository import Repository
 
 __all__ = ["RoleTable", "analogs", "hole_roles"]
 
@@ -97,7 +95,16 @@ def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
     return []
 
 
-def analogs(context: HoleContext, found: ProposalSet, repository: Repository | None = None) -> None:
+class HasRoles(Protocol):
+    """What analogs need of a repository (candidates.repository.Repository): its role table.
+
+    A protocol, not an import: the repository builds its table from this module.
+    """
+
+    roles: RoleTable
+
+
+def analogs(context: HoleContext, found: ProposalSet, repository: HasRoles | None = None) -> None:
     roles = hole_roles(context)
     if not roles:
         return

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from codemlm.candidates.analogs import RoleTable
 from codemlm.candidates.context import SIDE_CHARS, Doc
 from codemlm.candidates.lexical import is_name, lex
 
@@ -26,8 +27,6 @@ class Repository:
     """Other files of the repository, searchable by the tokens that precede a position."""
 
     def __init__(self, texts: Iterable[str], language: str | None) -> None:
-        from codemlm.candidates.analogs import RoleTable
-
         self.language = language
         self.docs: list[Doc] = []
         self.names: Counter[str] = Counter()
