@@ -104,6 +104,7 @@ def _look_inside(path: Path) -> str | None:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS)
     except sqlite3.Error:
         return None
+    conn.text_factory = _lenient_text
     try:
         if conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
             return "ours"
@@ -139,6 +140,7 @@ def connect(path: Path, *, read_only: bool = False, busy_timeout: float = BUSY_T
                 f"{path.resolve().as_uri()}?{option}", uri=True, timeout=busy_timeout, isolation_level=None,
                 check_same_thread=False,
             )
+            conn.text_factory = _lenient_text
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -150,13 +152,20 @@ def connect(path: Path, *, read_only: bool = False, busy_timeout: float = BUSY_T
         raise AssertionError("unreachable")
     fresh = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    conn.text_factory = _lenient_text
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     if fresh:
         # Mark the file as ours in its very first write (rollback mode writes the header in
         # place), so no other process ever sees an unmarked database of ours.
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+    except UnicodeDecodeError as exc:
+        # A damaged schema page makes SQLite's own error message invalid UTF-8, which the
+        # sqlite3 module fails to decode: that is damage, reported as such.
+        conn.close()
+        raise sqlite3.DatabaseError(f"database disk image is malformed ({exc.reason})") from None
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
     return conn
 
@@ -246,3 +255,9 @@ def check_integrity(conn: sqlite3.Connection, *, read_only: bool = False) -> str
     except sqlite3.DatabaseError as exc:
         return f"damaged ({exc})"
     return None
+
+
+def _lenient_text(data: bytes) -> str:
+    """TEXT values as str even when damage left invalid UTF-8 in a page: a damaged index must
+    reach the integrity check and be reported, never die in the sqlite3 module's decoder."""
+    return data.decode("utf-8", "replace")
