@@ -94,7 +94,8 @@ def test_metrics_on_a_hand_checked_example(tmp_path: Path) -> None:
     assert report["by_kind"]["unlabeled"]["cases"] == 1
     assert report["by_language"]["cobol"]["parses"] is None
     assert report["by_language"]["python"]["em_at_5"] == pytest.approx(2 / 3)
-    assert overall["latency_p50_ms"] >= 0
+    # Every case was timed: a fake answers instantly, so only the bounds are certain.
+    assert 0.0 <= overall["latency_p50_ms"] <= overall["latency_p95_ms"] < 1000.0
     assert engine.calls == 5  # one warm-up plus one per case
     table = format_infill_report(report)
     assert "overall" in table and "kind: expression" in table and "language: cobol" in table
