@@ -63,6 +63,10 @@ class LiveIndex:
         self._timers: dict[str, asyncio.TimerHandle] = {}  # debounced buffer updates
         self._in_flight: set[asyncio.Task[None]] = set()
         self._walking = False
+        # The index generation after our own last write: a different one at search time means
+        # another process (a CLI `codemlm index`) wrote, and may have put disk text back over
+        # the unsaved buffers we had indexed.
+        self._our_generation: int | None = None
         self.root: Path | None = None
         self.problem: str | None = None  # why there is no index, for the user
 
@@ -118,6 +122,7 @@ class LiveIndex:
         for rel_path, text in list(self._buffers.items()):
             if _read_disk(root / rel_path) != text:
                 await self.update_buffer(rel_path, text)
+        await self._note_our_write()
         return stats
 
     # ------------------------------------------------------------------ editor buffers
@@ -181,6 +186,7 @@ class LiveIndex:
         except CodemlmError as exc:
             self._indexed.pop(rel_path, None)
             logger.warning("could not index %s: %s", rel_path, exc)
+        await self._note_our_write()
 
     async def remove(self, rel_path: str) -> None:
         index = self._index
@@ -202,10 +208,34 @@ class LiveIndex:
         """
         if self._walking:
             return
+        await self._restore_after_other_writers()
         for rel_path in list(self._timers):
             self._start_update(rel_path)
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=FLUSH_WAIT_SECONDS)
+
+    async def _restore_after_other_writers(self) -> None:
+        index = self._index
+        if index is None or self.root is None or not self._buffers:
+            return
+        try:
+            generation = await self._on(self._writer, index.generation)
+        except CodemlmError:
+            return
+        if self._our_generation is not None and generation != self._our_generation:
+            for rel_path, text in list(self._buffers.items()):
+                if _read_disk(self.root / rel_path) != text:
+                    self._indexed.pop(rel_path, None)  # what we indexed may have been replaced
+                    self._start_update(rel_path)
+        self._our_generation = generation
+
+    async def _note_our_write(self) -> None:
+        index = self._index
+        if index is not None:
+            try:
+                self._our_generation = await self._on(self._writer, index.generation)
+            except CodemlmError:
+                self._our_generation = None
 
     # ------------------------------------------------------------------ reading
     async def search(

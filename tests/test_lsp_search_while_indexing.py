@@ -89,3 +89,32 @@ def test_workspace_symbol_during_the_first_index_is_never_a_silent_empty_list(tm
         assert [s["name"] for s in final["result"]][:1] == ["helper_299"]
     finally:
         assert server.close() == 0
+
+
+async def test_unsaved_buffers_come_back_after_another_process_reindexes(tmp_path: Path) -> None:
+    """A CLI `codemlm index` on the same file writes disk text over the server's unsaved buffer;
+    the server's next search notices the foreign write and puts the buffer back."""
+    from codemlm.index import RepoIndex
+
+    workspace = make_workspace(tmp_path)
+    (workspace / "draft.py").write_text("def old_name(x):\n    return x\n", encoding="utf-8")
+    index_path = tmp_path / "index.sqlite"
+    live = LiveIndex()
+    try:
+        await live.open(workspace, index_path=str(index_path), embedder=None)
+        assert live.is_open, live.problem
+        await live.update_all()
+        live.buffer_opened("draft.py", "def brand_new_unsaved_name(x):\n    return x\n")
+        await asyncio.wait_for(live.flush(), 10)
+        assert [r.name for r in await live.search("brand_new_unsaved_name", k=3)][:1] == ["brand_new_unsaved_name"]
+
+        def other_process_reindex() -> None:  # what `codemlm index --rebuild` does: disk text only
+            with RepoIndex.open(workspace, index_path=index_path, rebuild=True) as other:
+                other.update()
+
+        await asyncio.to_thread(other_process_reindex)
+        await asyncio.wait_for(live.flush(), 10)
+        names = [r.name for r in await live.search("brand_new_unsaved_name", k=3)]
+        assert names[:1] == ["brand_new_unsaved_name"], names
+    finally:
+        live.shutdown()
