@@ -131,6 +131,9 @@ def main() -> int:
     parser.add_argument("--search-repo", type=Path, default=CACHE / "search_heldout")
     parser.add_argument("--infill-limit", type=int, default=None)
     parser.add_argument("--force", action="store_true", help="ship even if it scores below the shipped model")
+    parser.add_argument("--previous-accuracy", type=float,
+                        help="the shipped model's held-out accuracy, measured before with the same files and "
+                        "seed (`codemlm eval mlm`); skips re-evaluating it")
     args = parser.parse_args()
 
     trained = load_model_dir(args.source)
@@ -161,7 +164,10 @@ def main() -> int:
             if (args.source / companion).is_file():
                 shutil.copy2(args.source / companion, staged / companion)
         new_acc = heldout_accuracy(staged, args.heldout)
-        old_acc = heldout_accuracy(args.out, args.heldout) if (args.out / "config.json").is_file() else None
+        if args.previous_accuracy is not None:
+            old_acc: dict[str, Any] | None = {"accuracy": args.previous_accuracy, "measured": "before, same files and seed"}
+        else:
+            old_acc = heldout_accuracy(args.out, args.heldout) if (args.out / "config.json").is_file() else None
         if new_acc and old_acc and new_acc["accuracy"] <= old_acc["accuracy"] and not args.force:
             print(f"export: the new model ({new_acc['accuracy']:.4f}) does not beat the shipped one "
                   f"({old_acc['accuracy']:.4f}) on held-out masked-token accuracy; nothing replaced (--force ships it)",
