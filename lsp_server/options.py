@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from codemlm.languages import LANGUAGES
+
 __all__ = ["MAX_CANDIDATES_LIMIT", "ServerOptions", "parse_options"]
 
 logger = logging.getLogger(__name__)
@@ -20,10 +22,8 @@ logger = logging.getLogger(__name__)
 # More candidates than this is never useful in a completion menu, and each one costs model time.
 MAX_CANDIDATES_LIMIT = 20
 
-# The languages the library has grammars for (codemlm/languages.py); duplicated here so that
-# settings can be validated before (or without) the library's language table importing.
 _KNOWN_KEYS = frozenset({"modelDir", "indexPath", "completion", "inlineCompletion", "maxCandidates", "languages"})
-_KNOWN_LANGUAGES = ("python", "javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp")
+_KNOWN_LANGUAGES = tuple(LANGUAGES)  # the one languages table (codemlm/languages.py)
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,13 @@ def _optional_path(section: dict[str, Any], key: str, problems: list[str]) -> tu
     return False, None
 
 
-def parse_options(raw: Any, base: ServerOptions | None = None) -> tuple[ServerOptions, list[str]]:
-    """Parse user settings over ``base`` (defaults when None).
+def parse_options(raw: Any) -> tuple[ServerOptions, list[str]]:
+    """Parse user settings over the defaults.
 
     Returns the options and a list of problems; a problem field keeps its default.
     """
     defaults = ServerOptions()
-    options = base or defaults
+    options = defaults
     section, problems = _section(raw)
     updates: dict[str, Any] = {}
 
