@@ -107,7 +107,6 @@ def evaluate_mlm(
     import torch
 
     from codemlm.hardware import native_bf16_available
-    from codemlm.sources import CorpusStats, iter_repository
     from codemlm.tokenizer import SPECIAL_TOKENS
 
     if not paths:
@@ -120,7 +119,7 @@ def evaluate_mlm(
     start = time.perf_counter()
     result = MLMEvalResult(files=0, windows=0, tokens=0, masked=0, correct=0, loss_sum=0.0, seconds=0.0)
     windows: list[tuple[np.ndarray, np.ndarray]] = []
-    for source in _sources(paths, iter_repository, CorpusStats, max_files):
+    for source in _sources(paths, max_files):
         ids = np.asarray(tokenizer.encode_ids_batch([source.text])[0], dtype=np.int64)
         file_windows = masked_windows(
             ids,
@@ -162,12 +161,14 @@ def evaluate_mlm(
     return result
 
 
-def _sources(paths: Sequence[str | Path], iter_repository: Any, stats_type: Any, max_files: int | None) -> Iterable[Any]:
+def _sources(paths: Sequence[str | Path], max_files: int | None) -> Iterable[Any]:
+    from codemlm.sources import CorpusStats, iter_repository
+
     count = 0
     for path in paths:
         if not Path(path).expanduser().exists():
             raise InputError(f"path not found: {path}")
-        for source in iter_repository(path, None, stats_type()):
+        for source in iter_repository(path, None, CorpusStats()):
             if max_files is not None and count >= max_files:
                 return
             count += 1

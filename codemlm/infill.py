@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from codemlm.errors import ConfigError, InputError, PositionError
+from codemlm.hardware import native_bf16_available
 
 if TYPE_CHECKING:
     from codemlm.candidates import Repository
@@ -629,12 +630,8 @@ class InfillEngine:
             return False
         if precision == "bf16":
             return True
-        if self.device.type == "cuda":
-            return bool(torch.cuda.is_bf16_supported())
-        try:  # native bf16 (AVX512-BF16 / AMX) makes CPU inference ~3x faster; emulated is slower
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and _cpu_has_native_bf16()
-        except (AttributeError, RuntimeError):
-            return False
+        # Native bf16 (AVX512-BF16 / AMX) makes CPU inference ~3x faster; emulated is slower.
+        return native_bf16_available(self.device.type)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -725,15 +722,3 @@ def _syntax_checker(language: str | None) -> Callable[[str], int] | None:
     from codemlm.syntax import error_count
 
     return lambda code: error_count(code, name)
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split())
-                    return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:
-        pass
-    return False

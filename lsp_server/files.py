@@ -10,11 +10,10 @@ after symlinks are resolved, and is read only up to a size cap.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from codemlm.errors import InputError
+from codemlm.regular_files import FileTooLargeError, read_regular_file
 
 __all__ = ["MAX_FILE_BYTES", "inside", "read_text", "read_text_or_none"]
 
@@ -38,34 +37,13 @@ def inside(path: Path, root: Path) -> Path:
 def read_text(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> str:
     """The UTF-8 text of a regular file of at most ``max_bytes``; InputError says why not.
 
-    Blocking (a disk read): call it off the event loop for files of unknown size.
+    Blocking (a disk read): call it off the event loop for files of unknown size. The
+    non-blocking, fstat-checked, capped read is the library's (codemlm.regular_files).
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{path} is not a regular file")
-        if info.st_size > max_bytes:
-            raise InputError(f"{path} is {info.st_size} bytes; the limit is {max_bytes}")
-        chunks: list[bytes] = []
-        left = max_bytes + 1  # one byte more tells a file that grew past the cap
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:
-        raise InputError(f"{path} grew past the limit of {max_bytes} bytes")
+        data = read_regular_file(path, max_bytes=max_bytes)
+    except FileTooLargeError as exc:
+        raise InputError(f"{path} is too large: the limit is {max_bytes} bytes") from exc
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
