@@ -145,15 +145,16 @@ def main() -> int:
                        "init_from": summary.get("init_from"), "masking": (summary.get("config") or {}).get("masking", {}).get("strategy"),
                        "metrics": summary.get("metrics")})
     # Continuing an earlier shipped model (INIT_FROM): its cumulative count carries over.
-    carried = {"tokens": 0, "steps": 0}
+    carried = {"tokens": 0, "steps": 0, "cpu_hours": 0.0}
     first_init = phases[0]["init_from"]
     if first_init:
         earlier = load_model_dir(first_init).summary.get("cumulative") or {}
-        carried = {"tokens": int(earlier.get("tokens", 0)), "steps": int(earlier.get("steps", 0))}
+        carried = {"tokens": int(earlier.get("tokens", 0)), "steps": int(earlier.get("steps", 0)),
+                   "cpu_hours": float(earlier.get("cpu_hours", 0.0))}
     cumulative = {
         "tokens": carried["tokens"] + sum(int(p["tokens"] or 0) for p in phases),
         "steps": carried["steps"] + sum(int(p["steps"] or 0) for p in phases),
-        "cpu_hours": round(sum(float(p["seconds"] or 0) for p in phases) / 3600, 2),
+        "cpu_hours": round(carried["cpu_hours"] + sum(float(p["seconds"] or 0) for p in phases) / 3600, 2),
     }
     data_stats = json.loads((args.data / "stats.json").read_text()) if (args.data / "stats.json").is_file() else {}
 
