@@ -254,6 +254,7 @@ def train_mlm(
     from codemlm.checkpoint import load_model_dir
     from training import run as run_lib
     from training.data import TokenWindowsDataModule, data_stats
+    from training.memory import check_fits, out_of_memory_error
 
     data_dir = run_lib.resolve_data_dir(config)
     trainer_cfg = config.trainer
@@ -288,6 +289,9 @@ def train_mlm(
     if trainer_cfg.compile:
         # One padded width for every batch: no recompiles for new sequence lengths.
         datamodule.max_len = datamodule.max_window_tokens()
+    # Before the trainer exists: a shape that cannot fit writes nothing (no logs, no checkpoint).
+    check_fits(model_config, config.optim.batch_size, datamodule.max_window_tokens(),
+               device="cuda" if use_gpu else "cpu", mask_rate=config.masking.rate)
 
     seed_everything(trainer_cfg.seed, workers=True, verbose=False)
     module = MLMModule(
@@ -309,7 +313,13 @@ def train_mlm(
         # The data module restores the data position itself (TokenWindowsDataModule.state_dict),
         # which Lightning's check for a resumable DataLoader cannot see.
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except (RuntimeError, MemoryError) as exc:
+            oom = out_of_memory_error(exc, batch_size=config.optim.batch_size, out_dir=config.out_dir)
+            if oom is None:
+                raise
+            raise oom from exc
     seconds = time.perf_counter() - started
     run_lib.save_final_checkpoint(trainer, config)
 
