@@ -1,10 +1,11 @@
 """A static token-embedding table as the first-stage dense embedder (model2vec-style).
 
-``static.safetensors`` in a model directory holds one float32 row per entry of the model's
-tokenizer vocabulary, distilled at training time (``training/distill_static.py``: each token
-through a teacher embedder, PCA-reduced, weighted by how rare the token is). A text's vector
-is the mean of its tokens' rows, L2-normalised: no network and no torch, so a repository of
-10k chunks is embedded in seconds and a query in well under a millisecond.
+``static.safetensors`` in a model directory holds one row per entry of the model's tokenizer
+vocabulary (stored as float16, served as float32), distilled at training time
+(``training/distill_static.py``: each token through a teacher embedder, then all rows fitted
+so that a chunk's mean row points where the teacher's vector of the whole chunk does). A
+text's vector is the mean of its tokens' rows, L2-normalised: no network and no torch, so a
+repository of 10k chunks is embedded in seconds and a query in well under a millisecond.
 
 This module owns the file format (``save_static_table`` writes it, ``StaticEmbedder`` reads
 it). The safetensors metadata says which tokenizer the rows belong to (vocabulary size and a
@@ -48,11 +49,12 @@ def tokenizer_digest(tokenizer: CodeTokenizer) -> str:
 
 
 def save_static_table(path: str | Path, table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, Any]) -> Path:
-    """Write ``table`` ([vocab, dim] float32) for ``tokenizer`` with ``metadata`` (values kept as
-    JSON strings; ``dense_weight`` is required: the vote hybrid search gives the table)."""
+    """Write ``table`` ([vocab, dim]) for ``tokenizer`` with ``metadata`` (values kept as JSON
+    strings; ``dense_weight`` is required: the vote hybrid search gives the table). Rows are
+    stored as float16: half the size, and cosine ranks do not move at that precision."""
     from safetensors.numpy import save_file
 
-    table = np.ascontiguousarray(table, dtype=np.float32)
+    table = np.ascontiguousarray(table, dtype=np.float16)
     if table.ndim != 2 or table.shape[0] != tokenizer.vocab_size:
         raise CheckpointError(
             f"a static table needs one row per token: shape {table.shape}, vocabulary {tokenizer.vocab_size}"

