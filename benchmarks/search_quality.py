@@ -83,7 +83,7 @@ def random_init_model(preset: str, out: Path) -> Path:
 
 
 def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path, minilm: bool = True,
-        static_table: str | None = None) -> dict[str, Any]:
+        static_table: str | None = None, cases: Path = CASES) -> dict[str, Any]:
     import torch
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
@@ -108,8 +108,8 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
               f"  p50 {report['latency_ms_p50']:.1f} ms  index {report['index_seconds']:.1f} s", flush=True)
 
     ours_index = tmp / "ours.sqlite"
-    add(f"{label} hybrid", evaluate_search(repo, CASES, embedder=ours, mode="hybrid", index_path=ours_index))
-    add(f"{label} dense", evaluate_search(repo, CASES, embedder=ours, mode="dense", index_path=ours_index))
+    add(f"{label} hybrid", evaluate_search(repo, cases, embedder=ours, mode="hybrid", index_path=ours_index))
+    add(f"{label} dense", evaluate_search(repo, cases, embedder=ours, mode="dense", index_path=ours_index))
     static = _static_embedder(resolved, static_table)
     if static is not None:
         # Its dense weight was set on the stdlib validation set when it was distilled, never here.
@@ -117,21 +117,22 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
         meta = static.metadata
         name = f"codemlm static table ({meta.get('teacher')}, {static.dim} dims)"
         add(f"{name} + BM25 hybrid (weight {static.dense_weight})",
-            evaluate_search(repo, CASES, embedder=static, mode="hybrid", index_path=static_index))
-        add(f"{name} dense", evaluate_search(repo, CASES, embedder=static, mode="dense", index_path=static_index))
-    add("BM25 (FTS5, identifier-split), no reranking", evaluate_search(repo, CASES, mode="lexical", rerank=False))
-    add("BM25 (FTS5, identifier-split) + code-aware reranking", evaluate_search(repo, CASES, mode="lexical"))
+            evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index))
+        add(f"{name} dense", evaluate_search(repo, cases, embedder=static, mode="dense", index_path=static_index))
+    add("BM25 (FTS5, identifier-split), no reranking", evaluate_search(repo, cases, mode="lexical", rerank=False))
+    add("BM25 (FTS5, identifier-split) + code-aware reranking", evaluate_search(repo, cases, mode="lexical"))
     load_seconds = None
     if minilm:
         started = time.perf_counter()
         peer = MiniLMEmbedder()
         load_seconds = round(time.perf_counter() - started, 2)
         minilm_index = tmp / "minilm.sqlite"
-        add("all-MiniLM-L6-v2 dense", evaluate_search(repo, CASES, embedder=peer, mode="dense", index_path=minilm_index))
+        add("all-MiniLM-L6-v2 dense", evaluate_search(repo, cases, embedder=peer, mode="dense", index_path=minilm_index))
         add("all-MiniLM-L6-v2 + BM25 hybrid",
-            evaluate_search(repo, CASES, embedder=peer, mode="hybrid", index_path=minilm_index))
-    cases = sum(1 for line in CASES.read_text().splitlines() if line.strip())
-    return {"cases": cases, "repo": str(repo), "model": str(resolved), "threads": threads, "minilm_load_seconds": load_seconds,
+            evaluate_search(repo, cases, embedder=peer, mode="hybrid", index_path=minilm_index))
+    count = sum(1 for line in cases.read_text().splitlines() if line.strip())
+    return {"cases": count, "repo": str(repo), "queries": str(cases), "model": str(resolved), "threads": threads,
+            "minilm_load_seconds": load_seconds,
             "note": "the second run of each embedder reuses its index, so its index_seconds is only the up-to-date check",
             "rows": rows}
 
@@ -152,13 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-init", choices=("tiny", "small"), default=None, help="measure an untrained encoder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repo", default=None, help="the held-out repository (default: where make_search_cases.py puts it)")
+    parser.add_argument("--cases", type=Path, default=CASES,
+                        help="search cases for --repo (default: the toolz/humanize/inflection set)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--skip-minilm", action="store_true", help="only our systems")
     parser.add_argument("--static", default=None,
                         help="a static table for the model's tokenizer (default: MODEL_DIR/static.safetensors if present)")
     args = parser.parse_args(argv)
     results = run(args.model, args.random_init, args.threads, require_heldout_repo(args.repo), not args.skip_minilm,
-                  args.static)
+                  args.static, args.cases)
     print("\n| system | MRR@10 | R@1 | R@10 | query p50 ms | query p95 ms |\n|---|---|---|---|---|---|")
     for row in results["rows"]:
         print(f"| {row['system']} | {row['mrr']:.3f} | {row['recall_at_1']:.3f} | {row['recall_at_10']:.3f} "
