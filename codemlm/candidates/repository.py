@@ -15,11 +15,14 @@ from pathlib import Path
 from codemlm.candidates.analogs import RoleTable
 from codemlm.candidates.context import SIDE_CHARS, Doc
 from codemlm.candidates.lexical import is_name, lex
+from codemlm.errors import CodemlmError
+from codemlm.regular_files import read_regular_file
 
 __all__ = ["Repository", "sibling_texts"]
 
 # A repository bigger than this (characters) is cut: a completion must never wait on a huge tree.
 MAX_REPO_CHARS = 4_000_000
+_MAX_SIBLING_BYTES = 1 << 20  # a source file bigger than 1 MiB is generated or data, not a neighbour
 _MAX_HITS = 400  # positions returned per lookup, nearest files first in input order
 
 
@@ -69,9 +72,15 @@ def sibling_texts(path: Path, *, max_files: int = 200) -> list[str]:
         siblings = sorted(p for p in path.parent.iterdir() if p.suffix == path.suffix and p != path and p.is_file())
     except OSError:
         return out
+    total = 0
     for sibling in siblings[:max_files]:
+        # Only regular files, each capped: a sibling may be a FIFO, a device or a huge dump.
         try:
-            out.append(sibling.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
+            text = read_regular_file(sibling, max_bytes=_MAX_SIBLING_BYTES).decode("utf-8")
+        except (CodemlmError, UnicodeDecodeError):
             continue
+        total += len(text)
+        if total > MAX_REPO_CHARS:
+            break
+        out.append(text)
     return out
