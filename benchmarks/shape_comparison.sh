@@ -2,6 +2,7 @@
 # Equal-budget comparison of model shapes and masking schedules on two CPU cores (issue 15).
 #
 #   bash benchmarks/shape_comparison.sh [BUDGET_SECONDS]      # default 600
+#   SCHEDULE=1 bash benchmarks/shape_comparison.sh ...        # also compact with token -> span masking
 #
 # Each candidate trains from scratch on the default corpus (data/default8k) for the number of
 # steps its quiet-machine training throughput fits in the budget, so every candidate gets the
@@ -21,6 +22,7 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 BUDGET=${1:-600}
+NICE=${NICE:-19}
 PY=${PY:-.venv/bin/python}
 CODEMLM=${CODEMLM:-.venv/bin/codemlm}
 DATA=${DATA:-data/default8k}
@@ -41,7 +43,7 @@ train() {  # name steps extra-args...
   local name=$1 steps=$2; shift 2
   if [ -f "$OUT/$name/model/model.safetensors" ]; then echo "shape_comparison: $name already trained"; return; fi
   local warmup=$(( steps / 10 ))
-  /usr/bin/time -f "$name wall %e s" nice -n 19 "$CODEMLM" train --config training/configs/compact.yaml \
+  /usr/bin/time -f "$name wall %e s" nice -n "$NICE" "$CODEMLM" train --config training/configs/compact.yaml \
     --data "$DATA" --out "$OUT/$name" --no-progress --max-steps "$steps" \
     --set optim.schedule=linear --set optim.warmup_steps="$warmup" --set trainer.max_minutes=240 \
     --set trainer.val_check_interval=100000 "$@" >"$OUT/$name.log" 2>&1
@@ -57,33 +59,35 @@ done
 # AST-aware spans for the last quarter with the rate decayed: the shipped recipe in small.
 compact_steps=$(steps_for 18236)
 token_steps=$(( compact_steps * 3 / 4 ))
-if [ ! -f "$OUT/compact-spans/model/model.safetensors" ]; then
+names="tiny compact wide"
+if [ "${SCHEDULE:-0}" = 1 ]; then names="$names compact-spans"; fi
+if [ "${SCHEDULE:-0}" = 1 ] && [ ! -f "$OUT/compact-spans/model/model.safetensors" ]; then
   train compact-token "$token_steps" --set model.preset=compact --set optim.schedule=constant
-  nice -n 19 "$CODEMLM" train --config training/configs/compact-spans.yaml --data "$DATA" \
+  nice -n "$NICE" "$CODEMLM" train --config training/configs/compact-spans.yaml --data "$DATA" \
     --out "$OUT/compact-spans" --no-progress --init-from "$OUT/compact-token/model" \
     --max-steps $(( compact_steps - token_steps )) --set trainer.max_minutes=240 \
     --set trainer.val_check_interval=100000 >"$OUT/compact-spans.log" 2>&1
 fi
 
 stdlib=$("$PY" -c "from codemlm.sources import stdlib_root; print(stdlib_root())")
-for name in tiny compact wide compact-spans; do
+for name in $names; do
   model="$OUT/$name/model"
-  [ -f "$OUT/$name-mlm.json" ] || nice -n 19 "$CODEMLM" eval mlm "$HELDOUT/boltons" "$HELDOUT/dayjs" \
+  [ -f "$OUT/$name-mlm.json" ] || nice -n "$NICE" "$CODEMLM" eval mlm "$HELDOUT/boltons" "$HELDOUT/dayjs" \
     --model "$model" --json | tail -n 1 >"$OUT/$name-mlm.json"
-  [ -f "$model/ranker.json" ] || nice -n 19 "$PY" benchmarks/infill_fit_ranker.py --source "$stdlib" \
+  [ -f "$model/ranker.json" ] || nice -n "$NICE" "$PY" benchmarks/infill_fit_ranker.py --source "$stdlib" \
     --holes 300 --model "$model" --sources both --out "$model/ranker.json" >/dev/null
-  [ -f "$OUT/$name-infill.json" ] || nice -n 19 "$CODEMLM" eval infill benchmarks/data/infill_cases.jsonl \
+  [ -f "$OUT/$name-infill.json" ] || nice -n "$NICE" "$CODEMLM" eval infill benchmarks/data/infill_cases.jsonl \
     --model "$model" --json | tail -n 1 >"$OUT/$name-infill.json"
 done
 
-"$PY" - "$OUT" "$BUDGET" <<'EOF'
+"$PY" - "$OUT" "$BUDGET" $names <<'EOF'
 import json, sys
 from pathlib import Path
 out, budget = Path(sys.argv[1]), sys.argv[2]
 print(f"equal budget: {budget} s of quiet 2-core training each")
 print("| candidate | params | steps | tokens | wall s | held-out acc | ppl | infill EM@1 | EM@5 | identifier EM@1 |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-for name in ("tiny", "compact", "wide", "compact-spans"):
+for name in sys.argv[3:]:
     mlm = json.loads((out / f"{name}-mlm.json").read_text())
     inf = json.loads((out / f"{name}-infill.json").read_text())
     cfg = json.loads((out / name / "model" / "config.json").read_text())
