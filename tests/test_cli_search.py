@@ -129,6 +129,15 @@ def test_positional_path_vimgrep_files_and_exit_status(repo: Path, capsys: pytes
     assert "pkg/" not in capsys.readouterr().out
 
 
+def test_filters_that_leave_nothing_say_so(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "slugify", str(repo), "--exclude", "**"]) == 1
+    captured = capsys.readouterr()
+    assert "no results" in captured.out
+    assert "--exclude '**' left out every match" in captured.err
+    assert main(["search", "zzzqqq nothing like this", str(repo), "--exclude", "**"]) == 1
+    assert "left out" not in capsys.readouterr().err  # the query itself matches nothing
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

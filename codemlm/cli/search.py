@@ -113,6 +113,8 @@ def _repository(args: argparse.Namespace) -> str:
 
 
 def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
+    from rich.markup import escape
+
     from codemlm.index import IndexDamagedError, default_index_path
     from codemlm.search import search
 
@@ -143,9 +145,27 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
                 note_rebuild(index, err)
                 update_with_progress(index, err)
         searched = args.mode if index.embedder is not None else "lexical"
+        filters = _filters_named(args)
+        if not results and filters:
+            # Say whether the filters, not the query, left nothing: one more search, unfiltered.
+            unfiltered = search(index, args.query, k=1, mode=args.mode)
+            if unfiltered:
+                err.print(f"codemlm: {escape(filters)} left out every match; the query has matches without it",
+                          soft_wrap=True, highlight=False)
     finally:
         index.close()
     return results, searched
+
+
+def _filters_named(args: argparse.Namespace) -> str:
+    """The filters the user gave, as a shell would take them back."""
+    import shlex
+
+    words = ["--lang", args.lang] if args.lang else []
+    words += ["--path", args.path_glob] if args.path_glob else []
+    for glob in args.exclude:
+        words += ["--exclude", glob]
+    return shlex.join(words)
 
 
 def _exists(path: Any) -> bool:
