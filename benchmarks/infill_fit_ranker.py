@@ -21,6 +21,7 @@ import random
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_weig
 
 if TYPE_CHECKING:
     from codemlm.candidates import Repository
+    from codemlm.infill import InfillEngine
 
 _MIN_LOGP_WEIGHT = 0.05
 
@@ -76,15 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sources", default="both", choices=["both", "context"],
-                        help="context: rows of context candidates only, no model forward (fast; the "
-                        "model-side weights are then taken from --model-weights)")
+    parser.add_argument("--sources", nargs="+", default=["both"], choices=["both", "model", "context"],
+                        help="the engine modes to fit, each on its own rows: the first gives the top-level "
+                        "weights, every other one its entry under \"modes\" (e.g. --sources both model: the "
+                        "model-only mode gets a ranker and gate of its own). context: rows of context "
+                        "candidates only, no model forward (the model-side weights then come from "
+                        "--model-weights)")
     parser.add_argument("--model-weights", help="a ranker JSON whose model-side weights (src_model, logp, "
                         "rel_logp) are kept when fitting with --sources context")
     parser.add_argument("--repo-files", type=int, default=0,
                         help="every other hole also gets this many other files of --source as its "
                         "repository (none of the files holes are cut from), so the repository-side "
                         "evidence is fitted too")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="an InfillConfig field for the engine that makes the rows (int, float or str)")
     parser.add_argument("--out", required=True, help="where to write the ranker JSON")
     args = parser.parse_args(argv)
 
@@ -97,12 +104,37 @@ def main(argv: list[str] | None = None) -> int:
     holes = cut_holes(Path(args.source), args.holes, args.seed)
     repository = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
     model_dir = resolve_model_dir(args.model)
-    engine = InfillEngine(load_model_dir(model_dir), config=InfillConfig(sources=args.sources))
+    config = InfillConfig(**config_overrides(args.set))
+    engine = InfillEngine(load_model_dir(model_dir), config=config)
+    began = time.perf_counter()
+    fits: dict[str, dict[str, object]] = {}
+    for mode in dict.fromkeys(args.sources):
+        engine.config = replace(config, sources=mode)
+        x, y, groups, kinds, covered = _rows(engine, holes, repository, began)
+        out = Path(args.out)
+        # The rows too, so a refit (another l2) does not rerun the model.
+        np.savez(out.with_name(f"{out.stem}.{mode}.rows.npz"), x=x, y=y, groups=groups, kinds=kinds)
+        fits[mode] = _fit(x, y, groups, covered, len(holes), args.l2, args.model_weights if mode == "context" else None)
+    first, *rest = fits
+    report = {**fits[first], "mode": first, "features": list(FEATURES), "holes": len(holes),
+              "repo_files": args.repo_files, "source": str(args.source), "model": str(model_dir),
+              "command": "python benchmarks/infill_fit_ranker.py " + " ".join(argv or sys.argv[1:])}
+    if rest:
+        report["modes"] = {mode: fits[mode] for mode in rest}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("weights", "features")}))
+    return 0
+
+
+def _rows(engine: InfillEngine, holes: list[dict[str, str]], repository: Repository | None, began: float,
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Feature rows of every candidate of every hole, their labels, hole ids and kinds, and how
+    many holes had the answer among their candidates."""
     rows: list[list[float]] = []
     labels: list[float] = []
     groups: list[int] = []
+    kinds: list[str] = []
     covered = 0
-    began = time.perf_counter()
     for n, hole in enumerate(holes):
         text = hole["prefix"] + hole["suffix"]
         found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language="python",
@@ -114,31 +146,46 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             labels.append(float(fill.strip() == target))
             groups.append(n)
+            kinds.append(hole["kind"])
             hit = hit or fill.strip() == target
         covered += hit
         if (n + 1) % 50 == 0:
-            print(f"{n + 1}/{len(holes)} holes, {time.perf_counter() - began:.0f} s", file=sys.stderr)
-    x, y = np.array(rows), np.array(labels)
-    # The rows too, so a refit (another l2) does not rerun the model.
-    np.savez(Path(args.out).with_suffix(".rows.npz"), x=x, y=y, groups=np.array(groups))
+            print(f"{engine.config.sources}: {n + 1}/{len(holes)} holes, {time.perf_counter() - began:.0f} s",
+                  file=sys.stderr)
+    return np.array(rows).reshape(-1, len(FEATURES)), np.array(labels), np.array(groups), np.array(kinds), covered
+
+
+def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, covered: int, holes: int, l2: float,
+         model_weights: str | None) -> dict[str, object]:
     held: dict[str, float] = {}
-    if args.model_weights:
-        given = json.loads(Path(args.model_weights).read_text(encoding="utf-8"))["weights"]
+    if model_weights:
+        given = json.loads(Path(model_weights).read_text(encoding="utf-8"))["weights"]
         held = {name: float(given.get(name, 0.0)) for name in ("src_model", "logp", "rel_logp")}
-    weights = fit_weights(x, y, l2=args.l2, fixed=held)
+    weights = fit_weights(x, y, l2=l2, fixed=held)
     if not held and (weights["logp"] < _MIN_LOGP_WEIGHT or weights["rel_logp"] < _MIN_LOGP_WEIGHT):
         # A model whose log-probability does not help (an undertrained one) still must not rank
         # a fill it finds less likely above a more likely one with the same evidence.
-        weights = fit_weights(x, y, l2=args.l2, fixed={name: max(weights[name], _MIN_LOGP_WEIGHT)
-                                                        for name in ("logp", "rel_logp")})
-    top1 = _top1(Ranker(weights), x, np.array(groups), y)
-    report = {"weights": weights, "features": list(FEATURES), "holes": len(holes), "rows": len(rows),
-              "positives": int(y.sum()), "candidate_recall": round(covered / len(holes), 4),
-              "train_top1": round(top1, 4), "source": str(args.source), "model": str(model_dir),
-              "command": "python benchmarks/infill_fit_ranker.py " + " ".join(argv or sys.argv[1:])}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report))
-    return 0
+        weights = fit_weights(x, y, l2=l2, fixed={name: max(weights[name], _MIN_LOGP_WEIGHT)
+                                                  for name in ("logp", "rel_logp")})
+    return {"weights": weights, "rows": len(x), "positives": int(y.sum()),
+            "candidate_recall": round(covered / max(holes, 1), 4),
+            "train_top1": round(_top1(Ranker(weights), x, groups, y), 4)}
+
+
+def config_overrides(items: list[str]) -> dict[str, object]:
+    """``["score_top=30", "precision=fp32"]`` -> InfillConfig keyword arguments (int, float or str)."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        value: object = raw
+        for kind in (int, float):
+            try:
+                value = kind(raw)
+                break
+            except ValueError:
+                continue
+        out[name.strip()] = value
+    return out
 
 
 def _repository(source: Path, used: set[str], count: int, seed: int) -> Repository | None:

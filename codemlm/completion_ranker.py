@@ -36,9 +36,9 @@ __all__ = [
     "with_relative",
 ]
 
-SOURCES = ("model", "name", "member", "analog", "role", "continuation", "wrap", "line")
+SOURCES = ("model", "name", "member", "analog", "role", "continuation", "wrap", "line", "compose")
 # Most specific first: the label a result carries when several sources proposed it.
-_PRIORITY = ("analog", "member", "continuation", "line", "role", "wrap", "name", "model")
+_PRIORITY = ("analog", "member", "continuation", "line", "role", "wrap", "compose", "name", "model")
 BASE_FEATURES = (
     "bias", "logp", "unscored", *(f"src_{s}" for s in SOURCES), "log_count", "left_match", "right_match",
     "log_distance", "in_file", "syntax_bad", "no_alnum", "log_chars", "n_sources",
@@ -125,19 +125,35 @@ class Ranker:
         self._w = np.array([weights.get(name, 0.0) for name in FEATURES], dtype=np.float64)
 
     @classmethod
-    def for_model_dir(cls, model_dir: str | Path | None) -> Ranker:
-        """The model directory's ``ranker.json`` when it has one, else the shipped defaults."""
+    def for_model_dir(cls, model_dir: str | Path | None, mode: str = "both") -> Ranker:
+        """The model directory's ``ranker.json`` when it has one, else the shipped defaults.
+
+        ``mode`` (an engine's ``sources``): a ranker file may hold weights fitted for one mode
+        under ``"modes": {mode: {"weights": ...}}`` (the model-only rows have no context
+        evidence, so the gate fitted on ``both`` rows says nothing about them); the top-level
+        ``weights`` serve every other mode.
+        """
         if model_dir is None:
             return cls()
         path = Path(model_dir) / RANKER_FILE
         if not path.is_file():
             return cls()
+        return cls.from_file(path, mode)
+
+    @classmethod
+    def from_file(cls, path: str | Path, mode: str = "both") -> Ranker:
+        """The weights of a ranker JSON file (``{"weights": {feature: number}, "modes"?: {...}}``)."""
+        path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: not a readable ranker file ({exc})") from exc
+        modes = raw.get("modes") if isinstance(raw, dict) else None
+        if isinstance(modes, dict) and isinstance(modes.get(mode), dict):
+            raw = modes[mode]
         weights = raw.get("weights") if isinstance(raw, dict) else None
-        if not isinstance(weights, dict) or not all(isinstance(v, int | float) for v in weights.values()):
+        if not isinstance(weights, dict) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in weights.values()):
             raise ConfigError(f"{path}: expected {{\"weights\": {{feature: number}}}}")
         return cls({str(k): float(v) for k, v in weights.items()})
 

@@ -203,8 +203,6 @@ class InfillEngine:
         config: InfillConfig | None = None,
         ranker: Ranker | None = None,
     ) -> None:
-        from codemlm.completion_ranker import Ranker
-
         config = config or InfillConfig()
         if max_context_tokens is not None:
             config = replace(config, max_context_tokens=max_context_tokens)
@@ -221,9 +219,23 @@ class InfillEngine:
         # Predicting specials (<pad>, <mask>, ...) is never a completion.
         self._special = torch.tensor(sorted(self.tokenizer.special_ids), dtype=torch.long)
         self._vocab_bytes: list[bytes] | None = None  # token bytes, built on first typed-word hole
-        path = getattr(loaded, "path", None)
-        self.ranker = ranker if ranker is not None else Ranker.for_model_dir(path)
+        self._model_path = getattr(loaded, "path", None)
+        self._given_ranker = ranker
+        self._rankers: dict[str, Ranker] = {}  # per source mode, from the model directory
         self._repository: tuple[tuple[int, int, str | None], Repository] | None = None
+
+    @property
+    def ranker(self) -> Ranker:
+        """The ranker given, else the model directory's for the current ``sources`` mode (a
+        ranker file may carry weights fitted on that mode's own rows: see ``Ranker.for_model_dir``)."""
+        if self._given_ranker is not None:
+            return self._given_ranker
+        mode = self.config.sources
+        if mode not in self._rankers:
+            from codemlm.completion_ranker import Ranker
+
+            self._rankers[mode] = Ranker.for_model_dir(self._model_path, mode)
+        return self._rankers[mode]
 
     # ------------------------------------------------------------------ public API
     def complete(

@@ -69,3 +69,16 @@ def test_relative_features_compare_the_candidates_of_a_hole() -> None:
     assert m["rel_logp"].tolist() == [0.0, -3.0, 0.0]
     assert m["rel_count"][0] == 0.0 and m["rel_count"][1] < 0.0
     assert m["rel_distance"][0] == 0.0 and m["rel_distance"][1] > 0.0
+
+
+def test_a_ranker_file_may_carry_weights_for_one_mode(tmp_path: Path) -> None:
+    (tmp_path / "ranker.json").write_text(json.dumps({
+        "weights": {"bias": 1.0}, "modes": {"model": {"weights": {"bias": -1.0}}}}), encoding="utf-8")
+    both = Ranker.for_model_dir(tmp_path)
+    model = Ranker.for_model_dir(tmp_path, "model")
+    context = Ranker.for_model_dir(tmp_path, "context")  # no weights of its own: the top level's
+    assert both.weights == context.weights == {"bias": 1.0}
+    assert model.weights == {"bias": -1.0}
+    (tmp_path / "ranker.json").write_text(json.dumps({"weights": {"bias": True}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected"):
+        Ranker.from_file(tmp_path / "ranker.json")

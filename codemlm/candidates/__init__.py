@@ -5,7 +5,9 @@ One small function per source, each adding :class:`Proposal` evidence to one sha
 * :func:`~codemlm.candidates.names.names` / :func:`~codemlm.candidates.names.member_names`:
   identifiers of the file and the repository; names seen after the same receiver;
 * :func:`~codemlm.candidates.analogs.analogs`: spans that fill the same syntax role elsewhere;
-* :func:`~codemlm.candidates.continuations.continuations`: what followed the same last tokens.
+* :func:`~codemlm.candidates.continuations.continuations`: what followed the same last tokens;
+* :func:`~codemlm.candidates.compose.composed`: argument lists, tests and statements built from
+  the file's atoms where no occurrence exists.
 
 Nothing here raises on broken code or an unknown language: a source that cannot read the
 input adds nothing.
@@ -14,6 +16,7 @@ input adds nothing.
 from __future__ import annotations
 
 from codemlm.candidates.analogs import analogs, hole_roles
+from codemlm.candidates.compose import composed
 from codemlm.candidates.context import HoleContext, Proposal, ProposalSet
 from codemlm.candidates.continuations import continuations
 from codemlm.candidates.lexical import is_name
@@ -23,7 +26,7 @@ from codemlm.candidates.statements import statements
 
 __all__ = ["HoleContext", "Proposal", "Repository", "gather", "sibling_texts"]
 
-CONTEXT_SOURCES = ("name", "member", "analog", "role", "continuation", "wrap", "line")
+CONTEXT_SOURCES = ("name", "member", "analog", "role", "continuation", "wrap", "line", "compose")
 
 
 def gather(context: HoleContext, repository: Repository | None = None) -> list[Proposal]:
@@ -36,9 +39,11 @@ def gather(context: HoleContext, repository: Repository | None = None) -> list[P
     if context.after_dot:
         # After "obj." only a name can follow.
         return [p for p in found.proposals() if is_name(p.text)]
-    for role, _key in hole_roles(context):
+    roles = hole_roles(context)
+    for role, _key in roles:
         if role in ("args", "params"):
             names_as_arguments(context, found, role)
     dotted_names(context, found)
     statements(context, found)
+    composed(context, found, roles)
     return found.proposals()

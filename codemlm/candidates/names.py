@@ -74,7 +74,7 @@ def dotted_names(context: HoleContext, found: ProposalSet) -> None:
                 found.add(doc.text[t[i].start : t[end + 2].end], "name", distance=doc.distance(t[i].start))
 
 
-def names_as_arguments(context: HoleContext, found: ProposalSet, role: str, *, nearest: int = 24) -> None:
+def names_as_arguments(context: HoleContext, found: ProposalSet, role: str, *, nearest: int = 40) -> None:
     """For a hole after ``f`` (``def f``): ``()``, ``(name)`` for the nearest names, ``(self)`` in a class.
 
     Most argument lists are short; one nearby name in parentheses is the commonest of all.
@@ -93,7 +93,10 @@ def names_as_arguments(context: HoleContext, found: ProposalSet, role: str, *, n
             found.add(f"({receiver})", "wrap")
         found.add("()", "wrap")
         for name in near:
-            found.add(f"({receiver + ', ' if receiver else ''}{name})", "wrap", distance=seen[name])
+            # An indented def is a method or a nested function: with and without the receiver.
+            if receiver:
+                found.add(f"({receiver}, {name})", "wrap", distance=seen[name])
+            found.add(f"({name})", "wrap", distance=seen[name])
         return
     found.add("()", "wrap")
     for name in near:
