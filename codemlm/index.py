@@ -49,6 +49,7 @@ __all__ = [
     "RepoIndex",
     "UpdateStats",
     "default_index_path",
+    "index_covering",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,17 @@ def default_index_path(repo_root: str | os.PathLike[str]) -> Path:
     digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
     name = re.sub(r"[^\w.-]", "_", root.name) or "root"
     return cache_dir() / "index" / f"{name}-{digest}.sqlite"
+
+
+def index_covering(path: str | os.PathLike[str]) -> tuple[Path, Path] | None:
+    """(repository root, index file) of the nearest folder above ``path`` that has an index at
+    its default place, or None: how `codemlm complete FILE` finds the repository FILE is in."""
+    here = Path(path).expanduser().resolve()
+    for folder in here.parents if not here.is_dir() else (here, *here.parents):
+        candidate = default_index_path(folder)
+        if candidate.is_file():
+            return folder, candidate
+    return None
 
 
 @dataclass
@@ -351,6 +363,36 @@ class RepoIndex:
                 list(chunk_ids),
             ).fetchall()
         return {int(r[0]): ChunkRow(*r[1:]) for r in rows}
+
+    def file_texts(self, language: str | None, *, exclude: str | None = None, max_chars: int = 4_000_000) -> list[str]:
+        """The indexed code of every file in ``language`` but ``exclude``, one text per file.
+
+        A file's text is its outermost chunks in order (a class, not again its methods), which
+        is what completion's repository side reads: names, members, continuations. Files come
+        in path order until ``max_chars`` is reached."""
+        with self._lock, _sqlite_errors(self.path, "read"):
+            rows = self._db.execute(
+                "SELECT files.path, chunks.start_byte, chunks.end_byte, chunks.text FROM chunks"
+                " JOIN files ON files.id = chunks.file_id"
+                " WHERE (? IS NULL OR files.language = ?) AND files.path IS NOT ?"
+                " ORDER BY files.path, chunks.start_byte, chunks.end_byte DESC",
+                (language, language, exclude),
+            ).fetchall()
+        texts: list[str] = []
+        total = 0
+        current, parts, covered = None, [], -1
+        for path, start, end, text in [*rows, (None, 0, 0, "")]:
+            if path != current:
+                if parts:
+                    texts.append("\n\n".join(parts))
+                    total += len(texts[-1])
+                    if total >= max_chars:
+                        break
+                current, parts, covered = path, [], -1
+            if start >= covered and text:
+                parts.append(text)
+                covered = end
+        return texts
 
     def innermost_chunk(self, path: str, line: int) -> int | None:
         """The id of the smallest definition in ``path`` containing 0-based ``line`` (a block if

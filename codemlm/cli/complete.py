@@ -11,11 +11,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from codemlm.errors import InputError, PositionError
 from codemlm.positions import TextPositions
 
 __all__ = ["register"]
+
+MAX_SOURCE_BYTES = 16 << 20  # as the server's limit for files it reads from disk
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,26 +41,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="auto: bf16 where the CPU has it natively (default)")
     parser.add_argument("--no-siblings", action="store_true",
-                        help="use the file alone (default: also the other files with its extension in its folder)")
+                        help="use the file alone (default: also the rest of the repository, from its index "
+                        "when `codemlm index` built one, else the files with its extension in its folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_run)
 
 
 def _read_source(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(f"no such file: {path}") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path} is a directory, not a source file") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    from codemlm.regular_files import read_regular_file
+
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a source file")
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"no such file: {path}")
+    # Regular files only, capped: a FIFO or a device would block or never end.
+    data = read_regular_file(path, max_bytes=MAX_SOURCE_BYTES)
     if b"\x00" in data:
         raise InputError(f"{path} looks binary (contains NUL bytes)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _repository_side(path: Path, language: str | None) -> tuple[Any, str]:
+    """The rest of FILE's repository for the candidates: its index when `codemlm index` built
+    one (the file itself left out), else the files with its extension beside it."""
+    from codemlm.candidates import Repository, sibling_texts
+    from codemlm.errors import CodemlmError
+    from codemlm.index import RepoIndex, index_covering
+
+    found = index_covering(path)
+    if found is not None:
+        root, index_path = found
+        try:
+            with RepoIndex.open(root, index_path=index_path, read_only=True) as index:
+                texts = index.file_texts(language, exclude=path.resolve().relative_to(root).as_posix())
+            return Repository(texts, language), "index"
+        except (CodemlmError, ValueError):
+            pass  # an index we cannot read: the neighbours instead
+    return Repository(sibling_texts(path), language), "siblings"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -95,9 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     loaded = load_model_dir(resolve_model_dir(args.model))
     engine = InfillEngine(loaded, max_context_tokens=args.context_tokens, config=InfillConfig(precision=args.precision))
-    from codemlm.candidates import Repository, sibling_texts
-
-    repository = None if args.no_siblings else Repository(sibling_texts(path), language)
+    repository, repository_source = (None, None) if args.no_siblings else _repository_side(path, language)
     began = time.perf_counter()
     candidates = engine.complete(text, start, end, language=language, k=args.k, repository=repository)
     elapsed_ms = (time.perf_counter() - began) * 1000
@@ -107,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
                 {
                     "file": str(path),
                     "language": language,
+                    "repository": repository_source,
                     "line": args.line,
                     "column": args.column,
                     "latency_ms": round(elapsed_ms, 1),
