@@ -380,7 +380,9 @@ class RepoIndex:
             ).fetchall()
         texts: list[str] = []
         total = 0
-        current, parts, covered = None, [], -1
+        current: str | None = None
+        parts: list[str] = []
+        covered = -1
         for path, start, end, text in [*rows, (None, 0, 0, "")]:
             if path != current:
                 if parts:
