@@ -41,7 +41,8 @@ SOURCES = ("model", "name", "member", "analog", "role", "continuation", "wrap", 
 _PRIORITY = ("analog", "member", "continuation", "line", "role", "wrap", "compose", "name", "model")
 BASE_FEATURES = (
     "bias", "logp", "unscored", *(f"src_{s}" for s in SOURCES), "log_count", "left_match", "right_match",
-    "log_distance", "in_file", "syntax_bad", "no_alnum", "log_chars", "n_sources",
+    "log_distance", "in_file", "syntax_bad", "no_alnum", "log_chars", "n_sources", "assigned",
+    *(f"logp_{shape}" for shape in ("member", "args", "line")),
 )
 # Relative to the other candidates of the same hole: "the nearest name" or "the model's favourite"
 # says more than an absolute distance or log-probability, whose scale varies from hole to hole.
@@ -85,6 +86,10 @@ class Evidence:
     right_match: int = 0
     distance: float = math.inf
     syntax_ok: bool = True
+    # The hole's shape (candidates.hole_shape: member, args, line, value, other): how far the
+    # model's log-probability can be trusted differs between a name after "obj." and a statement.
+    shape: str = ""
+    assigned: bool = False  # a name (or self.x) bound above the hole in view: what a return gives back
 
     def vector(self) -> list[float]:
         logp = self.logp if self.logp is not None and math.isfinite(self.logp) else None
@@ -103,6 +108,9 @@ class Evidence:
             "no_alnum": float(not any(ch.isalnum() for ch in self.text)),
             "log_chars": math.log1p(len(self.text.strip())),
             "n_sources": float(len(self.sources)),
+            "assigned": float(self.assigned),
+            **{f"logp_{shape}": (max(logp, -15.0) if logp is not None and self.shape == shape else 0.0)
+               for shape in ("member", "args", "line")},
         }
         return [values[name] for name in BASE_FEATURES]
 

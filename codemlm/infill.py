@@ -62,7 +62,7 @@ from codemlm.errors import ConfigError, InputError, PositionError
 from codemlm.hardware import native_bf16_available
 
 if TYPE_CHECKING:
-    from codemlm.candidates import Repository
+    from codemlm.candidates import HoleContext, Repository
     from codemlm.checkpoint import LoadedModel
     from codemlm.completion_ranker import Evidence, Ranker
 
@@ -288,9 +288,9 @@ class InfillEngine:
         use_model = self.config.sources != "context"
         lengths = self._lengths(hole)
         evidence: dict[str, _Found] = {}
-        typed = ""
+        context, typed = self._hole_context(data, hole, language)
         if self.config.sources != "model":
-            typed = self._add_context(evidence, data, hole, language, self._repo(repository, language))
+            self._add_context(evidence, context, self._repo(repository, language))
         given = data[hole.model_start : hole.start].decode("utf-8")
         # A candidate's row is the window plus its tokens, which must fit the model's positions.
         limit = min(self.config.max_fill_tokens, self.max_seq_len - self.max_tokens + max(lengths))
@@ -306,6 +306,11 @@ class InfillEngine:
                 found.evidence.logp = float(rows[torch.arange(len(ids)), torch.tensor(ids)].mean())
             for fill, logp in self._model_fills(drafts, hole, data):
                 self._add_model(evidence, fill, logp, typed)
+        from codemlm.candidates import hole_shape
+
+        shape, bound = hole_shape(context), context.bound_names()
+        for f in evidence.values():
+            f.evidence.shape, f.evidence.assigned = shape, f.evidence.text in bound
         return list(evidence.values()), hole, window
 
     # ------------------------------------------------------------------ hole and window
@@ -512,11 +517,9 @@ class InfillEngine:
             self._repository = (key, Repository(repository, language))
         return self._repository[1]
 
-    def _add_context(self, found: dict[str, _Found], data: bytes, hole: _Hole, language: str | None,
-                     repository: Repository | None) -> str:
-        """Context proposals into ``found``; returns the typed word they all continue ("" if none)."""
-        from codemlm.candidates import HoleContext, gather
-        from codemlm.completion_ranker import Evidence
+    def _hole_context(self, data: bytes, hole: _Hole, language: str | None) -> tuple[HoleContext, str]:
+        """The hole as the context sources see it, and the typed word every candidate continues."""
+        from codemlm.candidates import HoleContext
 
         prefix, suffix = data[: hole.start].decode("utf-8"), data[hole.end :].decode("utf-8")
         typed = ""
@@ -524,7 +527,14 @@ class InfillEngine:
             # Completing a typed word ("ret|"): candidates must start with it, and continue it.
             typed = data[hole.model_start : hole.start].decode("utf-8").lstrip(" ")
             prefix = prefix[: len(prefix) - len(typed)]
-        context = HoleContext.build(prefix, suffix, language, single_line=hole.single_line, typed=typed)
+        return HoleContext.build(prefix, suffix, language, single_line=hole.single_line, typed=typed), typed
+
+    def _add_context(self, found: dict[str, _Found], context: HoleContext, repository: Repository | None) -> None:
+        """Context proposals into ``found``, as text to insert (after the typed word, if any)."""
+        from codemlm.candidates import gather
+        from codemlm.completion_ranker import Evidence
+
+        typed, prefix = context.typed, context.left.text
         # Right after a word ("callable|"), a fill that starts with a word character would merge
         # into that word: only what can follow a whole word ("(...)", ".x", " if ...") is kept.
         after_word = not typed and bool(prefix) and bool(_IDENT_CHAR.match(prefix[-1]))
@@ -536,7 +546,6 @@ class InfillEngine:
             found[key] = _Found(fill, Evidence(p.text, frozenset(p.sources), count=p.count,
                                                left_match=p.left_match, right_match=p.right_match,
                                                distance=p.distance))
-        return typed
 
     def _to_score(self, found: dict[str, _Found], given: str, limit: int) -> list[tuple[_Found, list[int]]]:
         """The context candidates worth a model forward: best by evidence alone, short enough."""

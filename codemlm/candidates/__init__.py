@@ -15,7 +15,7 @@ input adds nothing.
 
 from __future__ import annotations
 
-from codemlm.candidates.analogs import analogs, hole_roles
+from codemlm.candidates.analogs import analogs, hole_roles, hole_shape
 from codemlm.candidates.compose import composed
 from codemlm.candidates.context import HoleContext, Proposal, ProposalSet
 from codemlm.candidates.continuations import continuations
@@ -24,7 +24,7 @@ from codemlm.candidates.names import dotted_names, member_names, names, names_as
 from codemlm.candidates.repository import Repository, sibling_texts
 from codemlm.candidates.statements import statements
 
-__all__ = ["HoleContext", "Proposal", "Repository", "gather", "sibling_texts"]
+__all__ = ["HoleContext", "Proposal", "Repository", "gather", "hole_shape", "sibling_texts"]
 
 CONTEXT_SOURCES = ("name", "member", "analog", "role", "continuation", "wrap", "line", "compose")
 

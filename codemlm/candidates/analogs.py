@@ -23,7 +23,7 @@ from codemlm.candidates.lexical import is_name
 if TYPE_CHECKING:
     import tree_sitter
 
-__all__ = ["RoleTable", "analogs", "hole_roles"]
+__all__ = ["RoleTable", "analogs", "hole_roles", "hole_shape"]
 
 _LAST_NAME = re.compile(r"([^\W\d]\w*)\W*\Z")
 _MAX_NODE_CHARS = 200
@@ -93,6 +93,20 @@ def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
     if last.text in ("if", "elif", "while"):
         return [("cond", "")]
     return []
+
+
+def hole_shape(context: HoleContext) -> str:
+    """One word for the ranker: ``member`` (after ``obj.``), ``args`` (after a callee or a def
+    name), ``line`` (a statement at a line start), ``value`` (after ``=``, ``return``, ``if``...)
+    or ``other``."""
+    if context.after_dot:
+        return "member"
+    roles = {role for role, _key in hole_roles(context)}
+    if roles & {"args", "params"}:
+        return "args"
+    if context.at_line_start:
+        return "line"
+    return "value" if roles else "other"
 
 
 class HasRoles(Protocol):

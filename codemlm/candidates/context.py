@@ -8,6 +8,7 @@ hole's). The ranker turns that evidence into features; the sources only collect 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from codemlm.candidates.lexical import NEWLINE, Tok, lex
@@ -16,6 +17,12 @@ __all__ = ["Doc", "HoleContext", "Proposal", "ProposalSet"]
 
 # Only this much of the file on each side is lexed: a huge file costs no more than a big one.
 SIDE_CHARS = 48_000
+# Names bound above the hole: ``x = ...`` / ``self.x += ...`` / ``for a, b in`` / ``as x`` /
+# ``const x =``; only this much above the hole counts (the enclosing function, roughly).
+_BOUND_CHARS = 3_000
+_BINDING = re.compile(
+    r"^[ \t]*(?:(?:const|let|var)[ \t]+)?((?:self\.|this\.)?[^\W\d]\w*)[ \t]*(?:[-+*/|&%]?=)(?!=)"
+    r"|\bfor[ \t]+([\w, \t]+?)[ \t]+in\b|\bas[ \t]+([^\W\d]\w*)", re.MULTILINE | re.UNICODE)
 
 
 @dataclass
@@ -66,6 +73,16 @@ class HoleContext:
         """Only indentation between the previous newline and the hole: a statement goes here."""
         line = self.left.text.rsplit("\n", 1)[-1]
         return not line.strip()
+
+    def bound_names(self) -> set[str]:
+        """Names assigned (or loop / ``as`` targets) in the code just above the hole."""
+        out: set[str] = set()
+        for m in _BINDING.finditer(self.left.text[-_BOUND_CHARS:]):
+            if m.group(2):
+                out.update(n.strip() for n in m.group(2).split(",") if n.strip())
+            else:
+                out.add(m.group(1) or m.group(3))
+        return out
 
     @property
     def after_dot(self) -> bool:
