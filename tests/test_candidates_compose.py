@@ -74,3 +74,19 @@ def test_composed_candidates_are_single_line_and_never_raise(text: str, data: st
     context = HoleContext.build(text[:at], text[at:], language, single_line=True)
     for p in gather(context):
         assert p.text == p.text.strip() and p.text and "\n" not in p.text
+
+
+def test_a_block_returns_what_it_built() -> None:
+    code = ("def deco(f):\n    def wrapper(*a):\n        return f(*a)\n    \n\n"
+            "def split(line):\n    key, rest = line.split(':')\n    fields = rest.split()\n    \n")
+    found = _found(code, code.index("    \n\n") + 4)
+    assert "compose" in found["return wrapper"]
+    found = _found(code, code.rindex("    \n") + 4)
+    assert "compose" in found["return key, fields"] or "compose" in found["return fields, key"]
+
+
+def test_a_condition_compares_two_nearby_atoms() -> None:
+    code = "def f(lo, hi):\n    span = hi - lo\n    if lo == hi:\n        return 0\n"
+    at = code.index("lo == hi")
+    found = _found(code, at, at + len("lo == hi"))
+    assert "compose" in found["lo == hi"]

@@ -90,7 +90,7 @@ def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
         return [("value", before)]
     if last.text in ("return", "raise", "throw"):
         return [("return" if last.text == "return" else "raise", "")]
-    if last.text in ("if", "elif", "while"):
+    if last.text in ("if", "elif", "while", "and", "or", "&&", "||"):
         return [("cond", "")]
     return []
 

@@ -18,6 +18,8 @@ from codemlm.candidates.lexical import is_name
 
 __all__ = ["atoms", "composed"]
 
+_RECENT_CHARS = 3_000
+
 _NEAREST_PAIRS = 6  # atoms combined two at a time: 6 give 30 ordered pairs
 _NEAREST_SECOND = 4  # literals tried after one of those ("(mode, 'rb')", "(freq, 0)")
 _NEAREST_TESTS = 8  # names tried in a condition
@@ -33,6 +35,8 @@ _KEYWORD_STATEMENTS = {
     "javascript": ("continue;", "break;", "return;", "return null;", "return true;", "return false;"),
 }
 _KEYWORD_STATEMENTS["typescript"] = _KEYWORD_STATEMENTS["tsx"] = _KEYWORD_STATEMENTS["javascript"]
+_NESTED_DEF = re.compile(r"^[ \t]+def[ \t]+([^\W\d]\w*)", re.MULTILINE | re.UNICODE)
+_RETURNED_TUPLE = 3  # the last few names bound above: "return key, fields"
 _IMPORT_LINE = re.compile(r"^\s*(?:import|from)\s", re.MULTILINE)
 _BOUND = re.compile(r"(?:^|[\s,(])(?:import|as|def|class)\s+([^\W\d]\w*)|^[ \t]*([^\W\d]\w*)\s*=[^=]", re.MULTILINE)
 
@@ -96,10 +100,19 @@ def _arguments(context: HoleContext, found: ProposalSet) -> None:
 
 def _conditions(context: HoleContext, found: ProposalSet) -> None:
     js = context.language in ("javascript", "typescript", "tsx")
-    for text, distance, _kind in [a for a in atoms(context) if a[2] != "literal"][:_NEAREST_TESTS]:
+    near = atoms(context)
+    operands = [a for a in near if a[2] != "literal"][:_NEAREST_TESTS]
+    for text, distance, _kind in operands:
         tests = (f"!{text}",) if js else (f"not {text}", f"{text} is None", f"{text} is not None")
         for test in tests:
             found.add(test, "compose", distance=distance)
+    # Comparisons of two nearby atoms ("minc == maxc", "index == -1").
+    equals = "===" if js else "=="
+    seconds = operands[:_NEAREST_PAIRS] + [a for a in near if a[2] == "literal"][:_NEAREST_SECOND]
+    for a, da, _ in operands[:_NEAREST_SECOND]:
+        for b, db, _ in seconds:
+            if a != b:
+                found.add(f"{a} {equals} {b}", "compose", distance=max(da, db))
 
 
 def _statements(context: HoleContext, found: ProposalSet) -> None:
@@ -107,6 +120,7 @@ def _statements(context: HoleContext, found: ProposalSet) -> None:
         found.add(statement, "compose")
     if context.language not in (None, "python"):
         return
+    _returns(context, found)
     # In an import block: the modules the file uses (``mod.attr``) but does not bind in view.
     lines = context.left.text.rsplit("\n", 3)[-3:] + context.right.text.split("\n", 3)[:3]
     if not any(_IMPORT_LINE.match(line) for line in lines):
@@ -120,3 +134,20 @@ def _statements(context: HoleContext, found: ProposalSet) -> None:
             if t[i + 1].text == "." and is_name(name) and name not in bound and name not in _NOT_ATOMS \
                     and not (i and t[i - 1].text == "."):
                 found.add(f"import {name}", "compose", distance=doc.distance(t[i].start))
+
+
+def _returns(context: HoleContext, found: ProposalSet) -> None:
+    """``return`` what the block built: a nested function (``return wrapper``), a tuple of the
+    names bound last (``return key, fields``), an attribute used nearby (``return self.mode``)."""
+    recent = context.left.text[-_RECENT_CHARS:]
+    for m in _NESTED_DEF.finditer(recent):
+        found.add(f"return {m.group(1)}", "compose", distance=float(len(recent) - m.start()))
+    bound = [name for name in context.bound_names() if is_name(name)]
+    order = sorted(bound, key=lambda name: -recent.rfind(name))[:_RETURNED_TUPLE]
+    for a in order:
+        for b in order:
+            if a != b:
+                found.add(f"return {a}, {b}", "compose")
+    for text, distance, kind in atoms(context)[: 4 * _NEAREST_PAIRS]:
+        if kind == "dotted":
+            found.add(f"return {text}", "compose", distance=distance)

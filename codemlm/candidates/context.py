@@ -21,7 +21,8 @@ SIDE_CHARS = 48_000
 # ``const x =``; only this much above the hole counts (the enclosing function, roughly).
 _BOUND_CHARS = 3_000
 _BINDING = re.compile(
-    r"^[ \t]*(?:(?:const|let|var)[ \t]+)?((?:self\.|this\.)?[^\W\d]\w*)[ \t]*(?:[-+*/|&%]?=)(?!=)"
+    r"^[ \t]*(?:(?:const|let|var)[ \t]+)?((?:self\.|this\.)?[^\W\d]\w*(?:[ \t]*,[ \t]*[^\W\d]\w*)*)"
+    r"[ \t]*(?:[-+*/|&%]?=)(?!=)"
     r"|\bfor[ \t]+([\w, \t]+?)[ \t]+in\b|\bas[ \t]+([^\W\d]\w*)", re.MULTILINE | re.UNICODE)
 
 
@@ -78,10 +79,8 @@ class HoleContext:
         """Names assigned (or loop / ``as`` targets) in the code just above the hole."""
         out: set[str] = set()
         for m in _BINDING.finditer(self.left.text[-_BOUND_CHARS:]):
-            if m.group(2):
-                out.update(n.strip() for n in m.group(2).split(",") if n.strip())
-            else:
-                out.add(m.group(1) or m.group(3))
+            names = m.group(1) or m.group(2) or m.group(3)
+            out.update(n.strip() for n in names.split(",") if n.strip())
         return out
 
     @property
