@@ -366,3 +366,20 @@ def test_evidence_lists_every_candidate_with_its_features(engine: InfillEngine) 
     assert "a - b" in fills and "analog" in fills["a - b"].sources  # the other return values
     assert any("model" in e.sources for e in fills.values())
     assert all(e.logp is None or e.logp <= 0.0 for e in fills.values())
+
+
+def test_each_source_mode_ranks_with_the_weights_fitted_for_it(model_dir: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "ranker.json").write_text(json.dumps({
+        "weights": {"bias": -30.0},  # both/context: nothing passes the gate
+        "modes": {"model": {"weights": {"bias": 30.0}}}}), encoding="utf-8")
+    engine = InfillEngine(load_model_dir(copy), config=InfillConfig(precision="fp32"))
+    cursor = _cursor_after(HOLED, "return ")
+    assert engine.complete(HOLED, cursor, language="python") == []
+    engine.config = dataclasses.replace(engine.config, sources="model")
+    answers = engine.complete(HOLED, cursor, language="python")
+    assert answers and all(c.source == "model" for c in answers)
+    assert engine.ranker.weights == {"bias": 30.0}
