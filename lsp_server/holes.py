@@ -40,6 +40,7 @@ from lsp_server.pygls_shim import ARRIVAL_VERSION
 if TYPE_CHECKING:
     from pygls.workspace import Workspace
 
+    from codemlm.candidates import Repository
     from codemlm.infill import Candidate, InfillEngine
     from lsp_server.model_host import ModelState
 
@@ -88,9 +89,11 @@ class Fill:
     source: str = "model"  # where the candidate came from: model, name, member, analog, …
 
 
-def complete_hole(engine: InfillEngine, hole: Hole, k: int) -> list[Candidate]:
+def complete_hole(engine: InfillEngine, hole: Hole, k: int, repository: Repository | None = None) -> list[Candidate]:
     """The model call (on the inference worker)."""
-    return engine.complete(hole.window.text, hole.start_byte, hole.end_byte, language=hole.language, k=k)
+    return engine.complete(
+        hole.window.text, hole.start_byte, hole.end_byte, language=hole.language, k=k, repository=repository
+    )
 
 
 def fills_for(hole: Hole, candidates: list[Candidate], *, include_word_prefix: bool) -> list[Fill]:
@@ -140,8 +143,10 @@ class HoleService:
         model: Callable[[], Awaitable[ModelState]],
         workspace: Callable[[], Workspace],
         root: Callable[[], Path | None],
+        repository: Callable[[str | None, str | None], Repository | None] | None = None,
     ) -> None:
         self._runner = runner
+        self._repository = repository  # (language, rel path) -> the rest of the workspace, or None
         self._model = model
         self._workspace = workspace
         self._root = root
@@ -235,7 +240,10 @@ class HoleService:
         slot = (hole.uri, kind)
         entry = self._jobs.get(slot)
         if entry is None or entry[0] != key or not _reusable(entry[1]):
-            task = asyncio.ensure_future(self._runner.run_latest(hole.uri, kind, complete_hole, engine, hole, k))
+            repository = self._repository_for(hole)
+            task = asyncio.ensure_future(
+                self._runner.run_latest(hole.uri, kind, complete_hole, engine, hole, k, repository)
+            )
             entry = (key, task, [0])
             self._jobs[slot] = entry
         _, task, waiters = entry
@@ -249,6 +257,18 @@ class HoleService:
             raise
         finally:
             waiters[0] -= 1
+
+    def _repository_for(self, hole: Hole) -> Repository | None:
+        """The rest of the workspace for a hole in a file under the workspace root, else None."""
+        root = self._root()
+        fs_path = to_fs_path(hole.uri) if self._repository is not None and root is not None else None
+        if not fs_path or root is None or self._repository is None:
+            return None
+        try:
+            rel_path = Path(fs_path).relative_to(root).as_posix()
+        except ValueError:
+            return None
+        return self._repository(hole.language, rel_path)
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its runs and its line index."""

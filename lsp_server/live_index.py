@@ -250,6 +250,19 @@ class LiveIndex:
             self._reader, lambda: search(self._reading(index), query, k=k, language=language, path_glob=path_glob)
         )
 
+    async def repository_texts(self, language: str | None, exclude: str | None) -> tuple[int, list[str]] | None:
+        """(generation, the indexed code of every other file in ``language``) for completion's
+        repository side; None without an index. Read on the search thread, like a search."""
+        index = self._index
+        if index is None:
+            return None
+
+        def read() -> tuple[int, list[str]]:
+            reading = self._reading(index)
+            return reading.generation(), reading.file_texts(language, exclude=exclude)
+
+        return await self._on(self._reader, read)
+
     def _reading(self, writer: RepoIndex) -> RepoIndex:
         """On the search thread: a read-only handle of its own on the index file, so a search
         never waits for the writer's lock (the file is in WAL mode: SQLite readers run beside a

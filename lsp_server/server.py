@@ -35,6 +35,7 @@ from lsp_server.live_index import LiveIndex
 from lsp_server.model_host import ModelState, load_model_state
 from lsp_server.options import ServerOptions
 from lsp_server.pygls_shim import CodemlmProtocol, LspLinesWorkspace, check_pygls, replace_workspace
+from lsp_server.repository_side import RepositorySide
 from lsp_server.search_results import ResultRanges
 
 if TYPE_CHECKING:
@@ -70,7 +71,10 @@ class CodemlmLanguageServer(LanguageServer):
         self.runner = LatestRequestRunner()
         self.live_index = LiveIndex()
         self._root: Path | None = None
-        self.holes = HoleService(self.runner, self.model, lambda: self.workspace, lambda: self._root)
+        self.repository_side = RepositorySide(self.live_index.repository_texts)
+        self.holes = HoleService(
+            self.runner, self.model, lambda: self.workspace, lambda: self._root, self.repository_side.current
+        )
         self._model_task: asyncio.Task[ModelState] | None = None
         self._shown_model_problem: str | None = None
         self._shown_index_problem: str | None = None
@@ -290,6 +294,7 @@ class CodemlmLanguageServer(LanguageServer):
                 self.send_status(ready_state, "no workspace folder: search is off")
                 return {"indexed": False, "reason": "no workspace folder"}
             if reopen or not self.live_index.is_open:
+                self.repository_side.clear()
                 await self.live_index.open(self.root, index_path=self.options.index_path, embedder=state.embedder)
             if not self.live_index.is_open:
                 message = f"search is off: {self.live_index.problem}"

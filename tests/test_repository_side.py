@@ -1,0 +1,92 @@
+"""Completion's repository side in the server: built off the loop from the index, reused, never the holed file."""
+
+from __future__ import annotations
+
+import asyncio
+
+from codemlm.candidates import Repository
+from codemlm.errors import IndexStoreError
+from lsp_server.repository_side import MAX_KEPT, REFRESH_SECONDS, RepositorySide
+
+FILES = {
+    "pkg/a.py": "from store import Store\ns = Store('/tmp')\ns.flush_all()\n",
+    "pkg/b.py": "def helper(x):\n    return x\n",
+}
+
+
+class IndexTexts:
+    """What LiveIndex.repository_texts answers: (generation, the other files' texts)."""
+
+    def __init__(self) -> None:
+        self.generation = 1
+        self.calls: list[tuple[str | None, str | None]] = []
+        self.fail = False
+
+    async def __call__(self, language: str | None, exclude: str | None) -> tuple[int, list[str]] | None:
+        self.calls.append((language, exclude))
+        if self.fail:
+            raise IndexStoreError("the index is locked")
+        return self.generation, [text for path, text in sorted(FILES.items()) if path != exclude]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_first_completion_starts_a_build_and_later_ones_reuse_it() -> None:
+    async def scenario() -> None:
+        texts, clock = IndexTexts(), Clock()
+        side = RepositorySide(texts, clock=clock)
+        assert side.current("python", "pkg/b.py") is None  # never waits for the build
+        await side.wait()
+        built = side.current("python", "pkg/b.py")
+        assert isinstance(built, Repository) and len(built) == 1
+        assert "flush_all" in built.names and "helper" not in built.names  # the holed file left out
+        assert texts.calls == [("python", "pkg/b.py")]
+        # Nothing moved: the same object, no new build even after the refresh interval.
+        clock.now += REFRESH_SECONDS
+        assert side.current("python", "pkg/b.py") is built
+        await side.wait()
+        assert side.current("python", "pkg/b.py") is built and len(texts.calls) == 2
+        # The index moved: rebuilt once the interval has passed, not before.
+        texts.generation = 2
+        clock.now += 1
+        side.current("python", "pkg/b.py")
+        await side.wait()
+        assert side.current("python", "pkg/b.py") is built and len(texts.calls) == 2
+        clock.now += REFRESH_SECONDS
+        side.current("python", "pkg/b.py")
+        await side.wait()
+        assert side.current("python", "pkg/b.py") is not built
+
+    asyncio.run(scenario())
+
+
+def test_an_unreadable_index_means_no_repository_side_and_no_error() -> None:
+    async def scenario() -> None:
+        texts = IndexTexts()
+        texts.fail = True
+        side = RepositorySide(texts, clock=Clock())
+        assert side.current("python", "pkg/a.py") is None
+        await side.wait()
+        assert side.current("python", "pkg/a.py") is None
+
+    asyncio.run(scenario())
+
+
+def test_only_the_files_in_use_are_kept_and_clear_forgets_them() -> None:
+    async def scenario() -> None:
+        side = RepositorySide(IndexTexts(), clock=Clock())
+        for n in range(MAX_KEPT + 2):
+            side.current("python", f"pkg/f{n}.py")
+            await side.wait()
+        kept = [n for n in range(MAX_KEPT + 2) if side.current("python", f"pkg/f{n}.py") is not None]
+        assert kept == list(range(2, MAX_KEPT + 2))
+        side.clear()
+        assert side.current("python", "pkg/f5.py") is None
+
+    asyncio.run(scenario())
