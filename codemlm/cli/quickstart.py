@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.syntax import Syntax
     from rich.table import Table
 
+    from codemlm.candidates import Repository
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
     from codemlm.embedder import ModelEmbedder
     from codemlm.index import RepoIndex
@@ -261,13 +262,16 @@ def _run(args: argparse.Namespace) -> int:
             console.print(f"\n   the definition a query came from was in the first {_SEARCH_K} results for "
                           f"{found_expected} of {asked} queries", soft_wrap=True)
         example_query = queries[0].text if queries else "parse the config file"
+        holes = _pick_holes(files, args.holes, random.Random(args.seed))
+        # Completion reads the rest of the repository from the index just built; the holed file
+        # is left out, so the answer cannot come from its own unholed copy.
+        others = {path: index.file_texts(language, exclude=path) for path, language, *_ in holes}
     finally:
         index.close()
 
     # 4. Completion on holes cut out of the repository's own code.
     console.print("\n[bold]4. masked-span completion[/bold]  (the hole is filled from the code on both sides)")
     engine = InfillEngine(loaded)
-    holes = _pick_holes(files, args.holes, random.Random(args.seed))
     if not holes:
         console.print("   no supported source file with a suitable hole was found")
     top1 = anywhere = 0
@@ -275,8 +279,9 @@ def _run(args: argparse.Namespace) -> int:
         data = text.encode("utf-8")
         answer = data[start:end].decode("utf-8")
         holed = data[:start].decode("utf-8") + data[end:].decode("utf-8")
+        repository = Repository(others.get(path, []), language)
         started = time.perf_counter()
-        candidates = engine.complete(holed, start, language=language, k=_COMPLETION_K)
+        candidates = engine.complete(holed, start, language=language, k=_COMPLETION_K, repository=repository)
         millis = (time.perf_counter() - started) * 1000
         line_start = data.rfind(b"\n", 0, start) + 1
         line_end = data.find(b"\n", end)
