@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from codemlm.errors import CheckpointError
+from codemlm.identifiers import identifier_terms
 from codemlm.tokenizer import CodeTokenizer
 
 __all__ = [
     "STATIC_FILE",
     "STATIC_FORMAT",
+    "TEXT_FORMS",
     "StaticEmbedder",
+    "prepare_texts",
     "save_static_table",
     "tokenizer_digest",
 ]
@@ -41,6 +44,21 @@ _TOKENIZER_FILE = "tokenizer.json"  # the model directory's layout (codemlm.chec
 # Tokens read per text. The head of a chunk (name, signature, start of the body) says most of
 # what a query asks about, and the cap bounds the cost of a huge generated block.
 DEFAULT_MAX_TOKENS = 512
+# What the table reads: "code", the text as it is; or "terms", its identifiers split into
+# lower-case words (``parseConfig(path)`` -> `` parse config parseconfig path``), so that a
+# query's words and the code's names meet on the same tokens (a BPE token with a leading
+# space, `` parse``, is another row than ``parse`` after ``_`` or ``.``). The table's metadata
+# says which form it was fitted on.
+TEXT_FORMS = ("code", "terms")
+
+
+def prepare_texts(texts: Sequence[str], form: str) -> list[str]:
+    """``texts`` in the form a table reads (``TEXT_FORMS``)."""
+    if form == "code":
+        return list(texts)
+    if form == "terms":
+        return [" " + " ".join(identifier_terms(t)) for t in texts]
+    raise CheckpointError(f"unknown static text form {form!r} (one of {', '.join(TEXT_FORMS)})")
 
 
 def tokenizer_digest(tokenizer: CodeTokenizer) -> str:
@@ -132,6 +150,8 @@ class StaticEmbedder:
             )
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
+        self.text_form = str(metadata.get("text_form", "code"))
+        prepare_texts([], self.text_form)  # an unknown form is refused when the table is opened
         self.table = np.ascontiguousarray(table, dtype=np.float32)
         self.tokenizer = tokenizer
         self.metadata = metadata
@@ -165,7 +185,7 @@ class StaticEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Lone surrogates (undecodable bytes from a command line or a broken file) cannot be tokenized.
-        clean = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+        clean = prepare_texts([t.encode("utf-8", "replace").decode("utf-8") for t in texts], self.text_form)
         encoded = [ids[: self.max_tokens] for ids in self.tokenizer.encode_ids_batch(clean)]
         lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

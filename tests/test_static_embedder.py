@@ -247,3 +247,17 @@ def test_training_chunks_leave_out_the_validation_modules_and_carry_their_querie
     assert [c.query for c in chunks] == ["Add up the kept values given.", None]
     assert all("held" not in c.text for c in chunks)
     assert chunks[0].text.startswith("def kept_sum") and '"""' not in chunks[0].text  # stripped, as indexed
+
+
+def test_a_terms_table_reads_names_as_the_words_of_a_query(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    from codemlm.static_embedder import prepare_texts
+
+    assert prepare_texts(["def parseConfig(path):"], "terms") == [" def parse config parseconfig path"]
+    assert prepare_texts(["x = 1"], "code") == ["x = 1"]
+    table = distill_table(tokenizer, NgramTeacher(), dims=16)
+    embedder = StaticEmbedder(table, tokenizer, {"dense_weight": 1.0, "text_form": "terms"}, model_id="t")
+    code, query = embedder.embed_code(["parse_config"]), embedder.embed_query(["Parse Config"])
+    assert np.allclose(code, StaticEmbedder(table, tokenizer, {}, model_id="c").embed_code([" parse config parseconfig"]))
+    assert float(code[0] @ query[0]) > 0.5
+    with pytest.raises(CheckpointError, match="unknown static text form"):
+        StaticEmbedder(table, tokenizer, {"text_form": "shouting"}, model_id="t")

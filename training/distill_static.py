@@ -38,7 +38,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from codemlm.static_embedder import DEFAULT_MAX_TOKENS, STATIC_FILE, StaticEmbedder, save_static_table, tokenizer_digest
+from codemlm.static_embedder import (
+    DEFAULT_MAX_TOKENS,
+    STATIC_FILE,
+    TEXT_FORMS,
+    StaticEmbedder,
+    prepare_texts,
+    save_static_table,
+    tokenizer_digest,
+)
 from codemlm.tokenizer import SPECIAL_TOKENS, CodeTokenizer
 
 __all__ = ["MiniLMTeacher", "Teacher", "distill_table", "fit_table", "main", "pca_basis", "sif_weights",
@@ -262,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--contrastive", type=float, nargs="+", default=[1.0],
                         help="contrastive loss weights to try (each fit is validated; the best is kept)")
+    parser.add_argument("--text-form", choices=TEXT_FORMS, default="code",
+                        help="what the table reads: the code as it is, or its identifiers split into words")
+    parser.add_argument("--batch-size", type=int, default=256, help="query-chunk pairs per step (in-batch negatives)")
     parser.add_argument("--corpus", type=Path, nargs="*", default=None,
                         help=f"Python trees besides the stdlib (default: the wheels under {DEFAULT_CORPUS})")
     parser.add_argument("--data", type=Path, default=None, help="the model's data directory, for token counts")
@@ -294,20 +305,22 @@ def main(argv: list[str] | None = None) -> int:
     query_vectors = teacher_vectors(teacher, queries, args.cache)
     basis = pca_basis(np.concatenate([code_vectors, query_vectors]), args.dims)
     init = distill_table(tokenizer, teacher, counts=counts, cache=args.cache, basis=basis)
-    texts = [c.text for c in chunks] + queries
+    texts = prepare_texts([c.text for c in chunks] + queries, args.text_form)
     targets = _project(np.concatenate([code_vectors, query_vectors]), basis)
     code_of_query = [i for i, c in enumerate(chunks) if c.query is not None]
     pairs = [(len(chunks) + q, code) for q, code in enumerate(code_of_query)]
     base: dict[str, Any] = {"teacher": teacher.name, "dims": int(init.shape[1]), "sif_a": SIF_A,
                             "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank",
                             "method": "per-token start, fitted on chunks", "training_chunks": len(chunks),
-                            "training_queries": len(queries), "epochs": args.epochs,
+                            "training_queries": len(queries), "epochs": args.epochs, "text_form": args.text_form,
+                            "batch_size": args.batch_size,
                             "teacher_seconds": round(time.perf_counter() - started, 1)}
     runs: list[dict[str, Any]] = []
     best: tuple[float, np.ndarray, dict[str, Any]] | None = None
     for weight in args.contrastive:
         started = time.perf_counter()
-        table = fit_table(init, tokenizer, texts, targets, pairs, epochs=args.epochs, contrastive=weight)
+        table = fit_table(init, tokenizer, texts, targets, pairs, epochs=args.epochs, contrastive=weight,
+                          batch_size=args.batch_size)
         metadata = {**base, "contrastive": weight, "fit_seconds": round(time.perf_counter() - started, 1)}
         measured = validate(table, tokenizer, metadata, repo, cases, work / f"index-{weight}.sqlite")
         runs.append({**metadata, **measured})
