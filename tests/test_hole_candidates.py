@@ -138,3 +138,14 @@ def test_any_text_gives_single_line_proposals_without_raising(text: str, data: s
     context = HoleContext.build(text[:at], text[at:], language, single_line=True)
     for p in gather(context, Repository([text], language)):
         assert p.text == p.text.strip() and p.text and "\n" not in p.text
+
+
+def test_a_repository_adds_its_commonest_names_not_all_of_them() -> None:
+    many = "\n".join(f"name_{i} = {i}" for i in range(500)) + "\n" + "common = 1\n" * 50
+    repo = Repository([many], "python")
+    context = HoleContext.build("x = 1\ny = ", "\n", "python", single_line=True)
+    texts = {p.text for p in gather(context, repo)}
+    assert "common" in texts and "x" in texts
+    assert sum(t.startswith("name_") for t in texts) < 40
+    typed = HoleContext.build("x = 1\ny = ", "\n", "python", single_line=True, typed="name_49")
+    assert "name_499" in {p.text for p in gather(typed, repo)}  # a typed prefix reaches every name

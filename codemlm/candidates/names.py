@@ -26,6 +26,9 @@ _KEYWORDS = (frozenset(keyword.kwlist) - {"None", "True", "False"}) | frozenset(
 )
 
 
+_REPO_NAMES = 30  # the repository's commonest names proposed at a hole with nothing typed
+
+
 def names(context: HoleContext, found: ProposalSet, repo_counts: Counter[str] | None = None) -> None:
     """Every identifier of the holed file (nearest occurrence, count), then the repository's."""
     for doc in (context.left, context.right):
@@ -33,7 +36,12 @@ def names(context: HoleContext, found: ProposalSet, repo_counts: Counter[str] | 
             if is_name(tok.text) and tok.text not in _KEYWORDS:
                 found.add(tok.text, "name", distance=doc.distance(tok.start))
     if repo_counts:
-        for name, count in repo_counts.items():
+        # Every name of a repository is thousands of candidates: noise that buries the file's
+        # own. Without a typed prefix to filter them, only the repository's commonest names join;
+        # the file's names get their repository counts as evidence.
+        pool = dict(repo_counts.items() if context.typed else repo_counts.most_common(_REPO_NAMES))
+        pool.update((name, repo_counts[name]) for name in list(found.items) if name in repo_counts)
+        for name, count in pool.items():
             if name not in _KEYWORDS:
                 found.add(name, "name", count=count)
 
