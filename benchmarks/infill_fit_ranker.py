@@ -9,12 +9,14 @@ the hole's text); a logistic regression over the rows gives the weights. The shi
 
     STDLIB=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
     nice -n 5 .venv/bin/python benchmarks/infill_fit_ranker.py --source "$STDLIB" --holes 400 \\
-        --sources both model --repo-files 30 --model codemlm/default_model \\
+        --sources both model context --repo-files 30 --model codemlm/default_model \\
         --out codemlm/default_model/ranker.json
 
-``--sources both model``: the top-level weights serve the ``both`` (and ``context``) engine,
-``modes.model`` the model-only engine, each fitted on its own rows (so the model-only gate is
-calibrated on what the model alone proposes). ``--repo-files 30``: every other hole also sees
+``--sources both model context``: the top-level weights serve the ``both`` engine,
+``modes.model`` / ``modes.context`` the model-only / context-only engines (the evaluation's
+ablation rows), each fitted on its own rows, so each mode's gate is calibrated on what that
+mode proposes (with both-mode weights, a context-only candidate is always "unscored" and
+falls under the gate). ``--repo-files 30``: every other hole also sees
 30 other stdlib modules as its repository, so repository evidence is weighed too. Rerun it
 whenever the model's weights or the ranker's features change.
 """
