@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -181,12 +181,12 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, covered: int, holes: 
             "train_top1": round(_top1(Ranker(weights), x, groups, y), 4)}
 
 
-def config_overrides(items: list[str]) -> dict[str, object]:
+def config_overrides(items: list[str]) -> dict[str, Any]:
     """``["score_top=30", "precision=fp32"]`` -> InfillConfig keyword arguments (int, float or str)."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for item in items:
         name, _, raw = item.partition("=")
-        value: object = raw
+        value: Any = raw
         for kind in (int, float):
             try:
                 value = kind(raw)
