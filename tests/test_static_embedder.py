@@ -182,7 +182,7 @@ def test_validation_gives_no_vote_to_a_table_that_does_not_beat_bm25(tmp_path: P
     measured = validate(noise, tokenizer, {"teacher": "noise"}, repo, cases, tmp_path / "i.sqlite")
     assert measured["lexical_mrr"] == 1.0  # BM25 already ranks both answers first
     assert measured["best_weight"] == 0.0 and measured["cases"] == 2
-    assert set(measured["hybrid_mrr_by_weight"]) == {"0.0", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0", "3.0"}
+    assert set(measured["hybrid_mrr_by_weight"]) == {"0.0", "0.1", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0", "3.0"}
 
 
 def test_token_counts_come_from_a_data_directory_of_the_same_tokenizer(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
@@ -206,7 +206,7 @@ def test_fitting_on_chunks_moves_chunk_means_toward_the_teacher(tokenizer: CodeT
 
     teacher = NgramTeacher()
     init = distill_table(tokenizer, teacher, dims=16)
-    texts = CODE[:5] + ["parse the config file", "draw a circle on the canvas"]
+    texts = [*CODE[:5], "parse the config file", "draw a circle on the canvas"]
     targets = teacher.embed(texts)[:, :16]  # any fixed target width equal to the table's
 
     def agreement(table: np.ndarray) -> float:

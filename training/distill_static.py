@@ -52,7 +52,7 @@ from codemlm.tokenizer import SPECIAL_TOKENS, CodeTokenizer
 __all__ = ["MiniLMTeacher", "Teacher", "distill_table", "fit_table", "main", "pca_basis", "sif_weights",
            "token_texts", "validate"]
 
-WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 SIF_A = 1e-3  # SIF's smoothing: tokens rarer than this share of the corpus keep nearly full weight
 DEFAULT_CORPUS = Path("data/default-src/py")  # the default model's Python wheels (scripts/fetch_default_corpus.sh)
 
@@ -157,7 +157,7 @@ def distill_table(tokenizer: CodeTokenizer, teacher: Teacher, *, dims: int = 256
 def fit_table(init: np.ndarray, tokenizer: CodeTokenizer, texts: Sequence[str], targets: np.ndarray,
               pairs: Sequence[tuple[int, int]], *, epochs: int = 20, contrastive: float = 1.0, lr: float = 3e-3,
               batch_size: int = 256, temperature: float = 0.05, max_tokens: int = DEFAULT_MAX_TOKENS,
-              seed: int = 0) -> np.ndarray:
+              groups: Sequence[str] | None = None, seed: int = 0) -> np.ndarray:
     """Stage 2: train the rows of ``init`` so each text's mean row has the direction of its
     ``targets`` row (1 - cosine), and, weighted by ``contrastive``, so that for each
     (query text, code text) index pair in ``pairs`` the query's vector is nearest its own code
@@ -182,12 +182,17 @@ def fit_table(init: np.ndarray, tokenizer: CodeTokenizer, texts: Sequence[str], 
     pair_array = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     singles = np.setdiff1d(np.arange(len(texts)), pair_array.ravel())
     steps = max(1, len(pair_array) // batch_size)
+    group_of = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else None
     for _ in range(epochs):
         pair_order = rng.permutation(len(pair_array))
+        if group_of is not None:  # groups in a random order, pairs shuffled within each
+            group_rank = rng.permutation(int(group_of.max()) + 1)[group_of]
+            pair_order = pair_order[np.argsort(group_rank[pair_order], kind="stable")]
         for step in range(steps):
             batch = pair_array[pair_order[step * batch_size : (step + 1) * batch_size]]
-            extra = rng.choice(singles, size=min(len(singles), batch_size // 2), replace=False) if len(singles) else []
-            rows = np.concatenate([batch[:, 0], batch[:, 1], np.asarray(extra, dtype=np.int64)])
+            # Chunks without a query join each batch for the cosine loss only.
+            extra = rng.choice(singles, size=min(len(singles), batch_size // 2), replace=False)
+            rows = np.concatenate([batch[:, 0], batch[:, 1], extra.astype(np.int64)])
             vectors = embed(rows)
             loss = (1.0 - F.cosine_similarity(vectors, goal[rows], dim=1)).mean()
             if contrastive > 0 and len(batch) > 1:
@@ -273,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-form", choices=TEXT_FORMS, default="code",
                         help="what the table reads: the code as it is, or its identifiers split into words")
     parser.add_argument("--batch-size", type=int, default=256, help="query-chunk pairs per step (in-batch negatives)")
+    parser.add_argument("--by-file", action="store_true", help="fill batches file by file (harder negatives)")
     parser.add_argument("--corpus", type=Path, nargs="*", default=None,
                         help=f"Python trees besides the stdlib (default: the wheels under {DEFAULT_CORPUS})")
     parser.add_argument("--data", type=Path, default=None, help="the model's data directory, for token counts")
@@ -285,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from training.static_validation import build_validation_set, default_stdlib, training_chunks, validation_files
+    from training.static_validation import (
+        build_validation_set,
+        default_stdlib,
+        training_chunks,
+        validation_files,
+    )
 
     torch.set_num_threads(args.threads)
     out = args.out or args.model_dir / STATIC_FILE
@@ -313,14 +324,15 @@ def main(argv: list[str] | None = None) -> int:
                             "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank",
                             "method": "per-token start, fitted on chunks", "training_chunks": len(chunks),
                             "training_queries": len(queries), "epochs": args.epochs, "text_form": args.text_form,
-                            "batch_size": args.batch_size,
+                            "batch_size": args.batch_size, "by_file": args.by_file,
                             "teacher_seconds": round(time.perf_counter() - started, 1)}
     runs: list[dict[str, Any]] = []
     best: tuple[float, np.ndarray, dict[str, Any]] | None = None
     for weight in args.contrastive:
         started = time.perf_counter()
         table = fit_table(init, tokenizer, texts, targets, pairs, epochs=args.epochs, contrastive=weight,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size,
+                          groups=[c.source for c in chunks if c.query is not None] if args.by_file else None)
         metadata = {**base, "contrastive": weight, "fit_seconds": round(time.perf_counter() - started, 1)}
         measured = validate(table, tokenizer, metadata, repo, cases, work / f"index-{weight}.sqlite")
         runs.append({**metadata, **measured})

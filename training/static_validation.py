@@ -156,6 +156,7 @@ class TrainingChunk:
 
     text: str
     query: str | None
+    source: str = ""  # the file it came from: chunks of one file make hard negatives for each other
 
 
 def training_chunks(roots: Sequence[Path], exclude: Sequence[Path] = (), *, max_chunks: int = 6000,
@@ -175,7 +176,7 @@ def training_chunks(roots: Sequence[Path], exclude: Sequence[Path] = (), *, max_
             except (UnicodeDecodeError, ValueError):
                 continue
             for chunk, _parent, query in pairs:
-                (documented if query is not None else plain).append(TrainingChunk(chunk.text, query))
+                (documented if query is not None else plain).append(TrainingChunk(chunk.text, query, str(path)))
     rng = random.Random(seed)
     rng.shuffle(documented)
     rng.shuffle(plain)
