@@ -12,7 +12,10 @@ Two stages (after model2vec and its "tokenlearn" follow-up, as in Semble's stati
    docstrings (the queries they answer); the rows are then trained with torch so that the
    mean of a text's token rows points where the teacher's vector of the whole text points
    (cosine loss), plus an in-batch contrastive loss that ranks each docstring's own chunk
-   first. The teacher's vectors are PCA-reduced to the table's width first.
+   first. The teacher's vectors are PCA-reduced to the table's width first. The table can
+   read the code as it is or its identifiers split into words (``--text-form terms``, which
+   did better on validation: the query's `` parse`` and the code's ``parse_config`` then
+   share a row).
 
 The serving side (``codemlm.static_embedder``) sums rows and normalises: no teacher, no
 torch. The dense weight of the table in hybrid search is then set by measurement on the
@@ -21,7 +24,14 @@ training chunks), never on the held-out search sets; weight 0 when the table doe
 BM25 there.
 
     nice python -m training.distill_static --model-dir DIR [--out DIR/static.safetensors]
-        [--dims 256] [--chunks 9000] [--epochs 20] [--contrastive 1.0] [--cache DIR]
+        [--dims 256] [--chunks 9000] [--epochs 20] [--contrastive 1.0 ...] [--text-form code|terms]
+        [--by-file] [--cache DIR]
+
+The shipped table (codemlm/default_model/static.safetensors; ~15 min of teacher time on 2
+loaded cores, then ~1 min per fit):
+
+    nice python -m training.distill_static --model-dir codemlm/default_model --cache /tmp/static-cache \
+        --text-form terms --epochs 10 --contrastive 1 --threads 1
 """
 
 from __future__ import annotations
