@@ -39,6 +39,18 @@ COMPANIONS = ("ranker.json", "static.safetensors")
 DEFAULT_HELDOUT = [CACHE / "heldout_mlm/boltons", CACHE / "heldout_mlm/dayjs"]
 
 
+def static_table_summary(path: Path) -> dict[str, Any] | None:
+    """Where the search side's static table came from (its own metadata), for the card."""
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        meta = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
+    keep = ("teacher", "method", "text_form", "dims", "training_chunks", "training_queries", "dense_weight", "validation_set")
+    return {"file": path.name, **{key: meta[key] for key in keep if key in meta}}
+
+
 def read_curve(run_dir: Path) -> list[dict[str, float]]:
     """Rows of the run's Lightning CSV log (the newest version), numbers only."""
     logs = sorted((run_dir / "logs").glob("version_*/metrics.csv"))
@@ -202,6 +214,7 @@ def main() -> int:
         "date": datetime.date.today().isoformat(),
         # No contrastive stage: an MLM-only dense side ranks below BM25, so it gets no vote.
         "search_dense_weight": 0.0,
+        "search_static_table": static_table_summary(args.source / "static.safetensors"),
         "metrics": metrics,
     }
     boundaries, total = [], 0.0
