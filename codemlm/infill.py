@@ -84,7 +84,7 @@ class Candidate:
     start_byte: int
     end_byte: int
     syntax_ok: bool
-    source: str = "model"  # where it came from: model, name, member, analog, role, continuation, wrap, line
+    source: str = "model"  # where it came from: model, name, member, analog, role, continuation, wrap, line, compose
 
 
 @dataclass(frozen=True)
