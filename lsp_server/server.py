@@ -371,6 +371,7 @@ class CodemlmLanguageServer(LanguageServer):
             task.cancel()
         self.runner.shutdown()
         self.live_index.shutdown()
+        self.repository_side.shutdown()
 
 
 def _exit_process(code: int) -> None:

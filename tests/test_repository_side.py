@@ -1,4 +1,4 @@
-"""Completion's repository side in the server: built off the loop from the index, reused, never the holed file."""
+"""Completion's repository side in the server: built off the loop from the index, one per language, reused."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ def test_the_first_completion_starts_a_build_and_later_ones_reuse_it() -> None:
         assert side.current("python", "pkg/b.py") is None  # never waits for the build
         await side.wait()
         built = side.current("python", "pkg/b.py")
-        assert isinstance(built, Repository) and len(built) == 1
-        assert "flush_all" in built.names and "helper" not in built.names  # the holed file left out
-        assert texts.calls == [("python", "pkg/b.py")]
+        assert isinstance(built, Repository) and len(built) == 2
+        assert "flush_all" in built.names and "helper" in built.names
+        assert side.current("python", "pkg/a.py") is built  # one per language, whichever file asks
+        assert texts.calls == [("python", None)]
         # Nothing moved: the same object, no new build even after the refresh interval.
         clock.now += REFRESH_SECONDS
         assert side.current("python", "pkg/b.py") is built
@@ -62,6 +63,7 @@ def test_the_first_completion_starts_a_build_and_later_ones_reuse_it() -> None:
         side.current("python", "pkg/b.py")
         await side.wait()
         assert side.current("python", "pkg/b.py") is not built
+        side.shutdown()
 
     asyncio.run(scenario())
 
@@ -78,15 +80,17 @@ def test_an_unreadable_index_means_no_repository_side_and_no_error() -> None:
     asyncio.run(scenario())
 
 
-def test_only_the_files_in_use_are_kept_and_clear_forgets_them() -> None:
+def test_only_the_languages_in_use_are_kept_and_clear_forgets_them() -> None:
     async def scenario() -> None:
         side = RepositorySide(IndexTexts(), clock=Clock())
-        for n in range(MAX_KEPT + 2):
-            side.current("python", f"pkg/f{n}.py")
+        languages = [f"lang{n}" for n in range(MAX_KEPT + 2)]
+        for language in languages:
+            side.current(language, "pkg/x")
             await side.wait()
-        kept = [n for n in range(MAX_KEPT + 2) if side.current("python", f"pkg/f{n}.py") is not None]
-        assert kept == list(range(2, MAX_KEPT + 2))
+        kept = [language for language in languages if side.current(language) is not None]
+        assert kept == languages[2:]
         side.clear()
-        assert side.current("python", "pkg/f5.py") is None
+        assert side.current(languages[-1]) is None
+        side.shutdown()
 
     asyncio.run(scenario())
