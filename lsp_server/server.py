@@ -39,6 +39,7 @@ from lsp_server.repository_side import RepositorySide
 from lsp_server.search_results import ResultRanges
 
 if TYPE_CHECKING:
+    from codemlm.candidates import Repository
     from codemlm.search import SearchResult
 
 __all__ = ["STATUS_NOTIFICATION", "CodemlmLanguageServer", "create_server"]
@@ -73,7 +74,7 @@ class CodemlmLanguageServer(LanguageServer):
         self._root: Path | None = None
         self.repository_side = RepositorySide(self.live_index.repository_texts)
         self.holes = HoleService(
-            self.runner, self.model, lambda: self.workspace, lambda: self._root, self.repository_side.current
+            self.runner, self.model, lambda: self.workspace, lambda: self._root, self._repository_context
         )
         self._model_task: asyncio.Task[ModelState] | None = None
         self._shown_model_problem: str | None = None
@@ -283,6 +284,10 @@ class CodemlmLanguageServer(LanguageServer):
         finally:
             self._indexed_once = True  # or failed: searches stop waiting for it either way
             self._walk_done.set()
+
+    def _repository_context(self, language: str | None, rel_path: str | None) -> Repository | None:
+        """Completion's view of the workspace's other files, when the user turned it on."""
+        return self.repository_side.current(language, rel_path) if self.options.repository_context else None
 
     async def _reindex(self, reopen: bool) -> dict[str, Any]:
         if self._index_lock is None:

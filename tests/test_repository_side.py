@@ -94,3 +94,13 @@ def test_only_the_languages_in_use_are_kept_and_clear_forgets_them() -> None:
         side.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_the_repository_context_is_an_opt_in_setting() -> None:
+    from lsp_server.options import parse_options
+
+    assert parse_options({}).__getitem__(0).repository_context is False
+    options, problems = parse_options({"codemlm": {"repositoryContext": True}})
+    assert options.repository_context is True and problems == []
+    options, problems = parse_options({"repositoryContext": "yes"})
+    assert options.repository_context is False and "repositoryContext must be true or false" in problems[0]
