@@ -13,6 +13,7 @@ export interface ServerSettings {
   maxCandidates: number;
   indexPath: string | null;
   languages: string[] | null;
+  repositoryContext: boolean;
 }
 
 /** The subset of vscode.WorkspaceConfiguration used here. */
@@ -64,6 +65,7 @@ export function serverSettings(config: ConfigReader, expand: (path: string) => s
     maxCandidates: candidates(config.get('maxCandidates')),
     indexPath: indexPath === null ? null : expand(indexPath),
     languages: languages(config.get('languages')),
+    repositoryContext: flag(config.get('repositoryContext'), false),
   };
 }
 

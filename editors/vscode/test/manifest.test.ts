@@ -41,6 +41,7 @@ describe('settings in the Settings UI', () => {
       maxCandidates: 5,
       indexPath: null,
       languages: null,
+      repositoryContext: false,
     });
   });
 });

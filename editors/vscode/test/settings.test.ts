@@ -16,6 +16,7 @@ describe('settings → server settings', () => {
       maxCandidates: 5,
       indexPath: null,
       languages: null,
+      repositoryContext: false,
     });
   });
 
@@ -28,6 +29,7 @@ describe('settings → server settings', () => {
         maxCandidates: 3,
         indexPath: '/tmp/idx.sqlite',
         languages: ['python', 'go'],
+        repositoryContext: true,
         interpreter: '/usr/bin/python3',
       }),
     );
@@ -38,6 +40,7 @@ describe('settings → server settings', () => {
       maxCandidates: 3,
       indexPath: '/tmp/idx.sqlite',
       languages: ['python', 'go'],
+      repositoryContext: true,
     });
     // The interpreter is the client's business; the server never sees it.
     assert.ok(!('interpreter' in settings));
