@@ -275,7 +275,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await stop(client)
 
         jedi = shutil.which("jedi-language-server") or str(Path(sys.executable).parent / "jedi-language-server")
-        if not args.no_jedi and Path(jedi).exists():
+        if not args.no_jedi and not Path(jedi).exists():
+            # Say so: a table without its peer must not read as if the peer had been run.
+            report["jedi_completion"] = None
+            print("lsp_latency: jedi-language-server is not installed (pip install jedi-language-server); "
+                  "no peer in this run", file=sys.stderr)
+        elif not args.no_jedi:
             client, _ = await start([jedi], workspace, None, env)
             try:
                 open_files(client, files)
@@ -303,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     report = asyncio.run(run(args))
     if not args.json:
         for name in ("codemlm_completion", "jedi_completion", "codemlm_search"):
-            if name in report:
+            if report.get(name):
                 s = report[name]
                 print(f"{name:20s} n={s['n']:4d}  p50 {s.get('p50_ms', '-'):>7} ms  p95 {s.get('p95_ms', '-'):>7} ms  "
                       f"errors {s['errors']}  empty {s['empty']}")
