@@ -17,6 +17,7 @@ or fully new, and the next update embeds what is missing.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -380,20 +381,17 @@ class RepoIndex:
             ).fetchall()
         texts: list[str] = []
         total = 0
-        current: str | None = None
-        parts: list[str] = []
-        covered = -1
-        for path, start, end, text in [*rows, (None, 0, 0, "")]:
-            if path != current:
-                if parts:
-                    texts.append("\n\n".join(parts))
-                    total += len(texts[-1])
-                    if total >= max_chars:
-                        break
-                current, parts, covered = path, [], -1
-            if start >= covered and text:
-                parts.append(text)
-                covered = end
+        for _path, chunks in itertools.groupby(rows, key=lambda row: row[0]):
+            parts, covered = [], -1
+            for _, start, end, text in chunks:  # by start, outer before inner
+                if start >= covered and text:
+                    parts.append(text)
+                    covered = end
+            if parts:
+                texts.append("\n\n".join(parts))
+                total += len(texts[-1])
+                if total >= max_chars:
+                    break
         return texts
 
     def innermost_chunk(self, path: str, line: int) -> int | None:

@@ -15,7 +15,11 @@ from pathlib import Path
 
 from codemlm.errors import InputError
 
-__all__ = ["FileTooLargeError", "read_regular_file"]
+__all__ = ["MAX_SOURCE_FILE_BYTES", "FileTooLargeError", "read_regular_file"]
+
+# The largest source file completion reads (CLI and server): larger than any file worth
+# completing in (a 50,000-line file is ~2 MB), far below what would hurt memory.
+MAX_SOURCE_FILE_BYTES = 16 << 20
 
 # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one.
 # O_NOCTTY: a terminal device must never become our controlling terminal.

@@ -33,6 +33,7 @@ __all__ = [
     "TEXT_FORMS",
     "StaticEmbedder",
     "prepare_texts",
+    "read_static_metadata",
     "save_static_table",
     "tokenizer_digest",
 ]
@@ -91,6 +92,12 @@ def save_static_table(path: str | Path, table: np.ndarray, tokenizer: CodeTokeni
     save_file({_TENSOR: table}, str(tmp), metadata=meta)
     tmp.replace(path)  # atomic: an index never sees half a table
     return path
+
+
+def read_static_metadata(path: str | Path) -> dict[str, Any]:
+    """What a static table file says about itself (teacher, text form, measured dense weight, ...);
+    refuses a file that is not a codemlm static table, as loading it would."""
+    return _read_table(Path(path))[1]
 
 
 def _read_table(path: Path) -> tuple[np.ndarray, dict[str, Any]]:

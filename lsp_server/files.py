@@ -13,13 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from codemlm.errors import InputError
-from codemlm.regular_files import FileTooLargeError, read_regular_file
+from codemlm.regular_files import MAX_SOURCE_FILE_BYTES, FileTooLargeError, read_regular_file
 
 __all__ = ["MAX_FILE_BYTES", "inside", "read_text", "read_text_or_none"]
 
-# Larger than any source file worth completing in (a 50,000-line file is ~2 MB), far below
-# what would hurt the server's memory.
-MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_FILE_BYTES = MAX_SOURCE_FILE_BYTES
 
 
 def inside(path: Path, root: Path) -> Path:

@@ -143,10 +143,10 @@ class HoleService:
         model: Callable[[], Awaitable[ModelState]],
         workspace: Callable[[], Workspace],
         root: Callable[[], Path | None],
-        repository: Callable[[str | None, str | None], Repository | None] | None = None,
+        repository: Callable[[str | None], Repository | None] | None = None,
     ) -> None:
         self._runner = runner
-        self._repository = repository  # (language, rel path) -> the rest of the workspace, or None
+        self._repository = repository  # language -> the workspace's files of it, or None
         self._model = model
         self._workspace = workspace
         self._root = root
@@ -261,14 +261,12 @@ class HoleService:
     def _repository_for(self, hole: Hole) -> Repository | None:
         """The rest of the workspace for a hole in a file under the workspace root, else None."""
         root = self._root()
-        fs_path = to_fs_path(hole.uri) if self._repository is not None and root is not None else None
-        if not fs_path or root is None or self._repository is None:
+        if self._repository is None or root is None:
             return None
-        try:
-            rel_path = Path(fs_path).relative_to(root).as_posix()
-        except ValueError:
+        fs_path = to_fs_path(hole.uri)
+        if not fs_path or not Path(fs_path).is_relative_to(root):
             return None
-        return self._repository(hole.language, rel_path)
+        return self._repository(hole.language)
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its runs and its line index."""

@@ -250,8 +250,8 @@ class LiveIndex:
             self._reader, lambda: search(self._reading(index), query, k=k, language=language, path_glob=path_glob)
         )
 
-    async def repository_texts(self, language: str | None, exclude: str | None) -> tuple[int, list[str]] | None:
-        """(generation, the indexed code of every other file in ``language``) for completion's
+    async def repository_texts(self, language: str | None) -> tuple[int, list[str]] | None:
+        """(generation, the indexed code of every file in ``language``) for completion's
         repository side; None without an index. Read on the search thread, like a search."""
         index = self._index
         if index is None:
@@ -259,7 +259,7 @@ class LiveIndex:
 
         def read() -> tuple[int, list[str]]:
             reading = self._reading(index)
-            return reading.generation(), reading.file_texts(language, exclude=exclude)
+            return reading.generation(), reading.file_texts(language)
 
         return await self._on(self._reader, read)
 

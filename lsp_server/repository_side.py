@@ -39,8 +39,8 @@ REFRESH_SECONDS = 30.0
 MAX_KEPT = 4  # languages kept
 BUILD_NICENESS = 10  # the build thread's CPU priority (Linux threads have their own)
 
-# (language, rel path to leave out) -> (index generation, the other files' texts), or None
-TextsSource = Callable[[str | None, str | None], Awaitable[tuple[int, list[str]] | None]]
+# language -> (index generation, the texts of its files), or None without an index
+TextsSource = Callable[[str | None], Awaitable[tuple[int, list[str]] | None]]
 
 
 @dataclass
@@ -61,9 +61,9 @@ class RepositorySide:
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codemlm-repository",
                                            initializer=_lower_priority)
 
-    def current(self, language: str | None, rel_path: str | None = None) -> Repository | None:
+    def current(self, language: str | None) -> Repository | None:
         """The repository side for a hole in a ``language`` file now (maybe a little stale), or None.
-        ``rel_path`` is the holed file's; it is not left out (see the module's doc)."""
+        The holed file is not left out (see the module's doc)."""
         key = language
         built = self._built.get(key)
         if built is not None:
@@ -95,7 +95,7 @@ class RepositorySide:
 
         language = key
         try:
-            found = await self._texts(language, None)
+            found = await self._texts(language)
             if found is None:
                 return
             generation, texts = found

@@ -285,9 +285,9 @@ class CodemlmLanguageServer(LanguageServer):
             self._indexed_once = True  # or failed: searches stop waiting for it either way
             self._walk_done.set()
 
-    def _repository_context(self, language: str | None, rel_path: str | None) -> Repository | None:
+    def _repository_context(self, language: str | None) -> Repository | None:
         """Completion's view of the workspace's other files, when the user turned it on."""
-        return self.repository_side.current(language, rel_path) if self.options.repository_context else None
+        return self.repository_side.current(language) if self.options.repository_context else None
 
     async def _reindex(self, reopen: bool) -> dict[str, Any]:
         if self._index_lock is None:

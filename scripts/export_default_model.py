@@ -43,10 +43,9 @@ def static_table_summary(path: Path) -> dict[str, Any] | None:
     """Where the search side's static table came from (its own metadata), for the card."""
     if not path.is_file():
         return None
-    from safetensors import safe_open
+    from codemlm.static_embedder import read_static_metadata
 
-    with safe_open(str(path), framework="numpy") as handle:
-        meta = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
+    meta = read_static_metadata(path)
     keep = ("teacher", "method", "text_form", "dims", "training_chunks", "training_queries", "dense_weight", "validation_set")
     return {"file": path.name, **{key: meta[key] for key in keep if key in meta}}
 

@@ -19,14 +19,14 @@ class IndexTexts:
 
     def __init__(self) -> None:
         self.generation = 1
-        self.calls: list[tuple[str | None, str | None]] = []
+        self.calls: list[str | None] = []
         self.fail = False
 
-    async def __call__(self, language: str | None, exclude: str | None) -> tuple[int, list[str]] | None:
-        self.calls.append((language, exclude))
+    async def __call__(self, language: str | None) -> tuple[int, list[str]] | None:
+        self.calls.append(language)
         if self.fail:
             raise IndexStoreError("the index is locked")
-        return self.generation, [text for path, text in sorted(FILES.items()) if path != exclude]
+        return self.generation, [text for _path, text in sorted(FILES.items())]
 
 
 class Clock:
@@ -41,28 +41,28 @@ def test_the_first_completion_starts_a_build_and_later_ones_reuse_it() -> None:
     async def scenario() -> None:
         texts, clock = IndexTexts(), Clock()
         side = RepositorySide(texts, clock=clock)
-        assert side.current("python", "pkg/b.py") is None  # never waits for the build
+        assert side.current("python") is None  # never waits for the build
         await side.wait()
-        built = side.current("python", "pkg/b.py")
+        built = side.current("python")
         assert isinstance(built, Repository) and len(built) == 2
         assert "flush_all" in built.names and "helper" in built.names
-        assert side.current("python", "pkg/a.py") is built  # one per language, whichever file asks
-        assert texts.calls == [("python", None)]
+        assert side.current("python") is built  # one per language, reused by every file of it
+        assert texts.calls == ["python"]
         # Nothing moved: the same object, no new build even after the refresh interval.
         clock.now += REFRESH_SECONDS
-        assert side.current("python", "pkg/b.py") is built
+        assert side.current("python") is built
         await side.wait()
-        assert side.current("python", "pkg/b.py") is built and len(texts.calls) == 2
+        assert side.current("python") is built and len(texts.calls) == 2
         # The index moved: rebuilt once the interval has passed, not before.
         texts.generation = 2
         clock.now += 1
-        side.current("python", "pkg/b.py")
+        side.current("python")
         await side.wait()
-        assert side.current("python", "pkg/b.py") is built and len(texts.calls) == 2
+        assert side.current("python") is built and len(texts.calls) == 2
         clock.now += REFRESH_SECONDS
-        side.current("python", "pkg/b.py")
+        side.current("python")
         await side.wait()
-        assert side.current("python", "pkg/b.py") is not built
+        assert side.current("python") is not built
         side.shutdown()
 
     asyncio.run(scenario())
@@ -73,9 +73,9 @@ def test_an_unreadable_index_means_no_repository_side_and_no_error() -> None:
         texts = IndexTexts()
         texts.fail = True
         side = RepositorySide(texts, clock=Clock())
-        assert side.current("python", "pkg/a.py") is None
+        assert side.current("python") is None
         await side.wait()
-        assert side.current("python", "pkg/a.py") is None
+        assert side.current("python") is None
 
     asyncio.run(scenario())
 
@@ -85,7 +85,7 @@ def test_only_the_languages_in_use_are_kept_and_clear_forgets_them() -> None:
         side = RepositorySide(IndexTexts(), clock=Clock())
         languages = [f"lang{n}" for n in range(MAX_KEPT + 2)]
         for language in languages:
-            side.current(language, "pkg/x")
+            side.current(language)
             await side.wait()
         kept = [language for language in languages if side.current(language) is not None]
         assert kept == languages[2:]

@@ -45,10 +45,14 @@ class MemoryEstimate:
 
 
 def parameter_count(config: ModelConfig) -> int:
-    """Parameters of the encoder of this shape (embedding, blocks, head tied to the embedding), without building it."""
-    d, h = config.dim, config.mlp_hidden
-    per_layer = 4 * d * d + 3 * d * h + 2 * d  # attention, gated MLP, two norms
-    return config.vocab_size * d + config.n_layers * per_layer + d * d + 2 * d  # + final norm, head dense and norm
+    """Parameters of the encoder of this shape: the model itself, built on the meta device
+    (no memory, no copy of its architecture here)."""
+    import torch
+
+    from codemlm.model import CodeEncoder
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in CodeEncoder(config).parameters())
 
 
 def estimate_training_bytes(config: ModelConfig, batch_size: int, seq_len: int, mask_rate: float = 0.3) -> int:

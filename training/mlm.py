@@ -275,11 +275,12 @@ def train_mlm(
         pin_memory=use_gpu,
     )
     tokenizer = datamodule.tokenizer
+    longest_window = datamodule.max_window_tokens()  # a scan of every split: once
     if base_config is not None:
         model_config = base_config.build(
             vocab_size=tokenizer.vocab_size,
             pad_id=tokenizer.pad_id,
-            min_seq_len=datamodule.max_window_tokens(),
+            min_seq_len=longest_window,
         )
     assert model_config is not None
     if model_config.vocab_size != tokenizer.vocab_size:
@@ -288,9 +289,9 @@ def train_mlm(
         )
     if trainer_cfg.compile:
         # One padded width for every batch: no recompiles for new sequence lengths.
-        datamodule.max_len = datamodule.max_window_tokens()
+        datamodule.max_len = longest_window
     # Before the trainer exists: a shape that cannot fit writes nothing (no logs, no checkpoint).
-    check_fits(model_config, config.optim.batch_size, datamodule.max_window_tokens(),
+    check_fits(model_config, config.optim.batch_size, longest_window,
                device="cuda" if use_gpu else "cpu", mask_rate=config.masking.rate)
 
     seed_everything(trainer_cfg.seed, workers=True, verbose=False)

@@ -18,8 +18,6 @@ from codemlm.positions import TextPositions
 
 __all__ = ["register"]
 
-MAX_SOURCE_BYTES = 16 << 20  # as the server's limit for files it reads from disk
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -48,14 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_source(path: Path) -> str:
-    from codemlm.regular_files import read_regular_file
+    from codemlm.regular_files import MAX_SOURCE_FILE_BYTES, read_regular_file
 
     if path.is_dir():
         raise InputError(f"{path} is a directory, not a source file")
     if not path.exists() and not path.is_symlink():
         raise InputError(f"no such file: {path}")
     # Regular files only, capped: a FIFO or a device would block or never end.
-    data = read_regular_file(path, max_bytes=MAX_SOURCE_BYTES)
+    data = read_regular_file(path, max_bytes=MAX_SOURCE_FILE_BYTES)
     if b"\x00" in data:
         raise InputError(f"{path} looks binary (contains NUL bytes)")
     try:
