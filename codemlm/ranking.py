@@ -3,10 +3,13 @@
 Two readings of a query: *symbol-like* (one identifier-shaped token: ``parseConfig``,
 ``os.path.join``, ``max_retries``) wants the definition of that name; *words* ("parse the
 config file") want the code that does it. Either way a definition beats a loose block of
-statements that merely uses the words, and a chunk in a test, a generated file, a vendored
+statements that merely uses the words, a definition whose name is made of the query's words
+(``parse_config`` for "parse the config file") rises with the share of its name the query
+says, and a chunk in a test, a generated file, a vendored
 tree or a compiled or mirrored copy (``.d.ts``, ``.pyi``, ``.cjs``, ``dist/``, ``build/``)
 ranks below the source it copies. The factors multiply the fused score; they are few and
-round on purpose (set by principle, checked on the held-out set, not fitted to it).
+round on purpose (set by principle and on the stdlib validation set, never fitted to the
+held-out sets).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import PurePosixPath
 
 from codemlm.identifiers import identifier_terms
 
-__all__ = ["FileRole", "QueryKind", "classify_query", "file_role", "rerank_factor"]
+__all__ = ["FileRole", "QueryKind", "classify_query", "file_role", "name_cover", "rerank_factor", "stem"]
 
 QueryKind = str  # "symbol" | "words"
 FileRole = str  # "source" | "test" | "mirror" | "generated" | "vendored"
@@ -29,6 +32,7 @@ ROLE_FACTORS: dict[str, float] = {"source": 1.0, "test": 0.6, "mirror": 0.5, "ge
 BLOCK_FACTOR = 0.8  # a run of top-level statements, against a definition
 EXACT_NAME_FACTOR = 2.0  # a symbol query that names this definition exactly
 NAME_HAS_TERMS_FACTOR = 1.25  # every term of the query is in the definition's name
+NAME_COVER_BOOST = 0.5  # up to 1.5x more, by the share of the name's words the query holds
 
 _TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "e2e", "testdata", "fixtures"})
 _MIRROR_DIRS = frozenset({"dist", "build", "out", "lib-cov", "coverage", "site-packages", ".next", "target"})
@@ -82,15 +86,38 @@ def file_role(path: str) -> FileRole:
     return "source"
 
 
+def stem(word: str) -> str:
+    """A light English stem, the same on both sides: ``returns``/``returned``/``returning`` ->
+    ``return``, ``parse``/``parsed``/``parses`` -> ``pars``, ``classes`` -> ``class``; short
+    words stay whole."""
+    for suffix in ("ing", "es", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def name_cover(query_terms: tuple[str, ...] | list[str], name: str) -> float:
+    """The share of ``name``'s words (its identifier parts, stemmed) that the query holds."""
+    parts = identifier_terms(name)
+    if len(parts) > 1 and parts[-1] == "".join(parts[:-1]):
+        parts = parts[:-1]  # the glued form identifier_terms adds for exact lookups
+    words = [stem(t) for t in parts if not t.isdigit()]
+    if not words:
+        return 0.0
+    said = {stem(t) for t in query_terms}
+    return sum(w in said for w in words) / len(words)
+
+
 def rerank_factor(query: Query, path: str, kind: str, name: str) -> float:
     """The multiplier for one candidate chunk's fused score."""
     factor = ROLE_FACTORS[file_role(path)]
     definition = kind != "block"
     if not definition:
         return factor * BLOCK_FACTOR
-    if query.symbol is not None and name.lower() == query.symbol:
-        return factor * EXACT_NAME_FACTOR
     content = [t for t in query.terms if not t.isdigit()]
-    if content and set(content) <= set(identifier_terms(name)):
-        return factor * NAME_HAS_TERMS_FACTOR
-    return factor
+    if query.symbol is not None and name.lower() == query.symbol:
+        factor *= EXACT_NAME_FACTOR
+    elif content and set(content) <= set(identifier_terms(name)):
+        factor *= NAME_HAS_TERMS_FACTOR  # the name says all the query says ...
+    return factor * (1.0 + NAME_COVER_BOOST * name_cover(content, name))  # ... and the query all the name says

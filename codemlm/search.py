@@ -1,18 +1,22 @@
-"""Hybrid code search over a ``RepoIndex``: BM25 (FTS5) + dense cosine, fused by reciprocal rank.
+"""Hybrid code search over a ``RepoIndex``: BM25 (FTS5) + dense cosine, fused by score.
 
 Lexical: the query goes through the same identifier splitting as the indexed text and
 becomes an OR of quoted terms, so any user text is a valid FTS5 query (no syntax reaches
 SQLite). Dense: an exact matrix product against every stored vector; the matrix is loaded
 once per index generation behind the ``VectorStore`` seam, where an ANN library can slot in
-when an index outgrows exact search. Fusion: RRF with k = 60 over the top candidates of
-each side; every result says where it ranked on each side (``--explain``). Then the
-code-aware reranking of ``codemlm.ranking`` (definitions first; tests, generated, vendored and
+when an index outgrows exact search. Fusion: each candidate's lexical vote (1 for BM25's
+first, falling with the log of its rank) plus ``dense_weight`` times its cosine, over the top
+candidates of each side, so a chunk the dense side is sure of can overtake lexical's top hits
+(reciprocal rank fusion only let a weak dense side reorder them); every result says where it
+ranked on each side (``--explain``). Then the code-aware reranking of ``codemlm.ranking``
+(definitions first, names that say what the query says up; tests, generated, vendored and
 mirrored copies down). The SQL lives in ``RepoIndex``; this module only asks it.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,13 +38,15 @@ __all__ = [
     "check_query",
     "excluded",
     "fts_query",
+    "fuse_scores",
+    "lexical_score",
     "path_matches",
     "reciprocal_rank_fusion",
     "search",
 ]
 
 MODES = ("hybrid", "lexical", "dense")
-RRF_K = 60
+RRF_K = 60  # reciprocal_rank_fusion's k (kept for callers; search fuses scores)
 CANDIDATES = 100  # how deep each side is read before fusion
 SNIPPET_LINES = 8
 # Function words that would make an OR query match nearly every chunk (and cost time doing it).
@@ -145,6 +151,29 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
+def lexical_score(rank: int, depth: int = CANDIDATES) -> float:
+    """The lexical side's vote for its ``rank``-th candidate (1-based): 1 for the first, down
+    with the log of the rank to 0 just past ``depth``. FTS5's BM25 values are not on one scale
+    from query to query; the rank is."""
+    return 1.0 - math.log(rank) / math.log(depth + 1)
+
+
+def fuse_scores(
+    lexical: Sequence[int], dense: Sequence[tuple[int, float]], dense_weight: float
+) -> list[tuple[int, float]]:
+    """Score fusion, best first: ``lexical_score(rank)`` (0 when lexical did not find it) plus
+    ``dense_weight`` times the cosine (negatives count as 0). A lexical candidate outside the
+    dense list gets the lowest cosine on that list, an upper bound on its own, so it is not
+    sunk for having been cut. Ties keep lexical's order, then dense's."""
+    cosine = {c: max(s, 0.0) for c, s in dense}
+    floor = min(cosine.values()) if cosine else 0.0
+    scores = {c: lexical_score(r) + dense_weight * cosine.get(c, floor) for r, c in enumerate(lexical, start=1)}
+    for c, s in cosine.items():
+        if c not in scores:
+            scores[c] = dense_weight * s
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
 # --------------------------------------------------------------------------- search
 def check_query(query: str, *, language: str | None = None) -> None:
     """Raise ``InputError`` for a query nothing can match (empty, or only symbols) or a
@@ -175,9 +204,9 @@ def search(
     one is an ``InputError``), an fnmatch glob over the repository-relative path (``*``
     crosses ``/``: ``src/*`` is a subtree) and ``exclude`` globs that leave paths out.
 
-    ``dense_weight`` scales the dense side of the fusion; by default the embedder's own
-    ``dense_weight`` (an encoder without a contrastive stage ranks code poorly, and an equal
-    vote from it drags hybrid below BM25 alone). ``rerank`` applies the code-aware factors of
+    ``dense_weight`` scales the cosine in the fusion (``fuse_scores``); by default the
+    embedder's own ``dense_weight`` (an encoder without a contrastive stage ranks code poorly,
+    and a vote from it drags hybrid below BM25 alone). ``rerank`` applies the code-aware factors of
     ``codemlm.ranking`` (off only to measure what they do)."""
     if mode not in MODES:
         raise InputError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -220,11 +249,11 @@ def search(
     lexical_rank = {c: r for r, c in enumerate(lexical, start=1)}
     dense_rank = {c: r for r, (c, _) in enumerate(dense, start=1)}
     if mode == "lexical":
-        ranked = [(c, 1.0 / (RRF_K + r)) for c, r in lexical_rank.items()]
+        ranked = fuse_scores(lexical, [], 0.0)
     elif mode == "dense":
-        ranked = [(c, 1.0 / (RRF_K + r)) for c, r in dense_rank.items()]
+        ranked = fuse_scores([], dense, 1.0)
     else:
-        ranked = reciprocal_rank_fusion([lexical, [c for c, _ in dense]], weights=[1.0, dense_weight])
+        ranked = fuse_scores(lexical, dense, dense_weight)
     rows = index.chunk_rows([c for c, _ in (ranked if rerank else ranked[:k])])
     if rerank:
         parsed = classify_query(query)

@@ -8,7 +8,7 @@ import pytest
 
 from codemlm.identifiers import identifier_terms, spelled_out_words, split_glued
 from codemlm.index import RepoIndex
-from codemlm.ranking import classify_query, file_role, rerank_factor
+from codemlm.ranking import NAME_COVER_BOOST, classify_query, file_role, name_cover, rerank_factor, stem
 from codemlm.search import search
 
 
@@ -57,6 +57,27 @@ def test_factors_put_definitions_and_sources_first() -> None:
     assert rerank_factor(words, "src/a.ts", "function", "f") > rerank_factor(words, "types/a.d.ts", "function", "f")
     symbol = classify_query("loadSettings")
     assert rerank_factor(symbol, "src/a.py", "function", "loadSettings") > rerank_factor(symbol, "src/a.py", "function", "load")
+
+
+def test_a_name_made_of_the_query_words_rises_with_the_share_it_covers() -> None:
+    assert [stem(w) for w in ("returns", "returned", "returning", "classes", "is", "parse", "parsed")] == [
+        "return", "return", "return", "class", "is", "pars", "pars"]
+    words = classify_query("Return the parsed config files of a package.")
+    assert name_cover(words.terms, "parse_config_file") == 1.0  # parsed/parse, files/file
+    assert name_cover(words.terms, "getConfig") == 0.5
+    assert name_cover(words.terms, "draw") == 0.0 and name_cover(words.terms, "__") == 0.0
+    full = rerank_factor(words, "src/a.py", "function", "parse_config_file")
+    half = rerank_factor(words, "src/a.py", "method", "getConfig")
+    assert full == pytest.approx(1 + NAME_COVER_BOOST) and half == pytest.approx(1 + NAME_COVER_BOOST / 2)
+    assert rerank_factor(words, "src/a.py", "function", "draw") == 1.0
+    # a name holding every query word and nothing else beats one holding only some of them
+    exact = classify_query("parse config strict")
+    assert rerank_factor(exact, "a.py", "function", "parse_config_strict") > rerank_factor(
+        exact, "a.py", "function", "parse_config"
+    )
+    # the boost never lifts a test or a loose block above plain source
+    assert rerank_factor(words, "tests/test_a.py", "function", "parse_config_file") < full
+    assert rerank_factor(words, "src/a.py", "block", "parse_config_file") < 1.0
 
 
 def test_split_glued_uses_the_given_vocabulary_only() -> None:

@@ -17,7 +17,15 @@ from test_index import HashingEmbedder, write_repo
 from codemlm.cli import main
 from codemlm.errors import InputError
 from codemlm.index import RepoIndex
-from codemlm.search import ExactVectorStore, fts_query, path_matches, reciprocal_rank_fusion, search
+from codemlm.search import (
+    ExactVectorStore,
+    fts_query,
+    fuse_scores,
+    lexical_score,
+    path_matches,
+    reciprocal_rank_fusion,
+    search,
+)
 
 FIXTURE_REPO = Path(__file__).parent / "fixtures" / "multilang_repo"
 
@@ -99,6 +107,21 @@ def test_weighted_fusion_scales_each_side() -> None:
         reciprocal_rank_fusion([[1], [2]], weights=[1.0])
 
 
+def test_score_fusion_adds_the_weighted_cosine_to_the_lexical_vote() -> None:
+    assert lexical_score(1) == 1.0 and 0.0 < lexical_score(100) < lexical_score(10) < lexical_score(2) < 1.0
+    fused = dict(fuse_scores([1, 2, 3], [(4, 0.9), (1, 0.5), (2, -0.2)], dense_weight=2.0))
+    assert fused[1] == pytest.approx(1.0 + 2 * 0.5)
+    assert fused[2] == pytest.approx(lexical_score(2))  # a negative cosine counts as 0
+    assert fused[3] == pytest.approx(lexical_score(3))  # not listed by dense: its lowest cosine, here 0
+    assert fused[4] == pytest.approx(2 * 0.9)  # dense alone: a sure dense hit overtakes lexical's second
+    assert [c for c, _ in fuse_scores([1, 2, 3], [(4, 0.9), (1, 0.5), (2, -0.2)], 2.0)] == [1, 4, 2, 3]
+    # Weight 0 is the lexical order, dense-only candidates last; no lexical side is the dense order.
+    assert [c for c, _ in fuse_scores([3, 1], [(1, 0.9), (2, 0.8)], 0.0)][:2] == [3, 1]
+    assert [c for c, _ in fuse_scores([], [(5, 0.3), (6, 0.7)], 1.0)] == [6, 5]
+    # A lexical candidate outside the dense list is ranked as if at the bottom of that list.
+    assert dict(fuse_scores([7], [(8, 0.6), (9, 0.4)], 1.0))[7] == pytest.approx(1.0 + 0.4)
+
+
 def test_dense_weight_follows_how_the_model_was_trained() -> None:
     from codemlm.embedder import MLM_ONLY_DENSE_WEIGHT, dense_weight_for
 
@@ -120,12 +143,15 @@ def test_hybrid_results_explain_both_ranks(indexed: RepoIndex) -> None:
     dense = search(indexed, "circle area radius", k=100, mode="dense", rerank=False)
     lexical_rank = {r.chunk_id: i for i, r in enumerate(lexical, 1)}
     dense_rank = {r.chunk_id: i for i, r in enumerate(dense, 1)}
+    cosine = {r.chunk_id: r.score for r in dense}  # a dense search's score is the cosine (negatives 0)
     assert hybrid[0].name == "circle_area"
     for result in hybrid:
         assert result.lexical_rank == lexical_rank.get(result.chunk_id)
         assert result.dense_rank == dense_rank.get(result.chunk_id)
-        expected = sum(1 / (60 + r) for r in (result.lexical_rank, result.dense_rank) if r is not None)
-        assert result.score == pytest.approx(expected)
+        vote = lexical_score(result.lexical_rank) if result.lexical_rank is not None else 0.0
+        # the embedder's weight is 1; a chunk the dense side did not list gets its lowest cosine
+        expected = vote + cosine.get(result.chunk_id, min(cosine.values()))
+        assert result.score == pytest.approx(expected, abs=1e-6)
     assert [r.score for r in hybrid] == sorted((r.score for r in hybrid), reverse=True)
     assert all(r.dense_rank is None for r in lexical) and all(r.lexical_rank is None for r in dense)
 

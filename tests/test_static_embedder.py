@@ -170,7 +170,7 @@ def test_validation_copy_loses_its_docstrings_and_still_parses() -> None:
 
 
 def test_validation_gives_no_vote_to_a_table_that_does_not_beat_bm25(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
-    from training.distill_static import validate
+    from training.distill_static import WEIGHT_GRID, validate
 
     repo = _repo(tmp_path / "repo")
     cases = tmp_path / "cases.jsonl"
@@ -182,7 +182,7 @@ def test_validation_gives_no_vote_to_a_table_that_does_not_beat_bm25(tmp_path: P
     measured = validate(noise, tokenizer, {"teacher": "noise"}, repo, cases, tmp_path / "i.sqlite")
     assert measured["lexical_mrr"] == 1.0  # BM25 already ranks both answers first
     assert measured["best_weight"] == 0.0 and measured["cases"] == 2
-    assert set(measured["hybrid_mrr_by_weight"]) == {"0.0", "0.1", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0", "3.0"}
+    assert set(measured["hybrid_mrr_by_weight"]) == {str(w) for w in WEIGHT_GRID}
 
 
 def test_token_counts_come_from_a_data_directory_of_the_same_tokenizer(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
@@ -261,3 +261,43 @@ def test_a_terms_table_reads_names_as_the_words_of_a_query(tmp_path: Path, token
     assert float(code[0] @ query[0]) > 0.5
     with pytest.raises(CheckpointError, match="unknown static text form"):
         StaticEmbedder(table, tokenizer, {"text_form": "shouting"}, model_id="t")
+
+
+def test_mined_pairs_without_a_teacher_vector_train_the_contrastive_loss_only(tokenizer: CodeTokenizer) -> None:
+    from training.distill_static import fit_table
+
+    teacher = NgramTeacher()
+    init = distill_table(tokenizer, teacher, dims=16)
+    taught = CODE[:3]  # the teacher embedded these three chunks and nothing else
+    targets = teacher.embed(taught)[:, :16]
+    # Two mined (code, docstring) pairs past the taught texts: indexes 3, 4 are code, 5, 6 queries.
+    texts = [*taught, CODE[3], CODE[4], "render a filled circle", "read the named config file"]
+    fitted = fit_table(init, tokenizer, texts, targets, [(5, 3), (6, 4)], epochs=150, batch_size=2, lr=1e-2)
+    embedder = StaticEmbedder(fitted, tokenizer, {"dense_weight": 1.0}, model_id="t")
+    code, queries = embedder.embed_code([CODE[3], CODE[4]]), embedder.embed_query(texts[5:])
+    assert np.argmax(queries @ code.T, axis=1).tolist() == [0, 1]
+    assert np.all(np.isfinite(fitted))
+
+
+def test_mined_pairs_refuse_held_out_code_and_drop_copies_of_validation_modules(tmp_path: Path) -> None:
+    from training.static_validation import training_pairs
+
+    body = "\n".join(f"    total = total + {i}" for i in range(100))
+
+    def module(name: str, doc: str) -> str:
+        return f'def {name}(values):\n    """{doc}"""\n    total = 0\n{body}\n    return total\n'
+
+    validation = tmp_path / "stdlib" / "sums.py"
+    validation.parent.mkdir()
+    validation.write_text(module("add_all", "Add up all the values given."))
+    lib = tmp_path / "site" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "copy.py").write_text(module("add_all", "Add up all the values given."))  # a vendored copy
+    (lib / "own.py").write_text(module("own_sum", "Sum the values of one's own."))
+    pairs = training_pairs([lib], [validation], max_pairs=10)
+    assert [p.query for p in pairs] == ["Sum the values of one's own."]
+    assert training_pairs([lib], [validation], max_pairs=0) == []
+    held = tmp_path / "site" / "toolz"
+    held.mkdir()
+    with pytest.raises(SystemExit, match="held-out"):
+        training_pairs([held], [validation], max_pairs=10)

@@ -62,7 +62,7 @@ from codemlm.tokenizer import SPECIAL_TOKENS, CodeTokenizer
 __all__ = ["MiniLMTeacher", "Teacher", "distill_table", "fit_table", "main", "pca_basis", "sif_weights",
            "token_texts", "validate"]
 
-WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # the cosine's weight in codemlm.search.fuse_scores
 SIF_A = 1e-3  # SIF's smoothing: tokens rarer than this share of the corpus keep nearly full weight
 DEFAULT_CORPUS = Path("data/default-src/py")  # the default model's Python wheels (scripts/fetch_default_corpus.sh)
 
@@ -172,6 +172,8 @@ def fit_table(init: np.ndarray, tokenizer: CodeTokenizer, texts: Sequence[str], 
     ``targets`` row (1 - cosine), and, weighted by ``contrastive``, so that for each
     (query text, code text) index pair in ``pairs`` the query's vector is nearest its own code
     among the batch (InfoNCE both ways). Texts are cut to ``max_tokens`` as when serving.
+    ``targets`` may have fewer rows than ``texts``: the texts past them (pairs mined from more
+    code than the teacher embedded) have no teacher vector and feed the contrastive loss only.
     Rows of tokens that no text holds stay as they were."""
     import torch
     import torch.nn.functional as F
@@ -204,7 +206,9 @@ def fit_table(init: np.ndarray, tokenizer: CodeTokenizer, texts: Sequence[str], 
             extra = rng.choice(singles, size=min(len(singles), batch_size // 2), replace=False)
             rows = np.concatenate([batch[:, 0], batch[:, 1], extra.astype(np.int64)])
             vectors = embed(rows)
-            loss = (1.0 - F.cosine_similarity(vectors, goal[rows], dim=1)).mean()
+            taught = torch.from_numpy(rows < len(goal))
+            loss = (1.0 - F.cosine_similarity(vectors[taught], goal[rows[rows < len(goal)]], dim=1)).mean() \
+                if bool(taught.any()) else vectors.sum() * 0.0
             if contrastive > 0 and len(batch) > 1:
                 q = F.normalize(vectors[: len(batch)], dim=1)
                 c = F.normalize(vectors[len(batch) : 2 * len(batch)], dim=1)
@@ -262,6 +266,24 @@ def teacher_vectors(teacher: Teacher, texts: list[str], cache: Path | None) -> n
     return vectors
 
 
+def _mined_pairs(roots: Sequence[Path], validation: Sequence[Path], max_pairs: int, avoid: Sequence[str],
+                 cache: Path | None) -> list[Any]:
+    """``training_pairs`` (minutes of parsing for a large tree), kept in ``cache`` for re-runs."""
+    from training.static_validation import TrainingChunk, training_pairs
+
+    key = hashlib.blake2b("\x00".join([*map(str, roots), *map(str, validation), *avoid])
+                          .encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    path = cache / f"pairs-{key}.json" if cache is not None else None
+    if path is not None and path.is_file():
+        pairs = [TrainingChunk(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+    else:  # all of them, in their shuffled order: a smaller --max-pairs takes a prefix
+        pairs = training_pairs(roots, validation, max_pairs=10**9, avoid=avoid)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps([vars(p) for p in pairs]), encoding="utf-8")
+    return pairs[:max_pairs]
+
+
 class _LazyTeacher:
     """Loads MiniLM only when a text is not in the cache (re-runs of the fit need no model)."""
 
@@ -291,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by-file", action="store_true", help="fill batches file by file (harder negatives)")
     parser.add_argument("--corpus", type=Path, nargs="*", default=None,
                         help=f"Python trees besides the stdlib (default: the wheels under {DEFAULT_CORPUS})")
+    parser.add_argument("--pairs-corpus", type=Path, nargs="*", default=[],
+                        help="Python trees to mine more (docstring, code) pairs from, for the contrastive loss "
+                             "only (no teacher time); held-out search libraries are refused")
+    parser.add_argument("--max-pairs", type=int, default=60_000, help="at most this many pairs from --pairs-corpus")
     parser.add_argument("--data", type=Path, default=None, help="the model's data directory, for token counts")
     parser.add_argument("--validation-files", type=int, default=60, help="stdlib modules in the validation set")
     parser.add_argument("--stdlib", type=Path, default=None, help="CPython's Lib/ (default: this interpreter's)")
@@ -318,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     corpus = args.corpus if args.corpus is not None else sorted(DEFAULT_CORPUS.iterdir()) if DEFAULT_CORPUS.is_dir() else []
     chunks = training_chunks([stdlib, *corpus], validation_files(stdlib, args.validation_files), max_chunks=args.chunks)
     queries = [c.query for c in chunks if c.query is not None]
-    print(json.dumps({"training_chunks": len(chunks), "queries": len(queries)}), flush=True)
+    extra = _mined_pairs(args.pairs_corpus, validation_files(stdlib, args.validation_files), args.max_pairs,
+                         [c.text for c in chunks], args.cache) if args.pairs_corpus else []
+    print(json.dumps({"training_chunks": len(chunks), "queries": len(queries), "extra_pairs": len(extra)}), flush=True)
 
     started = time.perf_counter()
     teacher = _LazyTeacher()
@@ -330,11 +358,17 @@ def main(argv: list[str] | None = None) -> int:
     targets = _project(np.concatenate([code_vectors, query_vectors]), basis)
     code_of_query = [i for i, c in enumerate(chunks) if c.query is not None]
     pairs = [(len(chunks) + q, code) for q, code in enumerate(code_of_query)]
+    # The mined pairs come after every text with a teacher vector: contrastive loss only.
+    taught = len(texts)
+    texts += prepare_texts([e.text for e in extra] + [str(e.query) for e in extra], args.text_form)
+    pairs += [(taught + len(extra) + i, taught + i) for i in range(len(extra))]
+    pair_groups = [c.source for c in chunks if c.query is not None] + [e.source for e in extra]
     base: dict[str, Any] = {"teacher": teacher.name, "dims": int(init.shape[1]), "sif_a": SIF_A,
                             "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank",
                             "method": "per-token start, fitted on chunks", "training_chunks": len(chunks),
                             "training_queries": len(queries), "epochs": args.epochs, "text_form": args.text_form,
-                            "batch_size": args.batch_size, "by_file": args.by_file,
+                            "batch_size": args.batch_size, "by_file": args.by_file, "extra_pairs": len(extra),
+                            "pairs_corpus": sorted({p.name for p in args.pairs_corpus}),
                             "teacher_seconds": round(time.perf_counter() - started, 1)}
     runs: list[dict[str, Any]] = []
     best: tuple[float, np.ndarray, dict[str, Any]] | None = None
@@ -342,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         table = fit_table(init, tokenizer, texts, targets, pairs, epochs=args.epochs, contrastive=weight,
                           batch_size=args.batch_size,
-                          groups=[c.source for c in chunks if c.query is not None] if args.by_file else None)
+                          groups=pair_groups if args.by_file else None)
         metadata = {**base, "contrastive": weight, "fit_seconds": round(time.perf_counter() - started, 1)}
         measured = validate(table, tokenizer, metadata, repo, cases, work / f"index-{weight}.sqlite")
         runs.append({**metadata, **measured})

@@ -24,10 +24,12 @@ from codemlm.chunking import DEFINITION_KINDS, Chunk, chunk_source
 from codemlm.languages import parser_for
 from codemlm.syntax import definitions
 
-__all__ = ["TrainingChunk", "build_validation_set", "default_stdlib", "documented_chunks", "first_sentence",
-           "strip_docstrings", "training_chunks", "validation_files"]
+__all__ = ["HELDOUT_LIBRARIES", "TrainingChunk", "build_validation_set", "default_stdlib", "documented_chunks",
+           "first_sentence", "strip_docstrings", "training_chunks", "training_pairs", "validation_files"]
 
 # Parts of the stdlib that are not everyday library code (tests, GUI, vendored, generated).
+# The libraries of the held-out search sets (benchmarks/data/search_cases*.jsonl): never training data.
+HELDOUT_LIBRARIES = frozenset({"toolz", "cytoolz", "humanize", "inflection", "dateutil", "sortedcontainers"})
 _SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages", "ensurepip",
          "__pycache__", "pydoc_data", "encodings", "msilib", "config-3")
 
@@ -182,3 +184,40 @@ def training_chunks(roots: Sequence[Path], exclude: Sequence[Path] = (), *, max_
     rng.shuffle(plain)
     chosen = documented[: int(max_chunks * documented_share)]
     return chosen + plain[: max_chunks - len(chosen)]
+
+
+def training_pairs(roots: Sequence[Path], validation: Sequence[Path], *, max_pairs: int, seed: int = 0,
+                   avoid: Sequence[str] = ()) -> list[TrainingChunk]:
+    """Up to ``max_pairs`` documented definition chunks (docstring first sentence, stripped code)
+    from the Python trees under ``roots``, for the contrastive loss alone (no teacher). Trees of
+    the held-out libraries are refused; a pair whose query or code is also in the validation
+    modules (a vendored or back-ported copy of a stdlib module) or in ``avoid`` is dropped, so
+    the validation set measures code the table has not seen."""
+    for root in roots:
+        hit = {part.lower() for part in Path(root).parts} & HELDOUT_LIBRARIES
+        if hit:
+            raise SystemExit(f"{root}: {', '.join(sorted(hit))} is held-out search code, never training data")
+    seen_queries: set[str] = set()
+    seen_code: set[str] = set(avoid)
+    for path in validation:
+        try:
+            _, pairs = documented_chunks(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        for chunk, _parent, query in pairs:
+            seen_code.add(chunk.text)
+            if query is not None:
+                seen_queries.add(query.lower())
+    found = [c for c in training_chunks(roots, max_chunks=10**9, documented_share=1.0, seed=seed) if c.query is not None]
+    kept: list[TrainingChunk] = []
+    for item in found:
+        if len(kept) >= max_pairs:
+            break
+        assert item.query is not None
+        key = item.query.lower()
+        if key in seen_queries or item.text in seen_code or {q.lower() for q in Path(item.source).parts} & HELDOUT_LIBRARIES:
+            continue
+        seen_queries.add(key)  # one chunk per query: a repeated docstring is no contrastive signal
+        seen_code.add(item.text)
+        kept.append(item)
+    return kept
