@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--cases", help="a case file (JSON Lines)")
     group.add_argument("--stdlib", type=int, help="cut this many holes from the standard library")
     parser.add_argument("--seed", type=int, default=7, help="seed of the stdlib holes (the fit uses 1)")
+    parser.add_argument("--part", default="validate", choices=["all", "fit", "validate"],
+                        help="the half of the stdlib files to cut from (default validate: files the fit never saw)")
+    parser.add_argument("--per-file", type=int, default=3, help="holes of a kind per file at most")
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--sources", default="both", choices=["both", "model", "context"])
     parser.add_argument("--show", type=int, default=0, help="print this many misses per kind")
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from codemlm.sources import stdlib_root
 
-        holes = [dict(h, language="python") for h in cut_holes(stdlib_root(), args.stdlib, args.seed)]
+        holes = [dict(h, language="python") for h in cut_holes(stdlib_root(), args.stdlib, args.seed,
+                                                                    args.part, args.per_file)]
     from infill_fit_ranker import config_overrides
 
     from codemlm.completion_ranker import Ranker

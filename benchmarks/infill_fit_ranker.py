@@ -28,6 +28,7 @@ import json
 import random
 import sys
 import time
+import zlib
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_infill_cases import candidate_spans, make_case
 
-from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_weights
+from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_listwise, fit_weights
 
 if TYPE_CHECKING:
     from codemlm.candidates import Repository
@@ -48,11 +49,24 @@ if TYPE_CHECKING:
 _MIN_LOGP_WEIGHT = 0.05
 
 
-def cut_holes(source: Path, count: int, seed: int) -> list[dict[str, str]]:
+PARTS = ("all", "fit", "validate")
+
+
+def file_part(name: str) -> str:
+    """Which half of the corpus a file belongs to: ``fit`` or ``validate`` (by a hash of its
+    name, so the halves never share a file and do not depend on the seed)."""
+    return "validate" if zlib.crc32(name.encode("utf-8")) % 2 else "fit"
+
+
+def cut_holes(source: Path, count: int, seed: int, part: str = "all", per_file: int = 2) -> list[dict[str, str]]:
     """``count`` holes spread over the files of ``source`` (top level only: the stdlib's own
-    modules, not site-packages), balanced over the four kinds."""
+    modules, not site-packages), balanced over the four kinds. ``part``: ``fit`` or ``validate``
+    keeps only that half of the files (:func:`file_part`), so ranker decisions can be checked on
+    files the fit never saw; ``all`` takes every file."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     rng = random.Random(seed)
-    files = sorted(p for p in source.glob("*.py") if p.is_file())
+    files = sorted(p for p in source.glob("*.py") if p.is_file() and part in ("all", file_part(p.name)))
     rng.shuffle(files)
     per_kind = count // 4
     picked: dict[str, list[dict[str, str]]] = {"identifier": [], "arguments": [], "expression": [], "statement": []}
@@ -67,7 +81,7 @@ def cut_holes(source: Path, count: int, seed: int) -> list[dict[str, str]]:
         rng.shuffle(spans)
         taken: Counter[str] = Counter()
         for kind, start, end in spans:
-            if len(picked[kind]) >= per_kind or taken[kind] >= 2:
+            if len(picked[kind]) >= per_kind or taken[kind] >= per_file:
                 continue
             prefix, suffix, target = make_case(text, start, end, 40, 20)
             picked[kind].append({"kind": kind, "prefix": prefix, "suffix": suffix, "target": target,
@@ -83,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", required=True, help="folder of training-corpus Python files")
     parser.add_argument("--holes", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--part", choices=PARTS, default="fit",
+                        help="the half of the files holes are cut from (default fit: the other half, "
+                        "--part validate, is for checking decisions: benchmarks/infill_diagnose.py)")
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--objective", choices=["listwise", "pointwise"], default="listwise",
+                        help="listwise (default): rank each hole's answer first, then calibrate to a probability; "
+                        "pointwise: one logistic regression over every candidate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sources", nargs="+", default=["both"], choices=["both", "model", "context"],
                         help="the engine modes to fit, each on its own rows: the first gives the top-level "
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from codemlm.infill import InfillConfig, InfillEngine
 
     torch.set_num_threads(args.threads)
-    holes = cut_holes(Path(args.source), args.holes, args.seed)
+    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part)
     repository = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
     model_dir = resolve_model_dir(args.model)
     config = InfillConfig(**config_overrides(args.set))
@@ -123,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         x, y, groups, kinds, covered = _rows(engine, holes, repository, began)
         if args.rows:
             np.savez(f"{args.rows}.{mode}.npz", x=x, y=y, groups=groups, kinds=kinds)
-        fits[mode] = _fit(x, y, groups, covered, len(holes), args.l2, args.model_weights if mode == "context" else None)
+        fits[mode] = _fit(x, y, groups, covered, len(holes), args.l2, args.model_weights if mode == "context" else None,
+                          args.objective)
     first, *rest = fits
     report = {**fits[first], "mode": first, "features": list(FEATURES), "holes": len(holes),
               "repo_files": args.repo_files, "source": str(args.source), "model": str(model_dir),
@@ -165,7 +186,12 @@ def _rows(engine: InfillEngine, holes: list[dict[str, str]], repository: Reposit
 
 
 def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, covered: int, holes: int, l2: float,
-         model_weights: str | None) -> dict[str, object]:
+         model_weights: str | None, objective: str = "pointwise") -> dict[str, object]:
+    if objective == "listwise" and not model_weights:
+        weights = fit_listwise(x, y, groups, l2=l2)
+        return {"weights": weights, "objective": objective, "rows": len(x), "positives": int(y.sum()),
+                "candidate_recall": round(covered / max(holes, 1), 4),
+                "train_top1": round(_top1(Ranker(weights), x, groups, y), 4)}
     held: dict[str, float] = {}
     if model_weights:
         given = json.loads(Path(model_weights).read_text(encoding="utf-8"))["weights"]

@@ -31,6 +31,7 @@ __all__ = [
     "Evidence",
     "Ranker",
     "feature_matrix",
+    "fit_listwise",
     "fit_weights",
     "primary_source",
     "with_relative",
@@ -43,13 +44,14 @@ BASE_FEATURES = (
     "bias", "logp", "unscored", *(f"src_{s}" for s in SOURCES), "log_count", "left_match", "right_match",
     "log_distance", "in_file", "syntax_bad", "no_alnum", "log_chars", "n_sources", "assigned",
     *(f"logp_{shape}" for shape in ("member", "args", "line")),
+    "logp_min", "logp_sum",
 )
 # Relative to the other candidates of the same hole: "the nearest name" or "the model's favourite"
 # says more than an absolute distance or log-probability, whose scale varies from hole to hole.
 # and how much distance matters depends on the source: the nearest name wrapped in parentheses
 # is a likely argument list, a far one is not; a member's count says more than a name's.
 RELATIVE_FEATURES = ("rel_logp", "rel_count", "rel_distance", "rel_context", "wrap_distance", "name_distance",
-                     "member_count")
+                     "member_count", "top_logp", "rel_logp_sum")
 FEATURES = BASE_FEATURES + RELATIVE_FEATURES
 RANKER_FILE = "ranker.json"
 _FAR = 1e5  # distances from here on mean "not in this file"
@@ -90,6 +92,8 @@ class Evidence:
     # model's log-probability can be trusted differs between a name after "obj." and a statement.
     shape: str = ""
     assigned: bool = False  # a name (or self.x) bound above the hole in view: what a return gives back
+    logp_min: float | None = None  # the least likely token's log-probability (with ``logp``)
+    n_tokens: int = 0  # tokens the model scored (with ``logp``)
 
     def vector(self) -> list[float]:
         logp = self.logp if self.logp is not None and math.isfinite(self.logp) else None
@@ -111,6 +115,8 @@ class Evidence:
             "assigned": float(self.assigned),
             **{f"logp_{shape}": (max(logp, -15.0) if logp is not None and self.shape == shape else 0.0)
                for shape in ("member", "args", "line")},
+            "logp_min": max(self.logp_min, -20.0) if logp is not None and self.logp_min is not None else 0.0,
+            "logp_sum": max(logp * max(self.n_tokens, 1), -60.0) if logp is not None else 0.0,
         }
         return [values[name] for name in BASE_FEATURES]
 
@@ -183,8 +189,12 @@ def with_relative(base: np.ndarray) -> np.ndarray:
     col = {name: base[:, i] for i, name in enumerate(BASE_FEATURES)}
     scored = col["unscored"] == 0
     rel_logp = np.zeros(len(base))
+    rel_sum = np.zeros(len(base))
+    top = np.zeros(len(base))
     if scored.any():
         rel_logp[scored] = col["logp"][scored] - col["logp"][scored].max()
+        rel_sum[scored] = col["logp_sum"][scored] - col["logp_sum"][scored].max()
+        top[scored] = (rel_logp[scored] == 0).astype(np.float64)
     context = col["left_match"] + col["right_match"]
     rel = np.stack([
         rel_logp,
@@ -194,8 +204,101 @@ def with_relative(base: np.ndarray) -> np.ndarray:
         col["src_wrap"] * col["log_distance"],
         col["src_name"] * col["log_distance"],
         col["src_member"] * col["log_count"],
+        top,
+        rel_sum,
     ], axis=1)
     return np.concatenate([base, rel], axis=1)
+
+
+def fit_listwise(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, l2: float = 1.0,
+                 steps: int = 60) -> dict[str, float]:
+    """Weights that rank each hole's right candidate first (a softmax over the candidates of a
+    hole, fitted by Newton's method with a backtracking line search), then calibrated: one scale
+    and the bias fitted by logistic regression on each hole's first candidate, so the score of
+    a first answer is the probability that it is right (what the confidence gate reads).
+
+    ``x``: [N, len(FEATURES)], ``y``: [N] 0/1, ``groups``: [N] hole ids. Holes without a right
+    candidate say nothing about the order and are left out of the first stage.
+    """
+    if x.ndim != 2 or x.shape[1] != len(FEATURES) or len(x) != len(y) or len(y) != len(groups):
+        raise ValueError(f"x must be [N, {len(FEATURES)}] with one label and one group per row")
+    order = np.argsort(groups, kind="stable")
+    x, y, groups = x[order], y[order], groups[order]
+    bounds = np.flatnonzero(np.diff(groups)) + 1
+    holes = [(xs, ys / ys.sum()) for xs, ys in zip(np.split(x, bounds), np.split(y, bounds), strict=True)
+             if ys.sum() > 0]
+    penalty = np.full(len(FEATURES), l2)
+    penalty[FEATURES.index("bias")] = 1e3  # a constant shifts every candidate alike: no information
+
+    def loss(w: np.ndarray) -> float:
+        total = 0.5 * float((penalty * w * w).sum())
+        for xs, ys in holes:
+            s = xs @ w
+            top = s.max()
+            total += top + math.log(float(np.exp(s - top).sum())) - float((s * ys).sum())
+        return total
+
+    w = np.zeros(len(FEATURES))
+    current = loss(w)
+    for _ in range(steps):
+        grad = penalty * w
+        hessian = np.diag(penalty + 1e-6)
+        for xs, ys in holes:
+            s = xs @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            grad += xs.T @ (p - ys)
+            xp = xs * p[:, None]
+            mean = xp.sum(axis=0)
+            hessian += xs.T @ xp - np.outer(mean, mean)
+        step = np.linalg.solve(hessian, grad)
+        t, new = 1.0, current
+        while t > 1e-4:
+            new = loss(w - t * step)
+            if new <= current:
+                break
+            t /= 2
+        w = w - t * step
+        done = current - new < 1e-7
+        current = new
+        if done:
+            break
+    # Calibrate p = sigmoid(a * score + b) on each hole's best-scored candidate (holes without an
+    # answer included): that is the probability the confidence gate reads, "the first answer is
+    # right". The scale is held near 1 (a ridge on a - 1) so well-separated data cannot blow it up.
+    scores = x @ w
+    tops = [start + int(np.argmax(scores[start:stop]))
+            for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(x)], strict=True)]
+    score, y = scores[tops], y[tops]
+    center = float(score.mean())
+    design = np.stack([score - center, np.ones_like(score)], axis=1)
+
+    def calibration_loss(ab: np.ndarray) -> float:
+        z = design @ ab
+        return float((np.logaddexp(0.0, z) - y * z).sum()) + 0.5 * (ab[0] - 1.0) ** 2
+
+    ab = np.array([1.0, 0.0])
+    current = calibration_loss(ab)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ ab, -30, 30)))
+        g = design.T @ (p - y) + np.array([ab[0] - 1.0, 0.0])
+        h = (design * (p * (1 - p))[:, None]).T @ design + np.diag([1.0, 1e-6])
+        step = np.linalg.solve(h, g)
+        t, new = 1.0, current
+        while t > 1e-6:
+            new = calibration_loss(ab - t * step)
+            if new <= current:
+                break
+            t /= 2
+        ab = ab - t * step
+        done = current - new < 1e-9
+        current = new
+        if done:
+            break
+    a, b = float(ab[0]), float(ab[1]) - float(ab[0]) * center
+    out = a * w
+    out[FEATURES.index("bias")] += b
+    return {name: round(float(v), 4) for name, v in zip(FEATURES, out, strict=True)}
 
 
 def fit_weights(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, steps: int = 50,

@@ -113,6 +113,9 @@ class InfillConfig:
     # How many context candidates (best by evidence alone) the model scores: each is one row of
     # one batched forward, so this bounds the latency.
     score_top: int = 10
+    # Every context candidate whose token length is one of the decoding lengths is scored too:
+    # its row is in the first forward anyway, so this costs a tokenization, not a forward.
+    score_every_free: bool = True
     max_fill_tokens: int = 24  # a longer context candidate is not scored by the model
     # Confidence gate: no answer at all unless the best candidate reaches this probability; once
     # there is an answer, alternatives down to ``min_probability_rest`` fill the top k.
@@ -294,7 +297,7 @@ class InfillEngine:
         given = data[hole.model_start : hole.start].decode("utf-8")
         # A candidate's row is the window plus its tokens, which must fit the model's positions.
         limit = min(self.config.max_fill_tokens, self.max_seq_len - self.max_tokens + max(lengths))
-        fills = self._to_score(evidence, given, limit) if use_model else []
+        fills = self._to_score(evidence, given, limit, set(lengths)) if use_model else []
         # The window is sized for the decoding lengths; a longer candidate's row runs a few tokens
         # past the budget rather than shrinking every row's context.
         window = self._window(data, hole, max(lengths))
@@ -302,10 +305,11 @@ class InfillEngine:
             all_masked: dict[int, torch.Tensor] = {len(ids): torch.empty(0) for _, ids in fills}
             drafts = self._decode(window, lengths, k, hole.first_allowed, all_masked=all_masked)
             for found, ids in fills:
-                rows = all_masked[len(ids)]
-                found.evidence.logp = float(rows[torch.arange(len(ids)), torch.tensor(ids)].mean())
-            for fill, logp in self._model_fills(drafts, hole, data):
-                self._add_model(evidence, fill, logp, typed)
+                token_logp = all_masked[len(ids)][torch.arange(len(ids)), torch.tensor(ids)]
+                e = found.evidence
+                e.logp, e.logp_min, e.n_tokens = float(token_logp.mean()), float(token_logp.min()), len(ids)
+            for fill, logp, worst, n in self._model_fills(drafts, hole, data):
+                self._add_model(evidence, fill, (logp, worst, n), typed)
         from codemlm.candidates import hole_shape
 
         shape, bound = hole_shape(context), context.bound_names()
@@ -547,26 +551,39 @@ class InfillEngine:
                                                left_match=p.left_match, right_match=p.right_match,
                                                distance=p.distance))
 
-    def _to_score(self, found: dict[str, _Found], given: str, limit: int) -> list[tuple[_Found, list[int]]]:
-        """The context candidates worth a model forward: best by evidence alone, short enough."""
-        if not found or self.config.score_top == 0:
+    def _to_score(self, found: dict[str, _Found], given: str, limit: int,
+                  free: set[int]) -> list[tuple[_Found, list[int]]]:
+        """The context candidates the model scores: every one whose token length is a decoding
+        length (``free``: its log-probabilities come from a forward that runs anyway), and of
+        the longer ones the best ``score_top`` by evidence alone (each new length is a row)."""
+        if not found:
             return []
         items = list(found.values())
+        if self.config.score_every_free:
+            encoded = [a.tolist() for a in self.tokenizer.encode_ids_batch([given + f.fill for f in items])]
+        else:
+            encoded = [[] for _ in items]
+        out = [(f, ids) for f, ids in zip(items, encoded, strict=True) if len(ids) in free]
+        if self.config.score_top == 0:
+            return out
         probs = self.ranker.probabilities([f.evidence for f in items])
-        best = sorted(range(len(items)), key=lambda i: -probs[i])
-        out: list[tuple[_Found, list[int]]] = []
-        for i in best:
-            ids = self.tokenizer.encode(given + items[i].fill).ids
+        extra = 0
+        for i in sorted(range(len(items)), key=lambda i: -probs[i]):
+            ids = encoded[i] or self.tokenizer.encode(given + items[i].fill).ids
+            if len(ids) in free and self.config.score_every_free:
+                continue  # already scored
             if 0 < len(ids) <= limit:
                 out.append((items[i], ids))
-                if len(out) == self.config.score_top:
+                extra += 1
+                if extra == self.config.score_top:
                     break
         return out
 
-    def _model_fills(self, drafts: list[_Draft], hole: _Hole, data: bytes) -> list[tuple[str, float]]:
-        """Decoded drafts as (text to insert, mean token log-probability), best per trimmed text."""
+    def _model_fills(self, drafts: list[_Draft], hole: _Hole, data: bytes) -> list[tuple[str, float, float, int]]:
+        """Decoded drafts as (text to insert, mean token log-probability, the worst token's,
+        token count), best per trimmed text."""
         given = data[hole.model_start : hole.start]  # bytes handed to the model as the hole's start
-        best: dict[str, tuple[str, float]] = {}
+        best: dict[str, tuple[str, float, float, int]] = {}
         for d in drafts:
             tokens, logp = d.tokens, d.logp
             if hole.single_line:
@@ -590,20 +607,23 @@ class InfillEngine:
             if not key or not math.isfinite(score):
                 continue
             if key not in best or best[key][1] < score:
-                best[key] = (fill, score)
+                best[key] = (fill, score, min(logp), len(logp))
         return list(best.values())
 
-    def _add_model(self, found: dict[str, _Found], fill: str, logp: float, typed: str) -> None:
+    def _add_model(self, found: dict[str, _Found], fill: str, scores: tuple[float, float, int], typed: str) -> None:
         from codemlm.completion_ranker import Evidence
 
+        logp, worst, n = scores
         key = fill.strip()
         known = found.get(key)
         if known is None:
-            found[key] = _Found(fill, Evidence(typed + key, frozenset({"model"}), logp=logp))
+            found[key] = _Found(fill, Evidence(typed + key, frozenset({"model"}), logp=logp, logp_min=worst,
+                                               n_tokens=n))
             return
         e = known.evidence
         e.sources = e.sources | {"model"}
-        e.logp = logp if e.logp is None else max(e.logp, logp)
+        if e.logp is None or logp > e.logp:
+            e.logp, e.logp_min, e.n_tokens = logp, worst, n
 
     def _finish(self, found: list[_Found], hole: _Hole, window: _Window, language: str | None,
                 k: int) -> list[Candidate]:

@@ -82,3 +82,42 @@ def test_a_ranker_file_may_carry_weights_for_one_mode(tmp_path: Path) -> None:
     (tmp_path / "ranker.json").write_text(json.dumps({"weights": {"bias": True}}), encoding="utf-8")
     with pytest.raises(ConfigError, match="expected"):
         Ranker.from_file(tmp_path / "ranker.json")
+
+
+def test_listwise_fit_ranks_the_right_candidate_first_and_stays_a_probability() -> None:
+    from codemlm.completion_ranker import fit_listwise
+
+    rng = np.random.default_rng(1)
+    rows, labels, groups = [], [], []
+    for hole in range(120):
+        n = 8
+        x = np.zeros((n, len(FEATURES)))
+        x[:, FEATURES.index("bias")] = 1.0
+        x[:, FEATURES.index("logp")] = rng.normal(-3.0, 1.0, n)
+        x[:, FEATURES.index("log_chars")] = rng.normal(size=n)  # noise
+        right = int(np.argmax(x[:, FEATURES.index("logp")] + rng.normal(0, 0.3, n)))
+        y = np.zeros(n)
+        if hole % 3:  # a third of the holes have no right candidate at all
+            y[right] = 1.0
+        rows.append(x)
+        labels.append(y)
+        groups.append(np.full(n, hole))
+    w = fit_listwise(np.concatenate(rows), np.concatenate(labels), np.concatenate(groups), l2=0.1)
+    assert w["logp"] > 0.3 and abs(w["log_chars"]) < 0.1 * w["logp"]
+    ranker = Ranker(w)
+    likely, unlikely = Evidence("a", frozenset({"model"}), logp=-0.5), Evidence("b", frozenset({"model"}), logp=-6.0)
+    p_likely, p_unlikely = ranker.probabilities([likely, unlikely])
+    assert 0.0 < p_unlikely < p_likely < 1.0
+
+
+def test_token_level_model_features() -> None:
+    from codemlm.completion_ranker import feature_matrix
+
+    a = Evidence("f(x)", frozenset({"wrap"}), logp=-1.0, logp_min=-3.0, n_tokens=4)
+    b = Evidence("g", frozenset({"name"}), logp=-2.0, logp_min=-2.0, n_tokens=1)
+    m = feature_matrix([a, b])
+    col = {name: m[:, i] for i, name in enumerate(FEATURES)}
+    assert col["logp_min"].tolist() == [-3.0, -2.0]
+    assert col["logp_sum"].tolist() == [-4.0, -2.0]
+    assert col["top_logp"].tolist() == [1.0, 0.0]  # the best mean log-probability
+    assert col["rel_logp_sum"].tolist() == [-2.0, 0.0]

@@ -149,3 +149,27 @@ def test_a_repository_adds_its_commonest_names_not_all_of_them() -> None:
     assert sum(t.startswith("name_") for t in texts) < 40
     typed = HoleContext.build("x = 1\ny = ", "\n", "python", single_line=True, typed="name_49")
     assert "name_499" in {p.text for p in gather(typed, repo)}  # a typed prefix reaches every name
+
+
+def test_a_definition_takes_the_parameters_its_calls_pass() -> None:
+    code = "class Shop:\n    def total(self):\n        return self.price_of(item, tax=rate)\n\n    def price_of:\n        pass\n"
+    at = code.index("def price_of") + len("def price_of")
+    context = HoleContext.build(code[:at], code[at:], "python", single_line=True)
+    assert hole_roles(context) == [("params", "price_of")]
+    found = {p.text: p.sources for p in gather(context)}
+    assert "analog" in found["(self, item, tax=None)"]  # the method call names its receiver
+    assert "analog" in found["(self, item, tax=rate)"]
+    assert "(self, self)" not in found and "(self, price_of)" not in found  # never the receiver twice
+
+
+def test_data_model_methods_and_the_names_a_body_reads() -> None:
+    code = "class Span:\n    def __eq__:\n        return True\n\n    def clip:\n        if low < 0:\n            low = 0\n" \
+           "        return min(high, low)\n"
+    at = code.index("def __eq__") + len("def __eq__")
+    found = {p.text: p.sources for p in gather(HoleContext.build(code[:at], code[at:], "python", single_line=True))}
+    assert "analog" in found["(self, other)"]
+    at = code.index("def clip") + len("def clip")
+    found = {p.text: p.sources for p in gather(HoleContext.build(code[:at], code[at:], "python", single_line=True))}
+    # The body reads low, then high (min is a builtin and is called): the parameters in that order.
+    assert "wrap" in found["(self, low, high)"] and "wrap" in found["(self, low)"]
+    assert "(self, low, min)" not in found and "(self, high, low)" not in found

@@ -154,7 +154,8 @@ def test_typed_word_is_continued_when_enabled(loaded: LoadedModel) -> None:
 
 
 def test_window_fits_the_budget_and_cuts_at_lines(loaded: LoadedModel) -> None:
-    engine = InfillEngine(loaded, max_context_tokens=64, config=InfillConfig(precision="fp32"))
+    # No gate: the tiny model knows only its own file, so on this one nothing is likely to it.
+    engine = InfillEngine(loaded, max_context_tokens=64, config=InfillConfig(precision="fp32", min_probability=0))
     text = "\n".join(f"value_{i} = compute({i}, {i + 1})" for i in range(2000)) + "\n"
     cursor = _cursor_after(text, "value_1000 = ")
     hole = engine._shape_hole(text, text.encode(), cursor, cursor)
@@ -383,3 +384,22 @@ def test_each_source_mode_ranks_with_the_weights_fitted_for_it(model_dir: Path, 
     answers = engine.complete(HOLED, cursor, language="python")
     assert answers and all(c.source == "model" for c in answers)
     assert engine.ranker.weights == {"bias": 30.0}
+
+
+def test_context_candidates_of_a_decoding_length_are_all_scored(loaded: LoadedModel) -> None:
+    """A candidate as long as a row of the first forward is scored from that row: no forward of
+    its own, so every such candidate gets the model's log-probability, not only the best few."""
+    cursor = _cursor_after(HOLED, "return ")
+    lengths = set(InfillConfig().line_lengths)
+    tokenizer = loaded.tokenizer
+    for every in (True, False):
+        engine = InfillEngine(loaded, config=InfillConfig(precision="fp32", score_top=0, score_every_free=every))
+        rows = engine.evidence(HOLED, cursor, language="python")
+        free = [e for fill, e in rows if "model" not in e.sources
+                and len(tokenizer.encode(" " + fill).ids) in lengths]
+        assert free
+        if every:
+            assert all(e.logp is not None and e.logp <= 0.0 and e.n_tokens > 0 for e in free)
+            assert all(e.logp_min is not None and e.logp_min <= e.logp for e in free)
+        else:
+            assert all(e.logp is None for e in free)

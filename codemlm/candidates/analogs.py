@@ -69,6 +69,12 @@ class RoleTable:
                     args = self.table.setdefault(("args", key), {}).setdefault(call, [0, math.inf])
                     args[0] += 1
                     args[1] = min(args[1], distance)
+            elif role == "args" and language in (None, "python"):
+                # A call is also evidence for the definition it calls: ``f(a, b=1)`` -> ``def f(a, b=1)``.
+                for params in _arguments_as_params(node, data, method=_is_method_call(node, data)):
+                    entry = self.table.setdefault(("call_params", key), {}).setdefault(params, [0, math.inf])
+                    entry[0] += 1
+                    entry[1] = min(entry[1], distance)
 
     def lookup(self, role: str, key: str) -> dict[str, list[float]]:
         return self.table.get((role, key), {})
@@ -132,6 +138,14 @@ def analogs(context: HoleContext, found: ProposalSet, repository: HasRoles | Non
                 continue
             for text, (count, distance) in table.lookup(role, key).items():
                 found.add(text, "analog", distance=distance, count=int(count))
+            if role == "params":
+                # A definition's parameters from the calls to it (``self.f(a)`` -> ``(self, a)``).
+                for text, (count, distance) in table.lookup("call_params", key).items():
+                    for params in dict.fromkeys((text, _with_receiver(text, context))):
+                        found.add(params, "analog", distance=distance, count=int(count))
+        if role == "params" and context.language in (None, "python"):
+            for text in _DATA_MODEL.get(key, ()):
+                found.add(text, "analog")
         if role in ("args", "params"):
             # The same role for another callee: argument lists repeat across calls ("(self)").
             for (other_role, other_key), texts in local.table.items():
@@ -185,6 +199,94 @@ def _role_nodes(root: tree_sitter.Node, data: bytes) -> Iterator[tuple[str, str,
             value = node.child_by_field_name(val)
             if value is not None:
                 yield "value", _key(node.child_by_field_name(name), data), value
+
+
+# Python's data-model methods take the same parameters everywhere (the language reference's
+# signatures, with the parameter names most code uses).
+_BINARY = ("(self, other)",)
+_DATA_MODEL: dict[str, tuple[str, ...]] = {
+    **{name: ("(self)",) for name in ("__len__", "__iter__", "__repr__", "__str__", "__hash__", "__bool__",
+                                       "__enter__", "__reduce__", "__next__", "__aenter__", "__aiter__",
+                                       "__anext__", "__await__", "__index__", "__int__", "__float__",
+                                       "__copy__", "__getstate__", "__neg__", "__pos__", "__abs__",
+                                       "__invert__", "__reversed__", "__sizeof__", "__del__")},
+    **{name: _BINARY for name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__sub__",
+                                  "__mul__", "__truediv__", "__floordiv__", "__mod__", "__pow__", "__and__", "__or__",
+                                  "__xor__", "__radd__", "__rsub__", "__rmul__", "__iadd__", "__isub__", "__ior__",
+                                  "__iand__", "__lshift__", "__rshift__", "__matmul__", "__rtruediv__",
+                                  "__divmod__", "__rand__", "__ror__", "__rxor__")},
+    "__getitem__": ("(self, key)", "(self, index)", "(self, item)", "(self, name)"),
+    "__delitem__": ("(self, key)", "(self, index)"),
+    "__setitem__": ("(self, key, value)", "(self, index, value)"),
+    "__contains__": ("(self, item)", "(self, key)", "(self, value)"),
+    "__getattr__": ("(self, name)", "(self, attr)"),
+    "__getattribute__": ("(self, name)",),
+    "__delattr__": ("(self, name)",),
+    "__setattr__": ("(self, name, value)",),
+    "__exit__": ("(self, *args)", "(self, exc_type, exc_value, traceback)", "(self, *exc_info)",
+                 "(self, exc_type, exc_val, exc_tb)", "(self, type, value, traceback)"),
+    "__aexit__": ("(self, *args)", "(self, exc_type, exc_value, traceback)", "(self, *exc_info)"),
+    "__call__": ("(self, *args, **kwargs)",),
+    "__new__": ("(cls, *args, **kwargs)",),
+    "__init_subclass__": ("(cls, **kwargs)",),
+    "__class_getitem__": ("(cls, item)", "(cls, params)"),
+    "__format__": ("(self, format_spec)",),
+    "__get__": ("(self, instance, owner)", "(self, obj, objtype=None)", "(self, instance, owner=None)"),
+    "__set__": ("(self, instance, value)", "(self, obj, value)"),
+    "__delete__": ("(self, instance)",),
+    "__set_name__": ("(self, owner, name)",),
+    "__deepcopy__": ("(self, memo)",),
+    "__setstate__": ("(self, state)",),
+    "__reduce_ex__": ("(self, protocol)",),
+    "__round__": ("(self, ndigits=None)",),
+    "__missing__": ("(self, key)",),
+    "__dir__": ("(self)",),
+    "__instancecheck__": ("(cls, instance)",),
+    "__subclasscheck__": ("(cls, subclass)",),
+    "__subclasshook__": ("(cls, C)",),
+}
+
+
+def _is_method_call(args: tree_sitter.Node, data: bytes) -> bool:
+    """``obj.f(...)``: the definition called takes a receiver first."""
+    call = args.parent
+    fn = call.child_by_field_name("function") if call is not None else None
+    return fn is not None and fn.type == "attribute"
+
+
+def _arguments_as_params(args: tree_sitter.Node, data: bytes, *, method: bool) -> list[str]:
+    """``(a, b, key=k)`` as the parameter lists a definition taking it may have: ``(a, b, key=None)``
+    and ``(a, b, key=k)``, with ``self`` first for a method call. Nothing when a positional
+    argument is not a plain name (a literal or an expression names no parameter)."""
+    names, keywords = [], []
+    for child in args.named_children:
+        text = data[child.start_byte : child.end_byte].decode("utf-8", "replace")
+        if child.type == "keyword_argument":
+            name = child.child_by_field_name("name")
+            if name is None:
+                return []
+            keywords.append((data[name.start_byte : name.end_byte].decode("utf-8", "replace"), text))
+        elif (child.type == "identifier" and not keywords) or (
+                child.type in ("list_splat", "dictionary_splat") and text.lstrip("*").isidentifier()):
+            names.append(text)
+        else:
+            return []
+    receiver = ["self"] if method else []
+    out = []
+    if keywords:
+        out.append(receiver + names + [f"{k}=None" for k, _ in keywords])
+        out.append(receiver + names + [text for _, text in keywords])
+    else:
+        out.append(receiver + names)
+    return ["(" + ", ".join(p) + ")" for p in out if p]
+
+
+def _with_receiver(params: str, context: HoleContext) -> str:
+    """A method's parameters start with ``self``: in a class body (an indented ``def``), add it."""
+    indented = context.left.text.rsplit("\n", 1)[-1][:1] in (" ", "\t")
+    if not indented or params.startswith(("(self", "(cls")):
+        return params
+    return "(self)" if params == "()" else "(self, " + params[1:]
 
 
 def _params_as_arguments(params: tree_sitter.Node, data: bytes) -> str:

@@ -8,6 +8,7 @@ source label (``member``) and the ranker weighs them separately.
 
 from __future__ import annotations
 
+import builtins
 import keyword
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ _KEYWORDS = (frozenset(keyword.kwlist) - {"None", "True", "False"}) | frozenset(
 )
 
 
+_BUILTINS = frozenset(dir(builtins))
 _REPO_NAMES = 30  # the repository's commonest names proposed at a hole with nothing typed
 
 
@@ -100,12 +102,66 @@ def names_as_arguments(context: HoleContext, found: ProposalSet, role: str, *, n
         if receiver:
             found.add(f"({receiver})", "wrap")
         found.add("()", "wrap")
+        # A parameter is never the receiver again, nor the name being defined ("def f(self, f)").
+        defined = context.left.toks[-1].text if context.left.toks else ""
         for name in near:
+            if name in (receiver, defined, "self", "cls", "this") or name.startswith("__"):
+                continue
             # An indented def is a method or a nested function: with and without the receiver.
             if receiver:
                 found.add(f"({receiver}, {name})", "wrap", distance=seen[name])
             found.add(f"({name})", "wrap", distance=seen[name])
+        _body_parameters(context, found, receiver, defined)
         return
     found.add("()", "wrap")
     for name in near:
         found.add(f"({name})", "wrap", distance=seen[name])
+
+
+_FREE_PARAMETERS = 4  # a definition's first few free names, taken one, two, three... at a time
+
+
+def _body_parameters(context: HoleContext, found: ProposalSet, receiver: str, defined: str) -> None:
+    """``def f|`` followed by its body: the names the body reads before (or without) assigning
+    them, in the order it first uses them, are its likeliest parameters (``(self, pos)``)."""
+    body = context.right
+    toks = body.toks
+    # The body: from the first line after the signature to the first line indented no deeper
+    # than the ``def`` (or the end of what is in view).
+    line = context.left.text.rsplit("\n", 1)[-1]
+    indent = len(line) - len(line.lstrip())
+    end, start = len(toks), None
+    for i, tok in enumerate(toks):
+        if tok.text != "\n" or i + 1 >= len(toks):
+            continue
+        nxt = toks[i + 1]
+        line_start = body.text.rfind("\n", 0, nxt.start) + 1
+        if start is None:
+            start = i + 1
+        elif nxt.start - line_start <= indent:
+            end = i + 1
+            break
+    if start is None:
+        return
+    assigned: set[str] = set()
+    free: list[str] = []
+    for i in range(start, end):
+        name = toks[i].text
+        if not is_name(name) or name in _KEYWORDS or name in assigned or name in free or name == defined:
+            continue
+        if name in ("self", "cls", "this", receiver) or (i and toks[i - 1].text in (".", "?.")):
+            continue
+        after = toks[i + 1].text if i + 1 < end else ""
+        if after == "(" or name[:1].isupper() or name in _BUILTINS:
+            continue  # a function called, a class or constant, a builtin: not a parameter, mostly
+        if after in ("=", "+=", "-=", ",") and (i == start or toks[i - 1].text == "\n"):
+            assigned.add(name)  # bound by the body itself ("x = ...", "a, b = ...")
+            continue
+        free.append(name)
+        if len(free) == _FREE_PARAMETERS:
+            break
+    head = [receiver] if receiver else []
+    for n in range(1, len(free) + 1):
+        distance = float(toks[start].start) if start < len(toks) else 0.0
+        for params in dict.fromkeys((tuple(head + free[:n]), tuple(free[:n]))):
+            found.add("(" + ", ".join(params) + ")", "wrap", distance=distance)
