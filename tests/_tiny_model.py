@@ -29,7 +29,9 @@ from codemlm.tokenizer import CodeTokenizer
 
 __all__ = ["SNIPPET", "TRUSTING_WEIGHTS", "tiny_model_dir"]
 
-TRUSTING_WEIGHTS = {"bias": -1.0, "logp": 2.0, "syntax_bad": -2.0, "no_alnum": -1.0}
+# Every candidate is scored now (not only the best few), so the bias sets how unlikely a fill the
+# tiny model may find and still be shown: a mean token log-probability of -2.5 or better passes the gate.
+TRUSTING_WEIGHTS = {"bias": 5.0, "logp": 2.0, "syntax_bad": -2.0, "no_alnum": -1.0}
 
 # The file the model memorizes. Three look-alike functions: the body of each can only be
 # filled correctly by reading the name on the left (add/sub/mul) and the arguments.
