@@ -98,14 +98,17 @@ def stem(word: str) -> str:
 
 
 def name_cover(query_terms: tuple[str, ...] | list[str], name: str) -> float:
-    """The share of ``name``'s words (its identifier parts, stemmed) that the query holds."""
+    """The share of ``name``'s words (its identifier parts, stemmed) that the query holds; a
+    glued name (``isdown``, ``asdict``) is held by neighbouring query words (``is down``)."""
     parts = identifier_terms(name)
     if len(parts) > 1 and parts[-1] == "".join(parts[:-1]):
         parts = parts[:-1]  # the glued form identifier_terms adds for exact lookups
     words = [stem(t) for t in parts if not t.isdigit()]
     if not words:
         return 0.0
-    said = {stem(t) for t in query_terms}
+    terms = list(query_terms)
+    glued = ["".join(terms[i : i + n]) for n in (2, 3) for i in range(len(terms) - n + 1)]
+    said = {stem(t) for t in [*terms, *glued]}
     return sum(w in said for w in words) / len(words)
 
 
