@@ -4,12 +4,15 @@ The holes are cut exactly like the held-out cases (``make_infill_cases.py``: ide
 arguments, expression, statement; 40 lines above, 20 below), but from code the model was
 trained on (the CPython standard library by default), never from an evaluation set. Every
 candidate the engine considers for a hole becomes one row (its features, and whether it equals
-the hole's text); a logistic regression over the rows gives the weights. The shipped model's
-``ranker.json`` is made by (about 20 minutes on 2 busy cores)::
+the hole's text); a ranking fit over each hole's rows (listwise, then calibrated on each hole's
+first answer: ``completion_ranker.fit_listwise``) gives the weights. Holes come from one half
+of the files (``--part fit``); the other half (``--part validate``) is for checking decisions
+(``infill_diagnose.py --stdlib``). The shipped model's
+``ranker.json`` is made by (about 15 minutes on 2 busy cores)::
 
     STDLIB=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
-    nice -n 5 .venv/bin/python benchmarks/infill_fit_ranker.py --source "$STDLIB" --holes 400 \\
-        --sources both model context --repo-files 30 --model codemlm/default_model \\
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/infill_fit_ranker.py --source "$STDLIB" \\
+        --holes 1200 --sources both model context --repo-files 30 --threads 1 --model codemlm/default_model \\
         --out codemlm/default_model/ranker.json
 
 ``--sources both model context``: the top-level weights serve the ``both`` engine,
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=PARTS, default="fit",
                         help="the half of the files holes are cut from (default fit: the other half, "
                         "--part validate, is for checking decisions: benchmarks/infill_diagnose.py)")
+    parser.add_argument("--per-file", type=int, default=4, help="holes of a kind per file at most (default 4: "
+                        "the fit half of the stdlib then holds about 1,200 holes)")
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--objective", choices=["listwise", "pointwise"], default="listwise",
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from codemlm.infill import InfillConfig, InfillEngine
 
     torch.set_num_threads(args.threads)
-    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part)
+    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part, args.per_file)
     repository = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
     model_dir = resolve_model_dir(args.model)
     config = InfillConfig(**config_overrides(args.set))
