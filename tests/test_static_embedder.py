@@ -301,3 +301,25 @@ def test_mined_pairs_refuse_held_out_code_and_drop_copies_of_validation_modules(
     held.mkdir()
     with pytest.raises(SystemExit, match="held-out"):
         training_pairs([held], [validation], max_pairs=10)
+
+
+def test_the_teacher_cache_embeds_only_texts_no_cached_block_holds(tmp_path: Path) -> None:
+    from training.distill_static import teacher_vectors
+
+    class Counting(NgramTeacher):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            self.seen.extend(texts)
+            return super().embed(texts)
+
+    teacher = Counting()
+    first = teacher_vectors(teacher, ["alpha", "beta"], tmp_path)
+    again = teacher_vectors(teacher, ["alpha", "beta"], tmp_path)
+    assert teacher.seen == ["alpha", "beta"] and np.array_equal(first, again)
+    more = teacher_vectors(teacher, ["gamma", "beta", "alpha"], tmp_path)  # larger, reordered
+    assert teacher.seen == ["alpha", "beta", "gamma"]
+    assert np.array_equal(more, NgramTeacher().embed(["gamma", "beta", "alpha"]))
+    assert np.array_equal(teacher_vectors(teacher, ["beta"], None), NgramTeacher().embed(["beta"]))

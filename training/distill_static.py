@@ -252,17 +252,50 @@ def validate(table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, An
             "best_weight": best, "best_mrr": by_weight[str(best)], "lexical_mrr": by_weight["0.0"]}
 
 
+def _text_keys(texts: Sequence[str]) -> np.ndarray:
+    """One 8-byte digest per text (as uint64): which texts a cached block of vectors holds."""
+    return np.array([int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                                    "little") for t in texts], dtype=np.uint64)
+
+
 def teacher_vectors(teacher: Teacher, texts: list[str], cache: Path | None) -> np.ndarray:
     """The teacher's rows for ``texts``, kept in ``cache`` (a training-time scratch folder) so a
-    re-run that only changes the fit does not embed again."""
+    re-run that only changes the fit does not embed again. Each cached block keeps the digests
+    of its texts beside it (``.keys.npy``), so a larger or reordered list embeds only the texts
+    no block holds yet."""
     key = hashlib.blake2b(("\x00".join([teacher.name, *texts])).encode("utf-8", "surrogatepass"), digest_size=8)
     path = cache / f"{teacher.name}-{key.hexdigest()}.npy" if cache is not None else None
     if path is not None and path.is_file():
         return np.load(path)
-    vectors = np.asarray(teacher.embed(texts), dtype=np.float32)
+    keys = _text_keys(texts)
+    vectors: np.ndarray | None = None
+    missing = np.ones(len(texts), dtype=bool)
+    if cache is not None and cache.is_dir():
+        wanted = {int(k): i for i, k in enumerate(keys)}
+        for sidecar in sorted(cache.glob(f"{teacher.name}-*.keys.npy")):
+            block = sidecar.with_name(sidecar.name[: -len(".keys.npy")] + ".npy")
+            if not block.is_file() or not missing.any():
+                continue
+            stored = np.load(block, mmap_mode="r")
+            for row, k in enumerate(np.load(sidecar)):
+                i = wanted.get(int(k))
+                if i is not None and missing[i]:
+                    if vectors is None:
+                        vectors = np.zeros((len(texts), stored.shape[1]), dtype=np.float32)
+                    vectors[i] = stored[row]
+                    missing[i] = False
+    todo = np.flatnonzero(missing)
+    if len(todo):
+        fresh = np.asarray(teacher.embed([texts[i] for i in todo]), dtype=np.float32)
+        if vectors is None:
+            vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
+        vectors[todo] = fresh
+    if vectors is None:  # no texts at all
+        vectors = np.asarray(teacher.embed(texts), dtype=np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
+        np.save(path.with_name(path.name[: -len(".npy")] + ".keys.npy"), keys)
     return vectors
 
 
