@@ -1,9 +1,11 @@
 """The ranker: candidate evidence + the model's log-probability -> probability of being right.
 
-A logistic regression over a handful of features (source, count, distance, how much context
-matched around the candidate's other occurrences, syntax validity, the MLM's mean token
-log-probability). Its weights are fitted on holes cut from *training-corpus* code
-(``benchmarks/infill_fit_ranker.py``), never from an evaluation set; they ship as
+A linear score over a handful of features (source, count, distance, how much context matched
+around the candidate's other occurrences, syntax validity, the MLM's mean, worst and summed
+token log-probabilities, absolute and relative to the hole's other candidates), squashed to a
+probability. Its weights are fitted on holes cut from *training-corpus* code
+(``benchmarks/infill_fit_ranker.py``: :func:`fit_listwise` ranks each hole's answer first, then
+calibrates the score on each hole's first candidate), never from an evaluation set; they ship as
 :data:`DEFAULT_WEIGHTS` and a model directory may carry its own ``ranker.json`` (a model that
 predicts better deserves more weight on its log-probability).
 
