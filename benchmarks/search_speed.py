@@ -124,9 +124,29 @@ def indexing_speed(embedder: Any, label: str, tmp: Path, repo: Path, embed: bool
     return row
 
 
+def warm_query_times(index: Any, modes: Sequence[str], repeats: int) -> dict[str, Any]:
+    """p50/p95 per mode over ``repeats`` rounds of QUERIES, after one query that loads the matrix."""
+    from codemlm.search import search
+
+    out: dict[str, Any] = {}
+    for mode in modes:
+        search(index, QUERIES[0], mode=mode)
+        times = []
+        for _ in range(repeats):
+            for query in QUERIES:
+                t0 = time.perf_counter()
+                search(index, query, k=10, mode=mode)
+                times.append((time.perf_counter() - t0) * 1000)
+        out[mode] = {
+            "p50_ms": round(float(np.percentile(times, 50)), 2),
+            "p95_ms": round(float(np.percentile(times, 95)), 2),
+            "queries": len(times),
+        }
+    return out
+
+
 def query_latency(real: Any, size: int, tmp: Path, repeats: int) -> dict[str, Any]:
     from codemlm.index import RepoIndex
-    from codemlm.search import search
 
     repo = synthetic_repo(tmp / f"synthetic_{size}", size)
     started = time.perf_counter()
@@ -136,19 +156,7 @@ def query_latency(real: Any, size: int, tmp: Path, repeats: int) -> dict[str, An
         index.update()
         build = time.perf_counter() - started
         out: dict[str, Any] = {"chunks": index.count_chunks(), "build_seconds": round(build, 1)}
-        for mode in ("hybrid", "lexical", "dense"):
-            search(index, QUERIES[0], mode=mode)  # warm: loads the matrix once
-            times = []
-            for _ in range(repeats):
-                for query in QUERIES:
-                    t0 = time.perf_counter()
-                    search(index, query, k=10, mode=mode)
-                    times.append((time.perf_counter() - t0) * 1000)
-            out[mode] = {
-                "p50_ms": round(float(np.percentile(times, 50)), 2),
-                "p95_ms": round(float(np.percentile(times, 95)), 2),
-                "queries": len(times),
-            }
+        out.update(warm_query_times(index, ("hybrid", "lexical", "dense"), repeats))
         t0 = time.perf_counter()
         for query in QUERIES:
             real.embed_query([query])
@@ -160,7 +168,6 @@ def query_latency(real: Any, size: int, tmp: Path, repeats: int) -> dict[str, An
 def real_repo_latency(embedder: Any, repo: Path, tmp: Path, repeats: int) -> dict[str, Any]:
     """Warm query latency over a real source tree, indexed as the search command would."""
     from codemlm.index import RepoIndex
-    from codemlm.search import search
 
     started = time.perf_counter()
     with RepoIndex.open(repo, index_path=tmp / "real.sqlite", embedder=embedder) as index:
@@ -172,19 +179,7 @@ def real_repo_latency(embedder: Any, repo: Path, tmp: Path, repeats: int) -> dic
             "embedder": getattr(embedder, "model_id", None),
             "build_seconds": round(time.perf_counter() - started, 1),
         }
-        for mode in ("hybrid", "lexical"):
-            search(index, QUERIES[0], mode=mode)  # warm: loads the matrix once
-            times = []
-            for _ in range(repeats):
-                for query in QUERIES:
-                    t0 = time.perf_counter()
-                    search(index, query, k=10, mode=mode)
-                    times.append((time.perf_counter() - t0) * 1000)
-            out[mode] = {
-                "p50_ms": round(float(np.percentile(times, 50)), 2),
-                "p95_ms": round(float(np.percentile(times, 95)), 2),
-                "queries": len(times),
-            }
+        out.update(warm_query_times(index, ("hybrid", "lexical"), repeats))
     print(json.dumps({"real_repo": out}), flush=True)
     return out
 
