@@ -351,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Python trees to mine more (docstring, code) pairs from, for the contrastive loss "
                              "only (no teacher time); held-out search libraries are refused")
     parser.add_argument("--max-pairs", type=int, default=60_000, help="at most this many pairs from --pairs-corpus")
+    parser.add_argument("--teach-pairs", action="store_true",
+                        help="the teacher embeds the mined pairs too (code and query targets), as training chunks")
     parser.add_argument("--data", type=Path, default=None, help="the model's data directory, for token counts")
     parser.add_argument("--validation-files", type=int, default=60, help="stdlib modules in the validation set")
     parser.add_argument("--stdlib", type=Path, default=None, help="CPython's Lib/ (default: this interpreter's)")
@@ -380,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     queries = [c.query for c in chunks if c.query is not None]
     extra = _mined_pairs(args.pairs_corpus, validation_files(stdlib, args.validation_files), args.max_pairs,
                          [c.text for c in chunks], args.cache) if args.pairs_corpus else []
+    if args.teach_pairs:  # taught like the corpus's own documented chunks
+        chunks, queries, extra = [*chunks, *extra], [*queries, *(str(e.query) for e in extra)], []
     print(json.dumps({"training_chunks": len(chunks), "queries": len(queries), "extra_pairs": len(extra)}), flush=True)
 
     started = time.perf_counter()
