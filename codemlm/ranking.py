@@ -99,17 +99,34 @@ def stem(word: str) -> str:
 
 def name_cover(query_terms: tuple[str, ...] | list[str], name: str) -> float:
     """The share of ``name``'s words (its identifier parts, stemmed) that the query holds; a
-    glued name (``isdown``, ``asdict``) is held by neighbouring query words (``is down``)."""
+    glued word of the name (``isdown``, ``getencoding``) counts when it is made of query words,
+    in any order (``encoding to get``)."""
     parts = identifier_terms(name)
     if len(parts) > 1 and parts[-1] == "".join(parts[:-1]):
         parts = parts[:-1]  # the glued form identifier_terms adds for exact lookups
-    words = [stem(t) for t in parts if not t.isdigit()]
-    if not words:
+    parts = [t for t in parts if not t.isdigit()]
+    if not parts:
         return 0.0
-    terms = list(query_terms)
-    glued = ["".join(terms[i : i + n]) for n in (2, 3) for i in range(len(terms) - n + 1)]
-    said = {stem(t) for t in [*terms, *glued]}
-    return sum(w in said for w in words) / len(words)
+    terms = {t for t in query_terms if len(t) > 1}
+    said = {stem(t) for t in terms}
+    return sum(stem(w) in said or _made_of(w, terms) for w in parts) / len(parts)
+
+
+def _made_of(word: str, terms: set[str]) -> bool:
+    """Whether ``word`` is two or more of ``terms`` glued together (word-break over the query's
+    own words)."""
+    if len(word) < 4 or not terms:
+        return False
+    longest = max(map(len, terms))
+    pieces = [0] * (len(word) + 1)  # pieces[i]: fewest terms that make word[:i] (0: none do, but pieces[0])
+    for end in range(2, len(word) + 1):
+        best = 0
+        for start in range(max(0, end - longest), end - 1):
+            if (start == 0 or pieces[start]) and word[start:end] in terms:
+                count = (pieces[start] if start else 0) + 1
+                best = count if best == 0 else min(best, count)
+        pieces[end] = best
+    return pieces[len(word)] >= 2
 
 
 def rerank_factor(query: Query, path: str, kind: str, name: str) -> float:

@@ -67,6 +67,9 @@ def test_a_name_made_of_the_query_words_rises_with_the_share_it_covers() -> None
     assert name_cover(words.terms, "getConfig") == 0.5
     assert name_cover(words.terms, "draw") == 0.0 and name_cover(words.terms, "__") == 0.0
     assert name_cover(classify_query("Return True if pen is down").terms, "isdown") == 1.0  # glued name
+    assert name_cover(classify_query("encoding to get").terms, "getencoding") == 1.0  # in any order
+    assert name_cover(classify_query("encoding to get").terms, "getencodings") == 0.0  # all of it, or nothing
+    assert name_cover(classify_query("get the name").terms, "get_name_or_none") == 0.5
     full = rerank_factor(words, "src/a.py", "function", "parse_config_file")
     half = rerank_factor(words, "src/a.py", "method", "getConfig")
     assert full == pytest.approx(1 + NAME_COVER_BOOST) and half == pytest.approx(1 + NAME_COVER_BOOST / 2)
