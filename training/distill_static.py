@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     base: dict[str, Any] = {"teacher": teacher.name, "dims": int(init.shape[1]), "sif_a": SIF_A,
                             "weighting": "sif-data-counts" if counts is not None else "sif-zipf-id-rank",
                             "method": "per-token start, fitted on chunks", "training_chunks": len(chunks),
-                            "fusion": "score: lexical rank vote + weight x cosine",
+                            "fusion": "score: lexical BM25 relevance over the query's best + weight x cosine",
                             "training_queries": len(queries), "epochs": args.epochs, "text_form": args.text_form,
                             "batch_size": args.batch_size, "by_file": args.by_file, "extra_pairs": len(extra),
                             "pairs_corpus": sorted({p.name for p in args.pairs_corpus}),
