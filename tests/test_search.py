@@ -19,6 +19,7 @@ from codemlm.errors import InputError
 from codemlm.index import RepoIndex
 from codemlm.search import (
     ExactVectorStore,
+    dense_can_read,
     fts_query,
     fuse_scores,
     lexical_score,
@@ -296,3 +297,13 @@ def test_model_embedder_batches_normalizes_and_fingerprints(tiny_model_dir: Path
     changed = save_model_dir(tmp_path / "changed", loaded.model, loaded.tokenizer, summary={})
     assert ModelEmbedder(load_model_dir(changed)).model_id != embedder.model_id
     assert ModelEmbedder(load_model_dir(tiny_model_dir)).model_id == embedder.model_id
+
+
+def test_a_query_in_another_script_gets_no_dense_guesses(indexed: RepoIndex) -> None:
+    # The embedder reads code and English: a query wholly in another script would get only the
+    # vectors nearest to byte pieces, so the dense side stays out and lexical answers alone.
+    assert dense_can_read("circle area") and dense_can_read("parse データ") and dense_can_read("x2 y")
+    assert not dense_can_read("значение площади") and not dense_can_read("数据 解析") and not dense_can_read("ä ö 1")
+    assert search(indexed, "площадь круга", k=5) == []
+    assert search(indexed, "площадь круга", k=5, mode="dense") == []
+    assert search(indexed, "circle площадь", k=5)[0].name == "circle_area"
