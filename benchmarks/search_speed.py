@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -216,43 +217,46 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     repo = require_heldout_repo(args.repo)
     tmp = Path(tempfile.mkdtemp(prefix="codemlm-search-speed-"))
-    model_dir = (
-        random_init_model(args.random_init, tmp / "model")
-        if args.random_init
-        else resolve_model_dir(args.model)
-    )
-    loaded = load_model_dir(model_dir)
-    ours = ModelEmbedder(loaded)
-    results: dict[str, Any] = {
-        "model": str(model_dir),
-        "preset": loaded.config.name,
-        "dim": loaded.config.dim,
-        "parameters": loaded.config.num_parameters(),
-        "threads": args.threads,
-        "indexing": [],
-        "latency": {},
-    }
-    results["indexing"].append(
-        indexing_speed(ours, f"codemlm {loaded.config.name} as shipped (dense weight {ours.dense_weight})", tmp, repo, None)
-    )
-    if not args.skip_encoder:
-        results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp, repo))
-    if args.static or (model_dir / STATIC_FILE).is_file():
-        static = StaticEmbedder.from_model_dir(model_dir, args.static)
-        label = f"codemlm static table ({static.metadata.get('teacher')}, {static.dim} dims)"
-        results["indexing"].append(indexing_speed(static, label, tmp, repo))
-    if not args.skip_minilm:
-        results["indexing"].append(indexing_speed(MiniLMEmbedder(), "all-MiniLM-L6-v2", tmp, repo))
-    # Queries are embedded as `codemlm search` embeds them: by the model directory's static table
-    # when it has one (no encoder at query time), else by the encoder.
-    shipped = LazyModelEmbedder(model_dir)
-    results["query_embedder"] = shipped.model_id
-    for size in args.sizes:
-        results["latency"][str(size)] = query_latency(shipped, size, tmp, args.repeats)
-    if args.real_repo is not None:
-        results["real_repo"] = real_repo_latency(shipped, args.real_repo.resolve(), tmp, args.repeats)
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    try:
+        model_dir = (
+            random_init_model(args.random_init, tmp / "model")
+            if args.random_init
+            else resolve_model_dir(args.model)
+        )
+        loaded = load_model_dir(model_dir)
+        ours = ModelEmbedder(loaded)
+        results: dict[str, Any] = {
+            "model": str(model_dir),
+            "preset": loaded.config.name,
+            "dim": loaded.config.dim,
+            "parameters": loaded.config.num_parameters(),
+            "threads": args.threads,
+            "indexing": [],
+            "latency": {},
+        }
+        results["indexing"].append(
+            indexing_speed(ours, f"codemlm {loaded.config.name} as shipped (dense weight {ours.dense_weight})", tmp, repo, None)
+        )
+        if not args.skip_encoder:
+            results["indexing"].append(indexing_speed(ours, f"codemlm {loaded.config.name}", tmp, repo))
+        if args.static or (model_dir / STATIC_FILE).is_file():
+            static = StaticEmbedder.from_model_dir(model_dir, args.static)
+            label = f"codemlm static table ({static.metadata.get('teacher')}, {static.dim} dims)"
+            results["indexing"].append(indexing_speed(static, label, tmp, repo))
+        if not args.skip_minilm:
+            results["indexing"].append(indexing_speed(MiniLMEmbedder(), "all-MiniLM-L6-v2", tmp, repo))
+        # Queries are embedded as `codemlm search` embeds them: by the model directory's static table
+        # when it has one (no encoder at query time), else by the encoder.
+        shipped = LazyModelEmbedder(model_dir)
+        results["query_embedder"] = shipped.model_id
+        for size in args.sizes:
+            results["latency"][str(size)] = query_latency(shipped, size, tmp, args.repeats)
+        if args.real_repo is not None:
+            results["real_repo"] = real_repo_latency(shipped, args.real_repo.resolve(), tmp, args.repeats)
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the 100k-chunk indexes take a gigabyte
     return 0
 
 

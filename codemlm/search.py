@@ -18,8 +18,11 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -52,6 +55,7 @@ MODES = ("hybrid", "lexical", "dense")
 RRF_K = 60  # reciprocal_rank_fusion's k (kept for callers; search fuses scores)
 CANDIDATES = 100  # how deep each side is read before fusion
 SNIPPET_LINES = 8
+OVERLAP_MIN_VECTORS = 20_000  # from this many stored vectors, hybrid runs its two sides at once
 # Function words that would make an OR query match nearly every chunk (and cost time doing it).
 _STOPWORDS = frozenset(
     ("a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i", "in", "is",
@@ -188,6 +192,30 @@ def fuse_scores(
 
 
 # --------------------------------------------------------------------------- search
+_T = TypeVar("_T")
+_DENSE_WORKER: ThreadPoolExecutor | None = None
+_DENSE_WORKER_LOCK = threading.Lock()
+
+
+def _on_one_blas_thread(work: Callable[[], _T]) -> _T:
+    """``work()`` with BLAS on one thread: beside an FTS5 query on a two-core machine, a
+    two-thread matrix product fought SQLite for the cores (hybrid p95 26 ms at 94k chunks of
+    real code, 18 ms on one thread; BENCHMARKS.md)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return work()
+
+
+def _dense_worker() -> ThreadPoolExecutor:
+    """One thread, made on first use, for the dense side of hybrid searches."""
+    global _DENSE_WORKER
+    with _DENSE_WORKER_LOCK:
+        if _DENSE_WORKER is None:
+            _DENSE_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codemlm-dense")
+        return _DENSE_WORKER
+
+
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]")
 
 
@@ -265,17 +293,32 @@ def search(
 
     lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
+    embedder = index.embedder
+    pending: Future[list[tuple[int, float]]] | None = None
+    if wants_dense and embedder is not None and snapshot is not None and len(snapshot.store):
+        store = snapshot.store
+
+        def nearest() -> list[tuple[int, float]]:
+            return store.nearest(embedder.embed_query([query])[0], CANDIDATES, allowed)
+
+        # Both sides wait in C (SQLite, the matrix product) without the GIL, so on a large index
+        # the dense side runs on another core while FTS5 ranks: a hybrid query then costs the
+        # slower side, not both (on a small one the hand-over would cost more than it saves).
+        overlap = mode == "hybrid" and len(store) >= OVERLAP_MIN_VECTORS
+        pending = _dense_worker().submit(_on_one_blas_thread, nearest) if overlap else None
+        dense = nearest() if pending is None else []
     if mode in ("hybrid", "lexical"):
         # With a filter, read deeper so enough candidates survive it.
         depth = CANDIDATES if allowed is None else CANDIDATES * 20
-        lexical = _lexical(index, query, depth)
+        try:
+            lexical = _lexical(index, query, depth)
+        finally:
+            if pending is not None:
+                dense = pending.result()
         if allowed is not None:
             allowed_set = set(allowed.tolist())
             lexical = [(c, s) for c, s in lexical if c in allowed_set]
         lexical = lexical[:CANDIDATES]
-    if wants_dense and index.embedder is not None and snapshot is not None and len(snapshot.store):
-        vector = index.embedder.embed_query([query])[0]
-        dense = snapshot.store.nearest(vector, CANDIDATES, allowed)
 
     lexical_rank = {c: r for r, (c, _) in enumerate(lexical, start=1)}
     dense_rank = {c: r for r, (c, _) in enumerate(dense, start=1)}

@@ -307,3 +307,14 @@ def test_a_query_in_another_script_gets_no_dense_guesses(indexed: RepoIndex) -> 
     assert search(indexed, "площадь круга", k=5) == []
     assert search(indexed, "площадь круга", k=5, mode="dense") == []
     assert search(indexed, "circle площадь", k=5)[0].name == "circle_area"
+
+
+def test_hybrid_answers_the_same_when_its_two_sides_run_at_once(indexed: RepoIndex, monkeypatch) -> None:
+    import codemlm.search as search_module
+
+    queries = ["circle area radius", "parse the config", "площадь circle", "Shape"]
+    one_after_the_other = [search(indexed, q, k=10) for q in queries]
+    monkeypatch.setattr(search_module, "OVERLAP_MIN_VECTORS", 0)  # overlap even this small index
+    at_once = [search(indexed, q, k=10) for q in queries]
+    assert at_once == one_after_the_other
+    assert any(r.dense_rank is not None for results in at_once for r in results)
