@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/shape_comparison.sh [BUDGET_SECONDS]      # default 600
 #   SCHEDULE=1 bash benchmarks/shape_comparison.sh ...        # also compact with token -> span masking
+#   SHAPES="tiny compact" bash benchmarks/shape_comparison.sh ... # only these candidates
 #
 # Each candidate trains from scratch on the default corpus (data/default8k) for the number of
 # steps its quiet-machine training throughput fits in the budget, so every candidate gets the
@@ -49,8 +50,10 @@ train() {  # name steps extra-args...
     --set trainer.val_check_interval=100000 "$@" >"$OUT/$name.log" 2>&1
 }
 
+SHAPES=${SHAPES:-tiny compact wide}
 for entry in "${CANDIDATES[@]}"; do
   IFS='|' read -r name tps overrides <<<"$entry"
+  [[ " $SHAPES " == *" $name "* ]] || continue
   # shellcheck disable=SC2086
   train "$name" "$(steps_for "$tps")" $overrides
 done
@@ -59,7 +62,7 @@ done
 # AST-aware spans for the last quarter with the rate decayed: the shipped recipe in small.
 compact_steps=$(steps_for 18236)
 token_steps=$(( compact_steps * 3 / 4 ))
-names="tiny compact wide"
+names="$SHAPES"
 if [ "${SCHEDULE:-0}" = 1 ]; then names="$names compact-spans"; fi
 if [ "${SCHEDULE:-0}" = 1 ] && [ ! -f "$OUT/compact-spans/model/model.safetensors" ]; then
   train compact-token "$token_steps" --set model.preset=compact --set optim.schedule=constant
