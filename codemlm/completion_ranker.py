@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,6 +212,29 @@ def with_relative(base: np.ndarray) -> np.ndarray:
     return np.concatenate([base, rel], axis=1)
 
 
+def _minimize_newton(loss: Callable[[np.ndarray], float], newton_step: Callable[[np.ndarray], np.ndarray],
+                     start: np.ndarray, *, steps: int, min_t: float, tol: float) -> np.ndarray:
+    """Newton's method with a backtracking line search: from ``start``, step by
+    ``newton_step(w)`` (the Hessian's solve of the gradient), halving the step until the loss
+    does not rise (or the step falls under ``min_t``), until the loss gains less than ``tol``."""
+    w = start
+    current = loss(w)
+    for _ in range(steps):
+        step = newton_step(w)
+        t, new = 1.0, current
+        while t > min_t:
+            new = loss(w - t * step)
+            if new <= current:
+                break
+            t /= 2
+        w = w - t * step
+        done = current - new < tol
+        current = new
+        if done:
+            break
+    return w
+
+
 def fit_listwise(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, l2: float = 1.0,
                  steps: int = 60) -> dict[str, float]:
     """Weights that rank each hole's right candidate first (a softmax over the candidates of a
@@ -240,9 +263,7 @@ def fit_listwise(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, l2: float 
             total += top + math.log(float(np.exp(s - top).sum())) - float((s * ys).sum())
         return total
 
-    w = np.zeros(len(FEATURES))
-    current = loss(w)
-    for _ in range(steps):
+    def newton_step(w: np.ndarray) -> np.ndarray:
         grad = penalty * w
         hessian = np.diag(penalty + 1e-6)
         for xs, ys in holes:
@@ -253,18 +274,9 @@ def fit_listwise(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, l2: float 
             xp = xs * p[:, None]
             mean = xp.sum(axis=0)
             hessian += xs.T @ xp - np.outer(mean, mean)
-        step = np.linalg.solve(hessian, grad)
-        t, new = 1.0, current
-        while t > 1e-4:
-            new = loss(w - t * step)
-            if new <= current:
-                break
-            t /= 2
-        w = w - t * step
-        done = current - new < 1e-7
-        current = new
-        if done:
-            break
+        return np.asarray(np.linalg.solve(hessian, grad))
+
+    w = _minimize_newton(loss, newton_step, np.zeros(len(FEATURES)), steps=steps, min_t=1e-4, tol=1e-7)
     # Calibrate p = sigmoid(a * score + b) on each hole's best-scored candidate (holes without an
     # answer included): that is the probability the confidence gate reads, "the first answer is
     # right". The scale is held near 1 (a ridge on a - 1) so well-separated data cannot blow it up.
@@ -279,24 +291,13 @@ def fit_listwise(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, l2: float 
         z = design @ ab
         return float((np.logaddexp(0.0, z) - y * z).sum()) + 0.5 * (ab[0] - 1.0) ** 2
 
-    ab = np.array([1.0, 0.0])
-    current = calibration_loss(ab)
-    for _ in range(100):
+    def calibration_step(ab: np.ndarray) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-np.clip(design @ ab, -30, 30)))
         g = design.T @ (p - y) + np.array([ab[0] - 1.0, 0.0])
         h = (design * (p * (1 - p))[:, None]).T @ design + np.diag([1.0, 1e-6])
-        step = np.linalg.solve(h, g)
-        t, new = 1.0, current
-        while t > 1e-6:
-            new = calibration_loss(ab - t * step)
-            if new <= current:
-                break
-            t /= 2
-        ab = ab - t * step
-        done = current - new < 1e-9
-        current = new
-        if done:
-            break
+        return np.asarray(np.linalg.solve(h, g))
+
+    ab = _minimize_newton(calibration_loss, calibration_step, np.array([1.0, 0.0]), steps=100, min_t=1e-6, tol=1e-9)
     a, b = float(ab[0]), float(ab[1]) - float(ab[0]) * center
     out = a * w
     out[FEATURES.index("bias")] += b
