@@ -63,14 +63,14 @@ def distilled_table(cache: Path) -> Path:
     return cache
 
 
-def answer_spans(repo: Path, cases: list[Any], work: Path) -> list[tuple[str, int, int]]:
+def answer_spans(repo: Path, cases: list[Any], cases_path: Path, work: Path) -> list[tuple[str, int, int]]:
     """(path, first line, last line), 1-based, of each case's answer definition."""
-    from codemlm.eval_search import _answer_chunk
+    from codemlm.eval_search import answer_chunk
     from codemlm.index import RepoIndex
 
     with RepoIndex.open(repo, index_path=work / "answers.sqlite", embed=False) as index:
         index.update()
-        ids = [_answer_chunk(index, case, "cases") for case in cases]
+        ids = [answer_chunk(index, case, str(cases_path)) for case in cases]
         rows = index.chunk_rows(ids)
     return [(rows[i].path, rows[i].start_line + 1, rows[i].end_line + 1) for i in ids]
 
@@ -81,7 +81,7 @@ def evaluate(repo: Path, cases_path: Path, table: Path, work: Path) -> dict[str,
     from codemlm.eval_search import read_search_cases
 
     cases = read_search_cases(cases_path)
-    answers = answer_spans(repo, cases, work)
+    answers = answer_spans(repo, cases, cases_path, work)
     started = time.perf_counter()
     index = SembleIndex.from_path(repo, model_path=str(table))
     index_seconds = time.perf_counter() - started

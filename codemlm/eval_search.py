@@ -24,7 +24,7 @@ from codemlm.errors import EvaluationError, InputError, ModelNotFoundError
 if TYPE_CHECKING:
     from codemlm.index import RepoIndex
 
-__all__ = ["SearchCase", "evaluate_search", "format_search_report", "read_search_cases"]
+__all__ = ["SearchCase", "answer_chunk", "evaluate_search", "format_search_report", "read_search_cases"]
 
 DEPTH = 10  # MRR is MRR@10: an answer ranked below 10 counts as a miss
 
@@ -73,7 +73,7 @@ def read_search_cases(queries_path: str | os.PathLike[str]) -> list[SearchCase]:
     return cases
 
 
-def _answer_chunk(index: RepoIndex, case: SearchCase, cases_file: str) -> int:
+def answer_chunk(index: RepoIndex, case: SearchCase, cases_file: str) -> int:
     found = index.innermost_chunk(case.path, case.line - 1)
     if found is None:
         raise EvaluationError(
@@ -131,7 +131,7 @@ def evaluate_search(
         try:
             update = index.update()
             index_seconds = time.perf_counter() - started
-            answers = [_answer_chunk(index, case, str(queries_path)) for case in cases]
+            answers = [answer_chunk(index, case, str(queries_path)) for case in cases]
             if index.embedder is None:
                 effective_mode = "lexical"  # no vectors: a model whose dense side has no vote
             search(index, cases[0].query, k=DEPTH, mode=effective_mode, rerank=rerank)  # warm: load the vector matrix once

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from codemlm.index import IndexSnapshot, RepoIndex
 from codemlm.languages import get_language
 from codemlm.ranking import classify_query, rerank_factor
 from codemlm.vectors import ExactVectorStore, VectorStore
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "MODES",
@@ -193,26 +196,30 @@ def fuse_scores(
 
 # --------------------------------------------------------------------------- search
 _T = TypeVar("_T")
-_DENSE_WORKER: ThreadPoolExecutor | None = None
+_DENSE_WORKER: tuple[ThreadPoolExecutor, ThreadpoolController] | None = None
 _DENSE_WORKER_LOCK = threading.Lock()
 
 
-def _on_one_blas_thread(work: Callable[[], _T]) -> _T:
+def _on_one_blas_thread(controller: ThreadpoolController, work: Callable[[], _T]) -> _T:
     """``work()`` with BLAS on one thread: beside an FTS5 query on a two-core machine, a
     two-thread matrix product fought SQLite for the cores (hybrid p95 26 ms at 94k chunks of
     real code, 18 ms on one thread; BENCHMARKS.md)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         return work()
 
 
-def _dense_worker() -> ThreadPoolExecutor:
-    """One thread, made on first use, for the dense side of hybrid searches."""
+def _dense_worker() -> tuple[ThreadPoolExecutor, ThreadpoolController]:
+    """One thread, made on first use, for the dense side of hybrid searches, and the BLAS
+    libraries it limits (found once: finding them scans every loaded library)."""
     global _DENSE_WORKER
     with _DENSE_WORKER_LOCK:
         if _DENSE_WORKER is None:
-            _DENSE_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codemlm-dense")
+            from threadpoolctl import ThreadpoolController
+
+            _DENSE_WORKER = (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="codemlm-dense"),
+                ThreadpoolController(),
+            )
         return _DENSE_WORKER
 
 
@@ -305,8 +312,11 @@ def search(
         # the dense side runs on another core while FTS5 ranks: a hybrid query then costs the
         # slower side, not both (on a small one the hand-over would cost more than it saves).
         overlap = mode == "hybrid" and len(store) >= OVERLAP_MIN_VECTORS
-        pending = _dense_worker().submit(_on_one_blas_thread, nearest) if overlap else None
-        dense = nearest() if pending is None else []
+        if overlap:
+            worker, blas = _dense_worker()
+            pending = worker.submit(_on_one_blas_thread, blas, nearest)
+        else:
+            dense = nearest()
     if mode in ("hybrid", "lexical"):
         # With a filter, read deeper so enough candidates survive it.
         depth = CANDIDATES if allowed is None else CANDIDATES * 20
