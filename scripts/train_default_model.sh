@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Reproduce the model shipped in codemlm/default_model with the project's own pipeline.
 #
-#   bash scripts/train_default_model.sh              # 2 CPU cores, ~2 hours (how it was trained)
-#   bash scripts/train_default_model.sh --gpu        # one H100/H200, ~10 minutes, >= 300M tokens
+#   bash scripts/train_default_model.sh              # 2 CPU cores, ~3 hours (how it was trained)
+#   bash scripts/train_default_model.sh --gpu        # one H100/H200, ~10 minutes of training, >= 300M tokens
 #   bash scripts/train_default_model.sh [--gpu] --dry-run   # print and validate every step, train nothing
 #
 # 1. corpus: the Python standard library + the sources of fetch_default_corpus.sh, 8k vocabulary
 # 2. MLM phase 1: token masking at 30% (compact.yaml / gpu-default.yaml)
 # 3. MLM phase 2: AST-aware span masking from phase 1, learning rate decayed (*-spans.yaml)
-# 4. export (float16) into codemlm/default_model with its card, evaluated on held-out code
+#    (CPU only) phase 3: token masking again, decayed to its floor (compact-decay.yaml)
+# 4. the completion ranker fitted on holes cut from the standard library (infill_fit_ranker.py)
+# 5. the static search table: the shipped one when the new tokenizer is the same (the table
+#    depends on the tokenizer alone), else distilled again (training.distill_static, which
+#    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
+# 6. export (float16) into codemlm/default_model with its card, evaluated on held-out code
 # Training continues an earlier run when INIT_FROM names a model directory (cumulative
 # tokens are recorded in the card). Nothing is overwritten before the export of step 4.
 set -euo pipefail
@@ -21,7 +26,7 @@ for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
     --dry-run) dry=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "train_default_model: unknown option $arg (use --gpu, --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -35,13 +40,13 @@ EXPORT=${EXPORT:-codemlm/default_model}
 INIT_FROM=${INIT_FROM:-}
 
 if [ "$gpu" = 1 ]; then
-  phase1=gpu-default phase2=gpu-default-spans
+  phase1=gpu-default phase2=gpu-default-spans phase3= threads=8
   if [ "$dry" = 0 ] && ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "train_default_model: --gpu needs a CUDA GPU and torch sees none; nothing was written" >&2
     exit 2
   fi
 else
-  phase1=compact phase2=compact-spans
+  phase1=compact phase2=compact-spans phase3=compact-decay threads=1
 fi
 
 # In a dry run each training step only resolves and validates its config (--print-config).
@@ -65,5 +70,28 @@ train --config "training/configs/$phase1.yaml" --data "$DATA" --out "$RUNS/$phas
   ${INIT_FROM:+--init-from "$INIT_FROM"}
 train --config "training/configs/$phase2.yaml" --data "$DATA" --out "$RUNS/$phase2" --no-progress \
   --init-from "$RUNS/$phase1/model"
-step "$PY" scripts/export_default_model.py "$RUNS/$phase2/model" "$EXPORT" \
-  --runs "$RUNS/$phase1" "$RUNS/$phase2" --data "$DATA"
+last=$phase2
+if [ -n "$phase3" ]; then
+  train --config "training/configs/$phase3.yaml" --data "$DATA" --out "$RUNS/$phase3" --no-progress \
+    --init-from "$RUNS/$phase2/model"
+  last=$phase3
+fi
+MODEL="$RUNS/$last/model"
+
+stdlib=$("$PY" -c "from codemlm.sources import stdlib_root; print(stdlib_root())")
+step env OMP_NUM_THREADS="$threads" "$PY" benchmarks/infill_fit_ranker.py --source "$stdlib" --holes 1200 \
+  --sources both model context --repo-files 30 --threads "$threads" --model "$MODEL" --out "$MODEL/ranker.json"
+
+SHIPPED_TABLE=codemlm/default_model/static.safetensors
+if [ "$dry" = 0 ] && "$PY" -c "import sys; from codemlm.static_embedder import StaticEmbedder; \
+    StaticEmbedder.from_model_dir(sys.argv[1], table_path=sys.argv[2])" "$MODEL" "$SHIPPED_TABLE" 2>/dev/null; then
+  echo "+ cp $SHIPPED_TABLE $MODEL/  (same tokenizer: the shipped static table fits)"
+  cp "$SHIPPED_TABLE" "$MODEL/"
+else
+  step "$PY" -m training.distill_static --model-dir "$MODEL" --cache "$RUNS/static-cache" --text-form terms \
+    --epochs 10 --contrastive 1 --chunks 20000 --threads "$threads"
+fi
+
+runs=("$RUNS/$phase1" "$RUNS/$phase2")
+[ -z "$phase3" ] || runs+=("$RUNS/$phase3")
+step "$PY" scripts/export_default_model.py "$MODEL" "$EXPORT" --runs "${runs[@]}" --data "$DATA"

@@ -28,17 +28,25 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False)
 
 
-@pytest.mark.parametrize(("flag", "phase1", "phase2"), [("", "compact", "compact-spans"),
-                                                         ("--gpu", "gpu-default", "gpu-default-spans")])
-def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phase1: str, phase2: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("flag", "phases"), [("", ["compact", "compact-spans", "compact-decay"]),
+                                              ("--gpu", ["gpu-default", "gpu-default-spans"])])
+def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list[str], tmp_path: Path) -> None:
     run = _run(tmp_path, *([flag] if flag else []), "--dry-run")
     assert run.returncode == 0, run.stderr
     steps = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
-    assert len(steps) == 5  # fetch, corpus build, phase 1, phase 2, export
+    # fetch, corpus build, one step per phase, the ranker fit, the static table, the export
+    assert len(steps) == 2 + len(phases) + 3
     assert "corpus build" in steps[1] and "--vocab-size 8192" in steps[1]
-    assert f"training/configs/{phase1}.yaml" in steps[2]
-    assert f"training/configs/{phase2}.yaml" in steps[3] and f"--init-from {tmp_path}/runs/{phase1}/model" in steps[3]
-    assert "export_default_model.py" in steps[4]
+    for index, phase in enumerate(phases):
+        assert f"training/configs/{phase}.yaml" in steps[2 + index]
+        if index:
+            assert f"--init-from {tmp_path}/runs/{phases[index - 1]}/model" in steps[2 + index]
+    last_model = f"{tmp_path}/runs/{phases[-1]}/model"
+    ranker, table, export = steps[-3:]
+    assert "infill_fit_ranker.py" in ranker and f"--out {last_model}/ranker.json" in ranker
+    assert "training.distill_static" in table and f"--model-dir {last_model}" in table
+    assert "export_default_model.py" in export and export.split()[3] == last_model
+    assert all(f"{tmp_path}/runs/{phase}" in export for phase in phases)
     assert not any((tmp_path / name).exists() for name in ("data", "src", "runs", "model"))
 
 
