@@ -23,6 +23,7 @@ from codemlm.errors import EvaluationError, InputError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from codemlm.index import RepoIndex
+    from codemlm.search_rerank import EncoderReranker
 
 __all__ = ["SearchCase", "answer_chunk", "evaluate_search", "format_search_report", "read_search_cases"]
 
@@ -91,11 +92,13 @@ def evaluate_search(
     embedder: Embedder | None = None,
     index_path: str | os.PathLike[str] | None = None,
     rerank: bool = True,
+    reranker: EncoderReranker | None = None,
 ) -> dict[str, Any]:
     """MRR@10, recall@1, recall@10, per-query latency and indexing time. ``embedder`` overrides
     the model (a benchmark peer, or a test's fake); without either, the resolved default model
     is used, and with no model at all the run is lexical (``"mode"`` says so). ``rerank=False``
-    measures the fused ranking without the code-aware factors."""
+    measures the fused ranking without the code-aware factors; ``reranker`` adds the search
+    encoder's second look at the top (``codemlm.search_rerank``)."""
     from codemlm.index import RepoIndex
     from codemlm.search import search
 
@@ -134,13 +137,19 @@ def evaluate_search(
             answers = [answer_chunk(index, case, str(queries_path)) for case in cases]
             if index.embedder is None:
                 effective_mode = "lexical"  # no vectors: a model whose dense side has no vote
-            search(index, cases[0].query, k=DEPTH, mode=effective_mode, rerank=rerank)  # warm: load the vector matrix once
+
+            def run(query: str) -> list[Any]:
+                if reranker is not None:
+                    return reranker.search(index, query, k=DEPTH, mode=effective_mode, rerank=rerank)
+                return search(index, query, k=DEPTH, mode=effective_mode, rerank=rerank)
+
+            run(cases[0].query)  # warm: load the vector matrix (and the reranker's weights) once
             ranks: list[int | None] = []
             latencies: list[float] = []
             per_case: list[dict[str, Any]] = []
             for case, answer in zip(cases, answers, strict=True):
                 t0 = time.perf_counter()
-                results = search(index, case.query, k=DEPTH, mode=effective_mode, rerank=rerank)
+                results = run(case.query)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 ids = [r.chunk_id for r in results]
                 rank = ids.index(answer) + 1 if answer in ids else None
@@ -156,6 +165,7 @@ def evaluate_search(
             "cases": len(cases),
             "mode": effective_mode,
             "model": model_label,
+            "encoder_rerank": None if reranker is None else {"weight": reranker.settings.weight, "depth": reranker.depth},
             "chunks": chunks,
             "files": update.files_indexed,
             "index_seconds": round(index_seconds, 3),

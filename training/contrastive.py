@@ -21,7 +21,10 @@ directory), ``max_query_tokens`` (64), ``max_code_tokens`` (256), ``temperature`
 initial), ``learn_temperature`` (true), ``same_file_run`` (4, pairs per file kept adjacent),
 ``code_views`` (true), ``code_view_ratio`` (1.0: at most this many code->code pairs per
 doc->code pair, so the views that search does not ask for cannot swamp the ones it does), ``mlm_weight`` (0.0), ``mlm_rate`` (0.15), ``max_validation_pairs``
-(2000), ``validation_fraction`` (0.1, for ``repos``).
+(2000), ``validation_fraction`` (0.1, for ``repos``), ``exclude_search_validation`` (false: true
+leaves out every file whose text is one of the stdlib modules of search's validation set,
+``training/static_validation.py``, so the rerank weight chosen there is not chosen on pairs the
+encoder trained on).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class ContrastiveOptions:
     mlm_rate: float = 0.15
     max_validation_pairs: int = 2000
     validation_fraction: float = 0.1
+    exclude_search_validation: bool = False
 
     def __post_init__(self) -> None:
         if self.max_query_tokens < 4 or self.max_code_tokens < 4:
@@ -202,6 +206,10 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
         if "validation" in files and files["validation"].num_rows:
             val_files = list(zip(files["validation"]["text"], files["validation"]["language"], strict=True))
         origin = str(data_dir)
+    if options.exclude_search_validation:
+        held = _search_validation_digests()
+        train_files = [f for f in train_files if _text_digest(f[0]) not in held]
+        val_files = [f for f in val_files if _text_digest(f[0]) not in held]
     train = _cap_code_views(pairs_from_files(train_files, code_views=options.code_views), options.code_view_ratio)
     validation = pairs_from_files(val_files, code_views=False)  # measure what search asks: doc -> code
     train_codes = {p.code for p in train}
@@ -209,6 +217,22 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     if len(train) < 2:
         raise CorpusError(f"too few (doc, code) pairs to train on ({len(train)}) from {origin}")
     return train, validation, origin
+
+
+def _text_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest()
+
+
+def _search_validation_digests() -> set[bytes]:
+    from training.static_validation import validation_files
+
+    digests = set()
+    for path in validation_files():
+        try:
+            digests.add(_text_digest(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return digests
 
 
 def _files_dir_owner(config: TrainConfig) -> Path:

@@ -1,0 +1,135 @@
+"""A second look at the top of a search by a contrastively trained encoder.
+
+BM25 and the static token table pick and order candidates in milliseconds without torch, but
+a sum of token rows cannot read word order or what a body does; an encoder can. Embedding
+every chunk of a repository with it would make indexing minutes instead of seconds, so it
+reads only the top ``depth`` results of a search, at query time, and adds ``weight`` times
+its cosine to their scores. Weight and depth were chosen on the stdlib validation set
+(``training/static_validation.py``), never on a held-out set, and travel with the encoder
+(``search_rerank`` in its summary).
+
+The encoder lives in the model directory's ``search_encoder/`` folder: the MLM encoder after
+the contrastive stage (``codemlm train --config search-compact``). It is a copy of its own
+because the contrastive stage trades away masked-token prediction, which completion needs.
+
+Chunk vectors are cached by text, so an editor's repeated searches embed only code they have
+not seen. Loading torch and the weights takes a second or two, so the language server (its
+model is warm anyway) uses it by default and ``codemlm search`` only with ``--rerank``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codemlm.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from codemlm.checkpoint import LoadedModel
+    from codemlm.index import RepoIndex
+    from codemlm.search import SearchResult
+
+__all__ = ["SEARCH_ENCODER_DIR", "EncoderReranker", "RerankSettings", "has_search_encoder"]
+
+SEARCH_ENCODER_DIR = "search_encoder"  # a model directory's second encoder, for reranking search
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """How much the encoder's cosine counts (added to the search score) and how deep it reads."""
+
+    weight: float = 3.0
+    depth: int = 30
+    max_tokens: int = 128  # a chunk's name, signature and the start of its body
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> RerankSettings:
+        raw = summary.get("search_rerank") or {}
+        if not isinstance(raw, dict):
+            raise CheckpointError("search_rerank in the search encoder's config.json must be an object")
+        try:
+            settings = cls(**{key: raw[key] for key in ("weight", "depth", "max_tokens") if key in raw})
+            weight, depth, max_tokens = float(settings.weight), int(settings.depth), int(settings.max_tokens)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"invalid search_rerank settings: {exc}") from exc
+        if weight < 0 or depth < 1 or max_tokens < 4:
+            raise CheckpointError("search_rerank needs weight >= 0, depth >= 1 and max_tokens >= 4")
+        return cls(weight, depth, max_tokens)
+
+
+def has_search_encoder(model_dir: str | Path) -> bool:
+    """Whether ``model_dir`` ships a search encoder (a cheap check: nothing is loaded)."""
+    return (Path(model_dir) / SEARCH_ENCODER_DIR / "config.json").is_file()
+
+
+class EncoderReranker:
+    """Reorders search results by ``score + weight * cosine(query, chunk)`` under one encoder."""
+
+    def __init__(self, loaded: LoadedModel, settings: RerankSettings | None = None, *, cache_size: int = 50_000) -> None:
+        from codemlm.embedder import ModelEmbedder
+
+        self.settings = settings or RerankSettings.from_summary(loaded.summary)
+        self._embedder = ModelEmbedder(loaded, max_tokens=self.settings.max_tokens)
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()  # one forward at a time; the cache is shared
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path) -> EncoderReranker:
+        """The search encoder of ``model_dir`` (a CheckpointError when there is none or it is broken)."""
+        from codemlm.checkpoint import load_model_dir
+
+        directory = Path(model_dir) / SEARCH_ENCODER_DIR
+        if not (directory / "config.json").is_file():
+            raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/); search without reranking")
+        return cls(load_model_dir(directory))
+
+    @property
+    def depth(self) -> int:
+        return self.settings.depth
+
+    def search(self, index: RepoIndex, query: str, *, k: int = 10, **options: Any) -> list[SearchResult]:
+        """``codemlm.search.search`` for the top ``depth`` (or ``k``, if more), reranked, cut to ``k``."""
+        from codemlm.search import search
+
+        results = search(index, query, k=max(k, self.depth), **options)
+        return self.rerank(index, query, results, k=k)
+
+    def rerank(self, index: RepoIndex, query: str, results: Sequence[SearchResult], *, k: int) -> list[SearchResult]:
+        head, tail = list(results[: self.depth]), list(results[self.depth :])
+        if len(head) < 2 or self.settings.weight == 0:
+            return (head + tail)[:k]
+        rows = index.chunk_rows([r.chunk_id for r in head])
+        texts = [rows[r.chunk_id].text if r.chunk_id in rows else r.snippet for r in head]
+        cosines = self.cosines(query, texts)
+        rescored = [replace(r, score=float(r.score + self.settings.weight * c)) for r, c in zip(head, cosines, strict=True)]
+        rescored.sort(key=lambda r: -r.score)  # stable: ties keep the search's order
+        return (rescored + tail)[:k]
+
+    def cosines(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's cosine between ``query`` and each text ([len(texts)])."""
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        with self._lock:
+            query_vector = self._embedder.embed_query([query])[0]
+            return self._chunk_vectors(texts) @ query_vector
+
+    def _chunk_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.blake2b(t.encode("utf-8", "replace"), digest_size=16).digest() for t in texts]
+        missing = sorted({i for i, key in enumerate(keys) if key not in self._cache}, key=lambda i: keys[i])
+        if missing:
+            fresh = self._embedder.embed_code([texts[i] for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                self._cache[keys[i]] = vector
+        for key in keys:
+            self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return np.stack([self._cache[key] for key in keys])

@@ -1,0 +1,137 @@
+"""The search encoder's second look: scores, depth, cut, cache, settings and a model without one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_index import HashingEmbedder, write_repo
+
+from codemlm.checkpoint import load_model_dir, save_model_dir
+from codemlm.embedder import ModelEmbedder
+from codemlm.errors import CheckpointError
+from codemlm.eval_search import evaluate_search
+from codemlm.index import RepoIndex
+from codemlm.search import search
+from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings, has_search_encoder
+
+FIXTURE_REPO = Path(__file__).parent / "fixtures" / "multilang_repo"
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory whose search_encoder/ is a real (randomly initialised) tiny encoder."""
+    import torch
+
+    from codemlm.config import ModelConfig
+    from codemlm.model import CodeEncoder
+    from codemlm.tokenizer import CodeTokenizer
+
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in FIXTURE_REPO.rglob("*") if p.is_file()]
+    tokenizer = CodeTokenizer.train_from_iterator(texts * 3, vocab_size=400, min_frequency=1)
+    torch.manual_seed(0)
+    model = CodeEncoder(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size))
+    root = tmp_path_factory.mktemp("model")
+    summary = {"task": "contrastive", "search_rerank": {"weight": 2.0, "depth": 4}}
+    save_model_dir(root / SEARCH_ENCODER_DIR, model, tokenizer, summary=summary)
+    return root
+
+
+@pytest.fixture
+def index(tmp_path: Path):
+    repo = write_repo(tmp_path / "repo")
+    opened = RepoIndex.open(repo, index_path=tmp_path / "index.sqlite", embedder=HashingEmbedder(dim=64))
+    opened.update()
+    yield opened
+    opened.close()
+
+
+def _cosines(encoder_dir: Path, index: RepoIndex, query: str, ids: list[int]) -> np.ndarray:
+    """The encoder's cosines computed independently of the reranker."""
+    embedder = ModelEmbedder(load_model_dir(encoder_dir / SEARCH_ENCODER_DIR), max_tokens=128)
+    rows = index.chunk_rows(ids)
+    return embedder.embed_code([rows[i].text for i in ids]) @ embedder.embed_query([query])[0]
+
+
+def test_settings_come_from_the_encoder_and_bad_ones_are_refused(encoder_dir: Path) -> None:
+    reranker = EncoderReranker.from_model_dir(encoder_dir)
+    assert reranker.settings == RerankSettings(weight=2.0, depth=4)
+    assert has_search_encoder(encoder_dir)
+    for bad in ({"weight": -1}, {"depth": 0}, {"weight": "heavy"}, ["not", "an", "object"]):
+        with pytest.raises(CheckpointError):
+            RerankSettings.from_summary({"search_rerank": bad})
+
+
+def test_a_model_without_a_search_encoder_is_a_clean_error(tmp_path: Path) -> None:
+    assert not has_search_encoder(tmp_path)
+    with pytest.raises(CheckpointError, match="no search encoder"):
+        EncoderReranker.from_model_dir(tmp_path)
+    (tmp_path / SEARCH_ENCODER_DIR).mkdir()
+    (tmp_path / SEARCH_ENCODER_DIR / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(CheckpointError):
+        EncoderReranker.from_model_dir(tmp_path)
+
+
+def test_the_top_is_rescored_by_the_cosine_and_the_rest_keeps_its_order(encoder_dir: Path, index: RepoIndex) -> None:
+    query = "area of a shape"
+    plain = search(index, query, k=20, mode="dense")
+    assert len(plain) > 4  # deeper than the encoder reads
+    reranker = EncoderReranker.from_model_dir(encoder_dir)
+    reranked = reranker.rerank(index, query, plain, k=20)
+    head_ids = [r.chunk_id for r in plain[:4]]
+    cosines = _cosines(encoder_dir, index, query, head_ids)
+    expected = {cid: plain[i].score + 2.0 * cosines[i] for i, cid in enumerate(head_ids)}
+    assert [r.chunk_id for r in reranked[:4]] == sorted(head_ids, key=lambda cid: -expected[cid])
+    for result in reranked[:4]:
+        assert result.score == pytest.approx(expected[result.chunk_id], abs=1e-4)
+    assert reranked[4:] == plain[4:]  # below the depth nothing moves
+    assert len(reranker.rerank(index, query, plain, k=3)) == 3
+
+
+def test_weight_zero_and_a_single_result_change_nothing(encoder_dir: Path, index: RepoIndex) -> None:
+    loaded = load_model_dir(encoder_dir / SEARCH_ENCODER_DIR)
+    plain = search(index, "slug", k=10, mode="lexical")
+    assert EncoderReranker(loaded, RerankSettings(weight=0.0, depth=30)).rerank(index, "slug", plain, k=10) == plain
+    one = plain[:1]
+    assert EncoderReranker(loaded, RerankSettings(weight=5.0)).rerank(index, "slug", one, k=10) == one
+
+
+def test_search_reads_the_depth_and_cuts_to_k_and_chunks_are_embedded_once(encoder_dir: Path, index: RepoIndex) -> None:
+    reranker = EncoderReranker.from_model_dir(encoder_dir)
+    results = reranker.search(index, "area", k=2, mode="lexical")
+    assert len(results) == 2
+    cached = len(reranker._cache)
+    assert 2 <= cached <= 4
+    reranker.search(index, "area of the rectangle", k=2, mode="lexical")
+    assert len(reranker._cache) >= cached  # chunks seen before come from the cache
+    again = reranker.search(index, "area", k=2, mode="lexical")
+    assert again == results
+
+
+def test_evaluation_with_the_reranker_says_so(encoder_dir: Path, tmp_path: Path) -> None:
+    repo = write_repo(tmp_path / "repo")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"id": "1", "query": "area of a circle", "path": "pkg/geometry.py", "line": 5}\n', encoding="utf-8")
+    report = evaluate_search(repo, cases, mode="lexical", embedder=HashingEmbedder(dim=64),
+                             reranker=EncoderReranker.from_model_dir(encoder_dir))
+    assert report["encoder_rerank"] == {"weight": 2.0, "depth": 4}
+    assert report["cases"] == 1 and 0.0 <= report["mrr"] <= 1.0
+
+
+def test_the_chosen_setting_is_the_best_and_the_lightest_on_a_tie() -> None:
+    from training.search_encoder import choose
+
+    grid = {(0.0, 20): 0.40, (0.0, 30): 0.40, (2.0, 20): 0.45, (2.0, 30): 0.45, (4.0, 30): 0.45, (6.0, 50): 0.44}
+    assert choose(grid) == ((2.0, 20), 0.45, 0.40)
+    assert choose({(0.0, 30): 0.5, (3.0, 30): 0.49}) == ((0.0, 30), 0.5, 0.5)  # weight 0 wins: install nothing
+
+
+def test_install_writes_a_loadable_float16_encoder_with_its_settings(encoder_dir: Path, tmp_path: Path) -> None:
+    from training.search_encoder import install
+
+    target = tmp_path / "model"
+    install(encoder_dir / SEARCH_ENCODER_DIR, target, RerankSettings(weight=3.0, depth=30), {"mrr": 0.5})
+    reranker = EncoderReranker.from_model_dir(target)
+    assert reranker.settings == RerankSettings(weight=3.0, depth=30)
+    assert load_model_dir(target / SEARCH_ENCODER_DIR).summary["search_rerank_validation"] == {"mrr": 0.5}

@@ -1,0 +1,127 @@
+"""Choose the search encoder's rerank weight on validation and install it into a model directory.
+
+After the contrastive stage (``codemlm train --config search-compact --init-from MODEL``), the
+encoder reads the top of each search at query time (``codemlm.search_rerank``). How much its
+cosine counts, and how deep it reads, is measured here on the stdlib validation set
+(``training/static_validation.py``: 400 docstring queries over 60 modules the contrastive
+stage leaves out, ``exclude_search_validation``), with MODEL's own search underneath (BM25 +
+its static table + the code-aware reranking), never on a held-out set. Every (weight, depth)
+is scored from one pass: each query is searched once to the deepest depth and the encoder's
+cosines are computed once. The encoder is installed as ``MODEL/search_encoder`` (float16) only
+when its best setting beats weight 0 there; otherwise nothing is written and the exit is 1.
+
+    nice python -m training.search_encoder --encoder runs/search-compact/model --model-dir codemlm/default_model
+        [--weights 0 1 2 3 4 6] [--depths 20 30 50] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codemlm.errors import CodemlmError
+from codemlm.eval_search import DEPTH, answer_chunk, read_search_cases
+from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings
+
+__all__ = ["choose", "install", "main", "rerank_grid"]
+
+
+def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths: Sequence[int],
+                work: Path) -> dict[tuple[float, int], float]:
+    """MRR@10 on the stdlib validation set for every (weight, depth), MODEL's search underneath."""
+    from codemlm.checkpoint import load_model_dir
+    from codemlm.embedder import LazyModelEmbedder
+    from codemlm.index import RepoIndex
+    from codemlm.search import search
+    from training.static_validation import build_validation_set
+
+    repo, cases_file = build_validation_set(work / "validation")
+    cases = read_search_cases(cases_file)
+    index = RepoIndex.open(repo, index_path=work / "index.sqlite", embedder=LazyModelEmbedder(model_dir))
+    deepest = max(depths)
+    reranker = EncoderReranker(load_model_dir(encoder), RerankSettings(weight=1.0, depth=deepest))
+    reciprocal: dict[tuple[float, int], list[float]] = {(w, d): [] for w in weights for d in depths}
+    try:
+        index.update()
+        for case in cases:
+            answer = answer_chunk(index, case, str(cases_file))
+            results = search(index, case.query, k=deepest)
+            rows = index.chunk_rows([r.chunk_id for r in results])
+            texts = [rows[r.chunk_id].text for r in results]
+            cosines = reranker.cosines(case.query, texts)
+            for (weight, depth), ranks in reciprocal.items():
+                scored = [(r.score + weight * float(c), -i, r.chunk_id)
+                          for i, (r, c) in enumerate(zip(results[:depth], cosines[:depth], strict=True))]
+                top = [cid for _, _, cid in sorted(scored, reverse=True)][:DEPTH]
+                ranks.append(1.0 / (top.index(answer) + 1) if answer in top else 0.0)
+    finally:
+        index.close()
+    return {key: float(np.mean(values)) for key, values in reciprocal.items()}
+
+
+def choose(grid: dict[tuple[float, int], float]) -> tuple[tuple[float, int], float, float]:
+    """((weight, depth), its MRR, the MRR at weight 0): the best setting, and on a tie (to four
+    places) the lighter weight and the shallower depth, which embeds less per query."""
+    baseline = max(mrr for (weight, _), mrr in grid.items() if weight == 0.0)
+    key, best = max(grid.items(), key=lambda item: (round(item[1], 4), -item[0][0], -item[0][1]))
+    return key, best, baseline
+
+
+def install(encoder: Path, model_dir: Path, settings: RerankSettings, validation: dict[str, Any]) -> Path:
+    """Write ``encoder`` into ``model_dir/search_encoder`` (float16) with its rerank settings."""
+    from codemlm.checkpoint import load_model_dir, save_model_dir
+
+    loaded = load_model_dir(encoder)
+    summary = {
+        **loaded.summary,
+        "search_rerank": {"weight": settings.weight, "depth": settings.depth, "max_tokens": settings.max_tokens},
+        "search_rerank_validation": validation,
+    }
+    return save_model_dir(model_dir / SEARCH_ENCODER_DIR, loaded.model, loaded.tokenizer, summary=summary, dtype="float16")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.search_encoder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encoder", type=Path, required=True, help="the contrastive stage's model directory")
+    parser.add_argument("--model-dir", type=Path, required=True, help="the model directory to install it into")
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+    parser.add_argument("--depths", type=int, nargs="+", default=[20, 30, 50])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dry-run", action="store_true", help="measure, install nothing")
+    args = parser.parse_args(argv)
+    if any(w < 0 for w in args.weights) or any(d < 1 for d in args.depths):
+        parser.error("weights must be >= 0 and depths >= 1")
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
+            grid = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, Path(tmp))
+        (weight, depth), best, baseline = choose(grid)
+        table = {f"w={w:g} depth={d}": round(mrr, 4) for (w, d), mrr in sorted(grid.items())}
+        print(json.dumps({"validation_mrr": table, "chosen": {"weight": weight, "depth": depth, "mrr": round(best, 4)},
+                          "without_encoder": round(baseline, 4)}, indent=2))
+        if weight == 0.0 or best <= baseline:
+            print("search_encoder: the encoder does not beat the search without it on validation; nothing installed",
+                  file=sys.stderr)
+            return 1
+        if not args.dry_run:
+            validation = {"set": "CPython stdlib docstring queries (60 modules, left out of the contrastive pairs)",
+                          "mrr": round(best, 4), "mrr_without": round(baseline, 4)}
+            path = install(args.encoder, args.model_dir, RerankSettings(weight=weight, depth=depth), validation)
+            print(f"search_encoder: installed {path}", file=sys.stderr)
+    except CodemlmError as exc:
+        print(f"search_encoder: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
