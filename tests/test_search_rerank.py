@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,26 @@ def test_install_writes_a_loadable_float16_encoder_with_its_settings(encoder_dir
     reranker = EncoderReranker.from_model_dir(target)
     assert reranker.settings == RerankSettings(weight=3.0, depth=30)
     assert load_model_dir(target / SEARCH_ENCODER_DIR).summary["search_rerank_validation"] == {"mrr": 0.5}
+
+
+def test_cli_rerank_uses_the_models_search_encoder_and_refuses_a_model_without_one(
+    encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from codemlm.cli import main
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE_REPO, repo)
+    model = tmp_path / "model"
+    shutil.copytree(encoder_dir / SEARCH_ENCODER_DIR, model)  # the main model: the same tiny encoder
+    common = ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+    assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 1  # no search_encoder/
+    assert "--rerank needs a model with a search encoder" in capsys.readouterr().err
+    shutil.copytree(encoder_dir / SEARCH_ENCODER_DIR, model / SEARCH_ENCODER_DIR)
+    assert main(["search", "polygon area", str(repo), *common]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 0
+    reranked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert len(reranked) == len(plain) == 3
+    assert [r["score"] for r in reranked] != [r["score"] for r in plain]  # the encoder's cosine was added

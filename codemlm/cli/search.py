@@ -81,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output.add_argument("-l", "--files-with-matches", action="store_true", help="print only the paths that match")
     parser.add_argument("--explain", action="store_true", help="show each result's lexical and dense rank")
     parser.add_argument(
+        "--rerank", action="store_true",
+        help="let the model's search encoder reread the top results (better ranking; loads torch, ~1-2 s)",
+    )
+    parser.add_argument(
         "--no-update", action="store_true",
         help="search the index as it is, without writing to it (works on a read-only index)",
     )
@@ -130,9 +134,10 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
     try:
         if not read_only:
             update_repairing(index, err, verify=False)
+        run = _reranked(index) if args.rerank else search
         for attempt in (1, 2):
             try:
-                results = search(
+                results = run(
                     index, args.query, k=args.k, language=args.lang, path_glob=args.path_glob, mode=args.mode,
                     exclude=args.exclude,
                 )
@@ -155,6 +160,18 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
     finally:
         index.close()
     return results, searched
+
+
+def _reranked(index: Any) -> Any:
+    """``search`` with the model's search encoder rereading the top (codemlm.search_rerank)."""
+    from codemlm.errors import InputError
+    from codemlm.search_rerank import EncoderReranker, has_search_encoder
+
+    model_dir = getattr(index.embedder, "path", None)
+    if model_dir is None or not has_search_encoder(model_dir):
+        raise InputError("--rerank needs a model with a search encoder (search_encoder/ in its directory); "
+                         "search without --rerank")
+    return EncoderReranker.from_model_dir(model_dir).search
 
 
 def _filters_named(args: argparse.Namespace) -> str:
