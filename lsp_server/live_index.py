@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from codemlm.embedder import Embedder
     from codemlm.index import ProgressCallback, RepoIndex, UpdateStats
     from codemlm.search import SearchResult
+    from codemlm.search_rerank import EncoderReranker
 
 __all__ = ["DEBOUNCE_SECONDS", "LiveIndex"]
 
@@ -239,15 +240,18 @@ class LiveIndex:
 
     # ------------------------------------------------------------------ reading
     async def search(
-        self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None
+        self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None,
+        reranker: EncoderReranker | None = None,
     ) -> list[SearchResult]:
+        """``codemlm.search.search`` on the search thread; ``reranker`` rereads the top there too."""
         from codemlm.search import search
 
         index = self._index
         if index is None:
             return []
+        run = reranker.search if reranker is not None else search
         return await self._on(
-            self._reader, lambda: search(self._reading(index), query, k=k, language=language, path_glob=path_glob)
+            self._reader, lambda: run(self._reading(index), query, k=k, language=language, path_glob=path_glob)
         )
 
     async def repository_texts(self, language: str | None) -> tuple[int, list[str]] | None:

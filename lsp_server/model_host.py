@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from codemlm.checkpoint import LoadedModel
     from codemlm.embedder import ModelEmbedder
     from codemlm.infill import InfillEngine
+    from codemlm.search_rerank import EncoderReranker
 
 __all__ = ["ModelState", "load_model_state"]
 
@@ -33,6 +34,7 @@ class ModelState:
     engine: InfillEngine | None = None
     embedder: ModelEmbedder | None = None
     problem: str | None = None
+    reranker: EncoderReranker | None = None  # the model's search encoder, when it ships one
 
     @property
     def available(self) -> bool:
@@ -55,7 +57,8 @@ def load_model_state(model_dir: str | None) -> ModelState:
         from codemlm.infill import InfillEngine
 
         loaded = load_model_dir(resolve_model_dir(model_dir))
-        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=ModelEmbedder(loaded))
+        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=ModelEmbedder(loaded),
+                           reranker=_search_encoder(loaded.path))
     except CodemlmError as exc:
         logger.warning("no usable model: %s", exc)
         return ModelState(problem=str(exc))
@@ -67,3 +70,16 @@ def load_model_state(model_dir: str | None) -> ModelState:
         return ModelState(problem=f"could not load the model: {type(exc).__name__}: {exc}")
     logger.info("model loaded from %s (%s)", loaded.path, loaded.config.name)
     return state
+
+
+def _search_encoder(model_dir: Path) -> EncoderReranker | None:
+    """The model's search encoder, if it ships one; a broken one only costs the reranking."""
+    from codemlm.search_rerank import EncoderReranker, has_search_encoder
+
+    if not has_search_encoder(model_dir):
+        return None
+    try:
+        return EncoderReranker.from_model_dir(model_dir)
+    except CodemlmError as exc:
+        logger.warning("search without the encoder's reranking: %s", exc)
+        return None

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 MAX_CANDIDATES_LIMIT = 20
 
 _KNOWN_KEYS = frozenset(
-    {"modelDir", "indexPath", "completion", "inlineCompletion", "maxCandidates", "languages", "repositoryContext"}
+    {"modelDir", "indexPath", "completion", "inlineCompletion", "maxCandidates", "languages", "repositoryContext",
+     "searchRerank"}
 )
 _KNOWN_LANGUAGES = tuple(LANGUAGES)  # the one languages table (codemlm/languages.py)
 
@@ -42,6 +43,9 @@ class ServerOptions:
     # Completion also reads the workspace's other files (from the index). Off by default: on
     # held-out code it helped on one set and hurt top-1 on another (BENCHMARKS.md).
     repository_context: bool = False
+    # Search results reread by the model's search encoder, when the model ships one (the model
+    # is loaded for completion anyway; codemlm/search_rerank.py).
+    search_rerank: bool = True
 
     def language_enabled(self, language: str | None) -> bool:
         if language is None:
@@ -126,13 +130,14 @@ def parse_options(raw: Any) -> tuple[ServerOptions, list[str]]:
             flag = _enabled_flag(section, key, problems)
             updates[field_name] = getattr(defaults, field_name) if flag is None else flag
 
-    if "repositoryContext" in section:
-        value = section["repositoryContext"]
-        if isinstance(value, bool):
-            updates["repository_context"] = value
-        else:
-            problems.append(f"repositoryContext must be true or false, got {value!r}")
-            updates["repository_context"] = defaults.repository_context
+    for key, field_name in (("repositoryContext", "repository_context"), ("searchRerank", "search_rerank")):
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool):
+                updates[field_name] = value
+            else:
+                problems.append(f"{key} must be true or false, got {value!r}")
+                updates[field_name] = getattr(defaults, field_name)
 
     if "maxCandidates" in section:
         value = section["maxCandidates"]

@@ -41,6 +41,7 @@ from lsp_server.search_results import ResultRanges
 if TYPE_CHECKING:
     from codemlm.candidates import Repository
     from codemlm.search import SearchResult
+    from codemlm.search_rerank import EncoderReranker
 
 __all__ = ["STATUS_NOTIFICATION", "CodemlmLanguageServer", "create_server"]
 
@@ -254,16 +255,27 @@ class CodemlmLanguageServer(LanguageServer):
         self, query: str, *, k: int, language: str | None = None, path_glob: str | None = None
     ) -> list[SearchResult]:
         await self.live_index.flush()
+        reranker = self._search_reranker()
         allowed = self.options.languages
         if allowed is None or language is not None:
             if language is not None and allowed is not None and language not in allowed:
                 return []
-            return await self.live_index.search(query, k=k, language=language, path_glob=path_glob)
+            return await self.live_index.search(query, k=k, language=language, path_glob=path_glob, reranker=reranker)
         if len(allowed) == 1:
-            return await self.live_index.search(query, k=k, language=allowed[0], path_glob=path_glob)
+            return await self.live_index.search(query, k=k, language=allowed[0], path_glob=path_glob, reranker=reranker)
         # Several languages: read deeper, then keep the allowed ones.
-        results = await self.live_index.search(query, k=4 * k, path_glob=path_glob)
+        results = await self.live_index.search(query, k=4 * k, path_glob=path_glob, reranker=reranker)
         return [r for r in results if r.language in allowed][:k]
+
+    def _search_reranker(self) -> EncoderReranker | None:
+        """The model's search encoder once the model has loaded (a search never waits for the
+        load: until then it is answered without the second look), if the user left it on."""
+        task = self._model_task
+        if not self.options.search_rerank or task is None or not task.done() or task.cancelled():
+            return None
+        if task.exception() is not None:
+            return None
+        return task.result().reranker
 
     def result_ranges(self) -> ResultRanges | None:
         if self._root is None:

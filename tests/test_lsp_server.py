@@ -485,3 +485,48 @@ async def test_settings_change_turns_completion_off_and_warns_about_bad_fields(
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"codemlm": {"modelDir": model_dir, "maxCandidates": 5}})
     )
+
+
+async def test_a_model_with_a_search_encoder_rereads_the_top_unless_turned_off(
+    client: LanguageClient, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import shutil
+
+    from codemlm.checkpoint import load_model_dir, save_model_dir
+    from codemlm.search_rerank import SEARCH_ENCODER_DIR
+
+    plain_model = tiny_model_dir(tmp_path_factory)
+    model = tmp_path_factory.mktemp("reranking") / "model"
+    shutil.copytree(plain_model, model)
+    encoder = load_model_dir(plain_model)  # any real encoder will do: the test checks the wiring
+    save_model_dir(model / SEARCH_ENCODER_DIR, encoder.model, encoder.tokenizer,
+                   summary={"search_rerank": {"weight": 5.0, "depth": 10}})
+    query = {"query": "add two numbers", "k": 5}
+
+    async def scores(settings: dict[str, Any]) -> list[float]:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codemlm": {"maxCandidates": 5, **settings}})
+        )
+        for _ in range(100):  # the model reloads on the worker; a search never waits for it
+            first = [r["score"] for r in await _command(client, "codemlm.search", query)]
+            await asyncio.sleep(0.05)
+            again = [r["score"] for r in await _command(client, "codemlm.search", query)]
+            if first == again:
+                return again
+        raise AssertionError("search scores never settled")
+
+    try:
+        plain = await scores({"modelDir": str(model), "searchRerank": False})
+        reread = await scores({"modelDir": str(model)})
+        for _ in range(100):
+            if reread != plain:
+                break
+            await asyncio.sleep(0.1)
+            reread = await scores({"modelDir": str(model)})
+        assert plain and len(reread) == len(plain)
+        assert reread != plain  # 5 x the encoder's cosine added to the top ten
+        assert reread == sorted(reread, reverse=True)
+    finally:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codemlm": {"modelDir": str(plain_model), "maxCandidates": 5}})
+        )

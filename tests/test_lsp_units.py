@@ -278,3 +278,10 @@ def test_command_line() -> None:
     args = build_parser().parse_args(["--tcp", "--port", "9001", "--log-file", "/tmp/x.log"])
     assert (args.tcp, args.port, args.log_file) == (True, 9001, "/tmp/x.log")
     assert build_parser().parse_args([]).tcp is False
+
+
+def test_search_rerank_is_on_by_default_and_takes_only_a_flag() -> None:
+    assert ServerOptions().search_rerank is True
+    assert parse_options({"searchRerank": False}) == (ServerOptions(search_rerank=False), [])
+    options, problems = parse_options({"searchRerank": "off"})
+    assert options.search_rerank is True and problems == ["searchRerank must be true or false, got 'off'"]
