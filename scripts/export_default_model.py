@@ -34,9 +34,32 @@ SEARCH_CASES = ROOT / "benchmarks/data/search_cases.jsonl"
 CACHE = Path.home() / ".cache/codemlm/bench"
 # Held-out code for masked-token accuracy (benchmarks/data/HELDOUT.md): boltons 25.0.0 (Python)
 # and dayjs 1.11.13's ES modules (JavaScript), unpacked by benchmarks/fetch_heldout_mlm.sh.
-# Files fitted to one model's outputs (completion ranker, static search table).
-COMPANIONS = ("ranker.json", "static.safetensors")
+# Files fitted to one model's outputs (completion ranker, static search table, the search
+# encoder: a directory, codemlm/search_rerank.py).
+COMPANIONS = ("ranker.json", "static.safetensors", "search_encoder")
 DEFAULT_HELDOUT = [CACHE / "heldout_mlm/boltons", CACHE / "heldout_mlm/dayjs"]
+
+
+def copy_companion(source: Path, target: Path) -> None:
+    """Replace ``target`` with ``source`` (a file or a directory); remove it when ``source`` is absent."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.is_file():
+        target.unlink()
+    if source.is_dir():
+        shutil.copytree(source, target)
+    elif source.is_file():
+        shutil.copy2(source, target)
+
+
+def search_encoder_summary(path: Path) -> dict[str, Any] | None:
+    """The search encoder's rerank settings and where they were chosen, for the card."""
+    if not (path / "config.json").is_file():
+        return None
+    encoder = json.loads((path / "config.json").read_text(encoding="utf-8")).get("summary") or {}
+    return {"directory": path.name, "rerank": encoder.get("search_rerank"),
+            "validation": encoder.get("search_rerank_validation"), "steps": encoder.get("steps"),
+            "command": encoder.get("command")}
 
 
 def static_table_summary(path: Path) -> dict[str, Any] | None:
@@ -150,11 +173,11 @@ def main() -> int:
     trained = load_model_dir(args.source)
     phases = []
     for run in args.runs:
-        summary = load_model_dir(run / "model").summary
-        phases.append({"run": str(run), "command": summary.get("command"), "steps": summary.get("steps"),
-                       "tokens": summary.get("tokens"), "seconds": summary.get("seconds"),
-                       "init_from": summary.get("init_from"), "masking": (summary.get("config") or {}).get("masking", {}).get("strategy"),
-                       "metrics": summary.get("metrics")})
+        ran = load_model_dir(run / "model").summary
+        phases.append({"run": str(run), "command": ran.get("command"), "steps": ran.get("steps"),
+                       "tokens": ran.get("tokens"), "seconds": ran.get("seconds"),
+                       "init_from": ran.get("init_from"), "masking": (ran.get("config") or {}).get("masking", {}).get("strategy"),
+                       "metrics": ran.get("metrics")})
     # Continuing an earlier shipped model (INIT_FROM): its cumulative count carries over.
     carried = {"tokens": 0, "steps": 0, "cpu_hours": 0.0}
     first_init = phases[0]["init_from"]
@@ -173,8 +196,7 @@ def main() -> int:
         staged = Path(tmp) / "model"
         save_model_dir(staged, trained.model, trained.tokenizer, summary={}, dtype="float16")
         for companion in COMPANIONS:  # evaluate exactly what ships
-            if (args.source / companion).is_file():
-                shutil.copy2(args.source / companion, staged / companion)
+            copy_companion(args.source / companion, staged / companion)
         new_acc = heldout_accuracy(staged, args.heldout)
         if args.previous_accuracy is not None:
             old_acc: dict[str, Any] | None = {"accuracy": args.previous_accuracy, "measured": "before, same files and seed"}
@@ -190,9 +212,15 @@ def main() -> int:
         metrics["infill_heldout"] = {k: infill[k] for k in ("overall", "by_kind") if k in infill}
         if args.search_repo.is_dir():
             from codemlm.eval_search import evaluate_search
+            from codemlm.search_rerank import EncoderReranker, has_search_encoder
 
+            keep = ("cases", "mode", "mrr", "recall_at_1", "recall_at_10")
             found = evaluate_search(args.search_repo, SEARCH_CASES, model_dir=str(staged))
-            metrics["search_heldout"] = {k: found[k] for k in ("cases", "mode", "mrr", "recall_at_1", "recall_at_10") if k in found}
+            metrics["search_heldout"] = {k: found[k] for k in keep if k in found}
+            if has_search_encoder(staged):
+                reread = evaluate_search(args.search_repo, SEARCH_CASES, model_dir=str(staged),
+                                         reranker=EncoderReranker.from_model_dir(staged))
+                metrics["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank") if k in reread}
 
     summary: dict[str, Any] = {
         "trained_on": "Python standard library + flask, werkzeug, jinja2, pygments, packaging, lodash-es, express, rxjs",
@@ -211,9 +239,11 @@ def main() -> int:
         "phases": phases,
         "cumulative": cumulative,
         "date": datetime.date.today().isoformat(),
-        # No contrastive stage: an MLM-only dense side ranks below BM25, so it gets no vote.
+        # The encoder itself embeds no chunks (indexing stays seconds): the static table is the
+        # dense side, and the search encoder rereads the top at query time.
         "search_dense_weight": 0.0,
         "search_static_table": static_table_summary(args.source / "static.safetensors"),
+        "search_encoder": search_encoder_summary(args.source / "search_encoder"),
         "metrics": metrics,
     }
     boundaries, total = [], 0.0
@@ -235,10 +265,7 @@ def main() -> int:
     (args.out / "learning_curve.svg").write_text(svg)
     # Files fitted to this model's own outputs travel with it; an older model's copies do not.
     for companion in COMPANIONS:
-        if (args.source / companion).is_file():
-            shutil.copy2(args.source / companion, args.out / companion)
-        elif (args.out / companion).is_file():
-            (args.out / companion).unlink()
+        copy_companion(args.source / companion, args.out / companion)
     print(json.dumps({"cumulative": cumulative, **metrics}, indent=2, default=str))
     return 0
 

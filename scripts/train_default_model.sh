@@ -13,9 +13,11 @@
 # 5. the static search table: the shipped one when the new tokenizer is the same (the table
 #    depends on the tokenizer alone), else distilled again (training.distill_static, which
 #    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
-# 6. export (float16) into codemlm/default_model with its card, evaluated on held-out code
+# 6. the search encoder: the contrastive stage (search-compact.yaml), installed with the rerank
+#    weight chosen on the stdlib validation set (training.search_encoder)
+# 7. export (float16) into codemlm/default_model with its card, evaluated on held-out code
 # Training continues an earlier run when INIT_FROM names a model directory (cumulative
-# tokens are recorded in the card). Nothing is overwritten before the export of step 4.
+# tokens are recorded in the card). Nothing is overwritten before the export of step 7.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -26,7 +28,7 @@ for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
     --dry-run) dry=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "train_default_model: unknown option $arg (use --gpu, --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -90,6 +92,15 @@ if [ "$dry" = 0 ] && "$PY" -c "import sys; from codemlm.static_embedder import S
 else
   step "$PY" -m training.distill_static --model-dir "$MODEL" --cache "$RUNS/static-cache" --text-form terms \
     --epochs 10 --contrastive 1 --chunks 20000 --threads "$threads"
+fi
+
+# The search encoder: the contrastive stage from the final MLM model, then its rerank weight
+# chosen on the stdlib validation set (installed as $MODEL/search_encoder only if it helps there).
+train --config training/configs/search-compact.yaml --data "$DATA" --out "$RUNS/search-compact" --no-progress \
+  --init-from "$MODEL"
+if ! step "$PY" -m training.search_encoder --encoder "$RUNS/search-compact/model" --model-dir "$MODEL" \
+    --threads "$threads"; then
+  echo "train_default_model: the search encoder did not help on validation; the model ships without it" >&2
 fi
 
 runs=("$RUNS/$phase1" "$RUNS/$phase2")
