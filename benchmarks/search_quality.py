@@ -106,6 +106,7 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
     from codemlm.embedder import ModelEmbedder
     from codemlm.eval_search import evaluate_search
+    from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, has_search_encoder
 
     torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="codemlm-search-quality-"))
@@ -136,6 +137,16 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
         add(f"{name} + BM25 hybrid (weight {static.dense_weight})",
             evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index))
         add(f"{name} dense", evaluate_search(repo, cases, embedder=static, mode="dense", index_path=static_index))
+        if has_search_encoder(resolved):
+            # The search encoder rereads the hybrid's top at query time (weight and depth chosen on
+            # validation by training.search_encoder); alone over a full index it is "full dense".
+            reranker = EncoderReranker.from_model_dir(resolved)
+            settings = reranker.settings
+            add(f"{name} + BM25 hybrid, search encoder rereads the top {settings.depth} (weight {settings.weight})",
+                evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index, reranker=reranker))
+            encoder = ModelEmbedder(load_model_dir(resolved / SEARCH_ENCODER_DIR), max_tokens=settings.max_tokens)
+            add("codemlm search encoder dense (every chunk embedded)",
+                evaluate_search(repo, cases, embedder=encoder, mode="dense", index_path=tmp / "encoder.sqlite"))
     add("BM25 (FTS5, identifier-split), no reranking", evaluate_search(repo, cases, mode="lexical", rerank=False))
     add("BM25 (FTS5, identifier-split) + code-aware reranking", evaluate_search(repo, cases, mode="lexical"))
     load_seconds = None
