@@ -17,7 +17,7 @@ from codemlm.errors import CodemlmError
 
 if TYPE_CHECKING:
     from codemlm.checkpoint import LoadedModel
-    from codemlm.embedder import ModelEmbedder
+    from codemlm.embedder import Embedder
     from codemlm.infill import InfillEngine
     from codemlm.search_rerank import EncoderReranker
 
@@ -32,7 +32,7 @@ class ModelState:
 
     loaded: LoadedModel | None = None
     engine: InfillEngine | None = None
-    embedder: ModelEmbedder | None = None
+    embedder: Embedder | None = None  # the search index's: the static table when the model ships one
     problem: str | None = None
     reranker: EncoderReranker | None = None  # the model's search encoder, when it ships one
 
@@ -53,11 +53,10 @@ def load_model_state(model_dir: str | None) -> ModelState:
     try:
         # Heavy imports (torch) happen here, on the worker, not at server start.
         from codemlm.checkpoint import load_model_dir, resolve_model_dir
-        from codemlm.embedder import ModelEmbedder
         from codemlm.infill import InfillEngine
 
         loaded = load_model_dir(resolve_model_dir(model_dir))
-        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=ModelEmbedder(loaded),
+        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=_search_embedder(loaded),
                            reranker=_search_encoder(loaded.path))
     except CodemlmError as exc:
         logger.warning("no usable model: %s", exc)
@@ -70,6 +69,18 @@ def load_model_state(model_dir: str | None) -> ModelState:
         return ModelState(problem=f"could not load the model: {type(exc).__name__}: {exc}")
     logger.info("model loaded from %s (%s)", loaded.path, loaded.config.name)
     return state
+
+
+def _search_embedder(loaded: LoadedModel) -> Embedder:
+    """What the index embeds with, as ``codemlm search`` does (``LazyModelEmbedder``): the
+    model's static table when it ships one (the same vectors the CLI stores in the shared
+    index), else the encoder itself."""
+    from codemlm.embedder import ModelEmbedder
+    from codemlm.static_embedder import STATIC_FILE, StaticEmbedder
+
+    if (loaded.path / STATIC_FILE).is_file():
+        return StaticEmbedder.from_model_dir(loaded.path)
+    return ModelEmbedder(loaded)
 
 
 def _search_encoder(model_dir: Path) -> EncoderReranker | None:

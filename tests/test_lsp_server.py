@@ -26,6 +26,7 @@ from tests.lsp.harness import (
     raw_request,
     running_server,
     send_now,
+    wait_until,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -487,13 +488,16 @@ async def test_settings_change_turns_completion_off_and_warns_about_bad_fields(
     )
 
 
-async def test_a_model_with_a_search_encoder_rereads_the_top_unless_turned_off(
-    client: LanguageClient, tmp_path_factory: pytest.TempPathFactory
+async def test_a_model_with_a_static_table_and_a_search_encoder_searches_hybrid_and_rereads_the_top(
+    client: LanguageClient, session: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     import shutil
 
+    import numpy as np
+
     from codemlm.checkpoint import load_model_dir, save_model_dir
     from codemlm.search_rerank import SEARCH_ENCODER_DIR
+    from codemlm.static_embedder import STATIC_FILE, save_static_table
 
     plain_model = tiny_model_dir(tmp_path_factory)
     model = tmp_path_factory.mktemp("reranking") / "model"
@@ -501,6 +505,9 @@ async def test_a_model_with_a_search_encoder_rereads_the_top_unless_turned_off(
     encoder = load_model_dir(plain_model)  # any real encoder will do: the test checks the wiring
     save_model_dir(model / SEARCH_ENCODER_DIR, encoder.model, encoder.tokenizer,
                    summary={"search_rerank": {"weight": 5.0, "depth": 10}})
+    table = np.random.default_rng(0).standard_normal((encoder.tokenizer.vocab_size, 16)).astype(np.float32)
+    save_static_table(model / STATIC_FILE, table, encoder.tokenizer, {"dense_weight": 1.0})
+    status: StatusLog = session[1]
     query = {"query": "add two numbers", "k": 5}
 
     async def scores(settings: dict[str, Any]) -> list[float]:
@@ -517,6 +524,8 @@ async def test_a_model_with_a_search_encoder_rereads_the_top_unless_turned_off(
 
     try:
         plain = await scores({"modelDir": str(model), "searchRerank": False})
+        # The index embeds with the model's static table, as `codemlm search` does: hybrid search.
+        await wait_until(lambda: any("hybrid search ready" in str(s.get("message")) for s in status.states), 60)
         reread = await scores({"modelDir": str(model)})
         for _ in range(100):
             if reread != plain:
