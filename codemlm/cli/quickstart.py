@@ -139,10 +139,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from codemlm.candidates import Repository
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
-    from codemlm.embedder import ModelEmbedder
+    from codemlm.embedder import LazyModelEmbedder
     from codemlm.index import RepoIndex
     from codemlm.infill import InfillEngine
     from codemlm.search import search
+    from codemlm.search_rerank import EncoderReranker, has_search_encoder
 
     console = Console()
     repo = Path(args.path).expanduser() if args.path else _default_repo()
@@ -174,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # 2. Index.
     console.print(f"\n[bold]2. indexing[/bold] {escape(str(repo))}")
-    embedder = ModelEmbedder(loaded)
+    embedder = LazyModelEmbedder(model_dir)  # what `codemlm search` embeds with: the static table, if shipped
     index = RepoIndex.open(repo, index_path=args.index_path, embedder=embedder)
     try:
         try:
@@ -213,11 +214,16 @@ def _run(args: argparse.Namespace) -> int:
             queries = tour_queries(files, args.queries, rng)
         # Say what actually ranks: a model trained with MLM alone gets little or no vote.
         weight = float(embedder.dense_weight)
-        how = (
-            "BM25 over identifiers and text; this model has no search training, so its embeddings get no vote"
-            if weight <= 0
-            else f"hybrid: BM25 over identifiers + the model's embeddings (weight {weight:g})"
-        )
+        if weight <= 0:
+            how = "BM25 over identifiers and text; this model has no search training, so its embeddings get no vote"
+        elif embedder.static is not None:
+            how = f"hybrid: BM25 over identifiers + the model's static token table (weight {weight:g})"
+        else:
+            how = f"hybrid: BM25 over identifiers + the model's embeddings (weight {weight:g})"
+        reranker = EncoderReranker.from_model_dir(model_dir) if has_search_encoder(model_dir) else None
+        if reranker is not None:
+            how += f", then its search encoder rereads the top {reranker.depth}"
+        run_search = reranker.search if reranker is not None else search
         console.print(f"\n[bold]3. search[/bold]  ({escape(how)})", soft_wrap=True)
         if queries and queries[0].origin != "yours":
             console.print(
@@ -228,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
             console.print("   no documented or multi-word function found to make a query from; try --query")
         found_expected = 0
         for query in queries:
-            results = search(index, query.text, k=_SEARCH_K)
+            results = run_search(index, query.text, k=_SEARCH_K)
             origin = "" if query.path is None else f"  [dim](the {query.origin} of {query.name} in {query.path})[/dim]"
             # One unwrapped line: the query and where it came from, copyable as is.
             console.print(f"\n   “{escape(query.text)}”{origin}", soft_wrap=True)
