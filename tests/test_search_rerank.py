@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_index import HashingEmbedder, write_repo
+from test_search import tiny_model_dir  # noqa: F401  (a fixture: a real tiny encoder)
 
 from codemlm.checkpoint import load_model_dir, save_model_dir
 from codemlm.embedder import ModelEmbedder
@@ -21,21 +22,12 @@ FIXTURE_REPO = Path(__file__).parent / "fixtures" / "multilang_repo"
 
 
 @pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def encoder_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
     """A model directory whose search_encoder/ is a real (randomly initialised) tiny encoder."""
-    import torch
-
-    from codemlm.config import ModelConfig
-    from codemlm.model import CodeEncoder
-    from codemlm.tokenizer import CodeTokenizer
-
-    texts = [p.read_text(encoding="utf-8", errors="replace") for p in FIXTURE_REPO.rglob("*") if p.is_file()]
-    tokenizer = CodeTokenizer.train_from_iterator(texts * 3, vocab_size=400, min_frequency=1)
-    torch.manual_seed(0)
-    model = CodeEncoder(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size))
+    loaded = load_model_dir(tiny_model_dir)
     root = tmp_path_factory.mktemp("model")
     summary = {"task": "contrastive", "search_rerank": {"weight": 2.0, "depth": 4}}
-    save_model_dir(root / SEARCH_ENCODER_DIR, model, tokenizer, summary=summary)
+    save_model_dir(root / SEARCH_ENCODER_DIR, loaded.model, loaded.tokenizer, summary=summary)
     return root
 
 
