@@ -15,6 +15,12 @@ of the files (``--part fit``); the other half (``--part validate``) is for check
         --holes 1200 --sources both model context --repo-files 30 --threads 1 --model codemlm/default_model \\
         --out codemlm/default_model/ranker.json
 
+``--tree data/default-src/py --tree data/default-src/js`` also cuts ``--tree-holes`` holes from
+each folder of third-party training-corpus packages (Python, JavaScript, TypeScript: see
+``infill_holes.py``); checked on 2026-11-30 (BENCHMARKS.md), fitting on that mix ranked no better
+on the validate halves than the stdlib alone, so the shipped weights are the stdlib fit's.
+``--rows`` / ``--from-rows`` save the candidate rows and refit from them without the model.
+
 ``--sources both model context``: the top-level weights serve the ``both`` engine,
 ``modes.model`` / ``modes.context`` the model-only / context-only engines (the evaluation's
 ablation rows), each fitted on its own rows, so each mode's gate is calibrated on what that
@@ -31,8 +37,8 @@ import json
 import random
 import sys
 import time
-import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_infill_cases import candidate_spans, make_case
+from infill_holes import PARTS, TreeRepositories, cut_holes, tree_holes
 
 from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_listwise, fit_weights
 
@@ -52,59 +58,22 @@ if TYPE_CHECKING:
 _MIN_LOGP_WEIGHT = 0.05
 
 
-PARTS = ("all", "fit", "validate")
-
-
-def file_part(name: str) -> str:
-    """Which half of the corpus a file belongs to: ``fit`` or ``validate`` (by a hash of its
-    name, so the halves never share a file and do not depend on the seed)."""
-    return "validate" if zlib.crc32(name.encode("utf-8")) % 2 else "fit"
-
-
-def cut_holes(source: Path, count: int, seed: int, part: str = "all", per_file: int = 2) -> list[dict[str, str]]:
-    """``count`` holes spread over the files of ``source`` (top level only: the stdlib's own
-    modules, not site-packages), balanced over the four kinds. ``part``: ``fit`` or ``validate``
-    keeps only that half of the files (:func:`file_part`), so ranker decisions can be checked on
-    files the fit never saw; ``all`` takes every file."""
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
-    rng = random.Random(seed)
-    files = sorted(p for p in source.glob("*.py") if p.is_file() and part in ("all", file_part(p.name)))
-    rng.shuffle(files)
-    per_kind = count // 4
-    picked: dict[str, list[dict[str, str]]] = {"identifier": [], "arguments": [], "expression": [], "statement": []}
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        if len(text) > 400_000:
-            continue
-        spans = candidate_spans(text)
-        rng.shuffle(spans)
-        taken: Counter[str] = Counter()
-        for kind, start, end in spans:
-            if len(picked[kind]) >= per_kind or taken[kind] >= per_file:
-                continue
-            prefix, suffix, target = make_case(text, start, end, 40, 20)
-            picked[kind].append({"kind": kind, "prefix": prefix, "suffix": suffix, "target": target,
-                                 "path": path.name})
-            taken[kind] += 1
-        if all(len(v) >= per_kind for v in picked.values()):
-            break
-    return [h for hs in picked.values() for h in hs]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", required=True, help="folder of training-corpus Python files")
-    parser.add_argument("--holes", type=int, default=400)
+    parser.add_argument("--source", help="folder of training-corpus Python files (its top level: the stdlib)")
+    parser.add_argument("--holes", type=int, default=400, help="holes cut from --source")
+    parser.add_argument("--tree", action="append", default=[], metavar="DIR",
+                        help="a folder of training-corpus packages, one per subfolder, Python and "
+                        "JavaScript/TypeScript (data/default-src/py, data/default-src/js): --tree-holes "
+                        "holes from it, the packages in turn (benchmarks/infill_holes.py); repeatable")
+    parser.add_argument("--tree-holes", type=int, default=400, help="holes cut from each --tree")
+    parser.add_argument("--tree-per-file", type=int, default=2, help="holes of a kind per file of a --tree")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--part", choices=PARTS, default="fit",
                         help="the half of the files holes are cut from (default fit: the other half, "
                         "--part validate, is for checking decisions: benchmarks/infill_diagnose.py)")
-    parser.add_argument("--per-file", type=int, default=4, help="holes of a kind per file at most (default 4: "
-                        "the fit half of the stdlib then holds about 1,200 holes)")
+    parser.add_argument("--per-file", type=int, default=4, help="holes of a kind per file of --source at most "
+                        "(default 4: the fit half of the stdlib then holds about 1,200 holes)")
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--objective", choices=["listwise", "pointwise"], default="listwise",
@@ -120,51 +89,101 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-weights", help="a ranker JSON whose model-side weights (src_model, logp, "
                         "rel_logp) are kept when fitting with --sources context")
     parser.add_argument("--repo-files", type=int, default=0,
-                        help="every other hole also gets this many other files of --source as its "
-                        "repository (none of the files holes are cut from), so the repository-side "
-                        "evidence is fitted too")
+                        help="every other hole also gets a repository: this many other files of --source "
+                        "(none of the files holes are cut from), or for a --tree hole the other files of "
+                        "its package, so the repository-side evidence is fitted too")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="an InfillConfig field for the engine that makes the rows (int, float or str)")
     parser.add_argument("--out", required=True, help="where to write the ranker JSON")
     parser.add_argument("--rows", help="also save every mode's feature rows as ROWS.<mode>.npz (x, y, groups, "
-                        "kinds), so a refit (another l2, other features) does not rerun the model")
+                        "kinds, origins), so a refit (another l2, other features) does not rerun the model")
+    parser.add_argument("--from-rows", nargs="+", metavar="ROWS",
+                        help="fit on rows saved by --rows (ROWS.<mode>.npz for each of --sources, several "
+                        "sets joined) instead of running the engine")
     args = parser.parse_args(argv)
+    if not (args.source or args.tree or args.from_rows):
+        parser.error("give --source, --tree or --from-rows")
 
+    fits: dict[str, dict[str, object]] = {}
+    if args.from_rows:
+        report: dict[str, object] = {"from_rows": args.from_rows}
+        for mode in dict.fromkeys(args.sources):
+            x, y, groups, _kinds, _origins = load_rows([f"{r}.{mode}.npz" for r in args.from_rows])
+            covered = sum(int(y[groups == g].max() > 0) for g in np.unique(groups))
+            fits[mode] = _fit(x, y, groups, covered, len(np.unique(groups)), args.l2,
+                              args.model_weights if mode == "context" else None, args.objective)
+    else:
+        report = _fit_engine(args, fits)
+    first, *rest = fits
+    report = {**fits[first], "mode": first, "features": list(FEATURES), **report,
+              "command": "python benchmarks/infill_fit_ranker.py " + " ".join(argv or sys.argv[1:])}
+    if rest:
+        report["modes"] = {mode: fits[mode] for mode in rest}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("weights", "features", "modes")}))
+    return 0
+
+
+def _fit_engine(args: argparse.Namespace, fits: dict[str, dict[str, object]]) -> dict[str, object]:
+    """Cut the holes, run the engine on them in every mode, fit each mode: fills ``fits``."""
     import torch
 
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
     from codemlm.infill import InfillConfig, InfillEngine
 
     torch.set_num_threads(args.threads)
-    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part, args.per_file)
-    repository = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
+    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part, args.per_file) if args.source else []
+    repositories: dict[str, Callable[[dict[str, str]], Repository | None]] = {}
+    if args.source:
+        shared = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
+        repositories["stdlib"] = lambda _hole: shared
+    for tree in args.tree:
+        cut = tree_holes(Path(tree), args.tree_holes, args.seed, args.part, args.tree_per_file)
+        if args.repo_files > 0:
+            side = TreeRepositories(Path(tree))
+            for origin in {h["origin"] for h in cut}:
+                repositories[origin] = side.for_hole
+        holes += cut
     model_dir = resolve_model_dir(args.model)
     config = InfillConfig(**config_overrides(args.set))
     engine = InfillEngine(load_model_dir(model_dir), config=config)
     began = time.perf_counter()
-    fits: dict[str, dict[str, object]] = {}
     for mode in dict.fromkeys(args.sources):
         engine.config = replace(config, sources=mode)
-        x, y, groups, kinds, covered = _rows(engine, holes, repository, began)
+        x, y, groups, kinds, covered = _rows(engine, holes, repositories, began)
         if args.rows:
-            np.savez(f"{args.rows}.{mode}.npz", x=x, y=y, groups=groups, kinds=kinds)
+            np.savez(f"{args.rows}.{mode}.npz", x=x, y=y, groups=groups, kinds=kinds,
+                     origins=np.array([holes[g]["origin"] for g in groups]),
+                     languages=np.array([holes[g]["language"] for g in groups]))
         fits[mode] = _fit(x, y, groups, covered, len(holes), args.l2, args.model_weights if mode == "context" else None,
                           args.objective)
-    first, *rest = fits
-    report = {**fits[first], "mode": first, "features": list(FEATURES), "holes": len(holes),
-              "repo_files": args.repo_files, "source": str(args.source), "model": str(model_dir),
-              "command": "python benchmarks/infill_fit_ranker.py " + " ".join(argv or sys.argv[1:])}
-    if rest:
-        report["modes"] = {mode: fits[mode] for mode in rest}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("weights", "features")}))
-    return 0
+    return {"holes": len(holes), "by_origin": dict(Counter(h["origin"] for h in holes)),
+            "repo_files": args.repo_files, "source": args.source, "trees": args.tree, "model": str(model_dir)}
 
 
-def _rows(engine: InfillEngine, holes: list[dict[str, str]], repository: Repository | None, began: float,
+def load_rows(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows saved by ``--rows`` from several runs, joined (hole ids kept apart): x, y, groups,
+    kinds, origins (``stdlib`` for rows saved before origins were)."""
+    xs, ys, gs, ks, os_ = [], [], [], [], []
+    offset = 0
+    for path in paths:
+        data = np.load(path)
+        groups = data["groups"]
+        xs.append(data["x"])
+        ys.append(data["y"])
+        gs.append(groups + offset)
+        ks.append(data["kinds"])
+        os_.append(data["origins"] if "origins" in data.files else np.full(len(groups), "stdlib"))
+        offset += int(groups.max()) + 1 if len(groups) else 0
+    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(ks),
+            np.concatenate(os_))
+
+
+def _rows(engine: InfillEngine, holes: list[dict[str, str]],
+          repositories: dict[str, Callable[[dict[str, str]], Repository | None]], began: float,
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Feature rows of every candidate of every hole, their labels, hole ids and kinds, and how
-    many holes had the answer among their candidates."""
+    many holes had the answer among their candidates. Every other hole gets its repository side."""
     rows: list[list[float]] = []
     labels: list[float] = []
     groups: list[int] = []
@@ -172,8 +191,9 @@ def _rows(engine: InfillEngine, holes: list[dict[str, str]], repository: Reposit
     covered = 0
     for n, hole in enumerate(holes):
         text = hole["prefix"] + hole["suffix"]
-        found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language="python",
-                                repository=repository if n % 2 else None)
+        side = repositories.get(hole["origin"]) if n % 2 else None
+        found = engine.evidence(text, len(hole["prefix"].encode("utf-8")), language=hole["language"],
+                                repository=side(hole) if side is not None else None)
         target = hole["target"].strip()
         hit = False
         matrix = feature_matrix([evidence for _, evidence in found]).tolist()

@@ -93,7 +93,9 @@ class Evidence:
     # The hole's shape (candidates.hole_shape: member, args, line, value, other): how far the
     # model's log-probability can be trusted differs between a name after "obj." and a statement.
     shape: str = ""
-    assigned: bool = False  # a name (or self.x) bound above the hole in view: what a return gives back
+    # A name (or self.x) bound above the hole in view, a parameter of the function there, or an
+    # argument list of only such names: what a return gives back, what a call passes on.
+    assigned: bool = False
     logp_min: float | None = None  # the least likely token's log-probability (with ``logp``)
     n_tokens: int = 0  # tokens the model scored (with ``logp``)
 

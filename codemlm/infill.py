@@ -315,7 +315,7 @@ class InfillEngine:
 
         shape, bound = hole_shape(context), context.bound_names()
         for f in evidence.values():
-            f.evidence.shape, f.evidence.assigned = shape, f.evidence.text in bound
+            f.evidence.shape, f.evidence.assigned = shape, _bound(f.evidence.text, bound, language)
         return list(evidence.values()), hole, window
 
     # ------------------------------------------------------------------ hole and window
@@ -697,6 +697,19 @@ def _validate(text: str, start: int, end: int | None) -> bytes:
     if end_ < start:
         raise PositionError(f"end byte {end_} comes before start byte {start}")
     return data
+
+
+def _bound(text: str, bound: set[str], language: str | None) -> bool:
+    """A name bound just above the hole, or an argument list made only of such names
+    (``(key, value)`` after ``for key, value in ...``): what the code goes on to use."""
+    if text in bound:
+        return True
+    if not text.startswith("(") or not bound:
+        return False
+    from codemlm.candidates.variants import split_arguments
+
+    args = split_arguments(text, language)
+    return bool(args) and all(a.lstrip("*") in bound for a in args)
 
 
 def _cut_left(chunk: bytes, data: bytes, hole: _Hole) -> bytes:

@@ -90,3 +90,41 @@ def test_a_condition_compares_two_nearby_atoms() -> None:
     at = code.index("lo == hi")
     found = _found(code, at, at + len("lo == hi"))
     assert "compose" in found["lo == hi"]
+
+
+def test_another_call_to_the_callee_is_varied_in_one_argument() -> None:
+    code = "def norm(lhs, rhs):\n    a = canonicalize_name(lhs)\n    return canonicalize_name|\n"
+    found = _found(code.replace("|", ""), code.index("|"))
+    assert "analog" in found["(lhs)"]
+    assert "compose" in found["(rhs)"]  # (lhs) with its argument replaced by a nearby name
+    code = "def g(lhs, rhs):\n    fmt(arg=lhs)\n    return fmt|\n"
+    found = _found(code.replace("|", ""), code.index("|"))
+    assert "compose" in found["(arg=rhs)"]  # a keyword argument keeps its keyword
+
+
+def test_a_bound_name_is_the_string_other_calls_take() -> None:
+    code = "var bytes = require('bytes')\nvar read = require('./read')\nvar parseUrl = require|\n"
+    found = _found(code.replace("|", ""), code.index("|"), language="javascript")
+    assert {"('parseUrl')", "('parseurl')", "('parse-url')", "('./parseurl')"} <= set(found)
+
+
+def test_split_arguments_keeps_nested_brackets_and_strings_whole() -> None:
+    from codemlm.candidates.variants import split_arguments
+
+    assert split_arguments("(a, f(b, c), 'x, y', k=[1, 2])", "python") == ["a", "f(b, c)", "'x, y'", "k=[1, 2]"]
+    assert split_arguments("()", "python") == [] and split_arguments("(a))", "python") == []
+
+
+def test_a_class_base_is_a_capitalized_name_or_another_class_base() -> None:
+    code = "from x import RegexLexer\n\n\nclass A(RegexLexer):\n    pass\n\n\nclass B|:\n    name = Token\n"
+    found = _found(code.replace("|", ""), code.index("|"))
+    assert "analog" in found["(RegexLexer)"] and "wrap" in found["(Token)"]
+    assert "(B)" not in found
+
+
+def test_bound_names_include_the_enclosing_function_parameters() -> None:
+    context = HoleContext.build("def f(self, a: dict[str, int], *args, b=g(1, 2), **kw):\n    y = a\n    ", "",
+                                "python", single_line=True)
+    assert {"self", "a", "args", "b", "kw", "y"} <= context.bound_names()
+    context = HoleContext.build("app.use(function (req, res) {\n  ", "", "javascript", single_line=True)
+    assert {"req", "res"} <= context.bound_names()

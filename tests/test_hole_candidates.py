@@ -173,3 +173,12 @@ def test_data_model_methods_and_the_names_a_body_reads() -> None:
     # The body reads low, then high (min is a builtin and is called): the parameters in that order.
     assert "wrap" in found["(self, low, high)"] and "wrap" in found["(self, low)"]
     assert "(self, low, min)" not in found and "(self, high, low)" not in found
+
+
+def test_definition_roles_after_a_spaced_function_name_and_a_class_name() -> None:
+    js = HoleContext.build("function getCharset ", " {\n}\n", "javascript", single_line=True)
+    assert hole_roles(js) == [("params", "getCharset")]
+    py = HoleContext.build("class Lexer", ":\n    pass\n", "python", single_line=True)
+    assert hole_roles(py) == [("bases", "")]
+    call = HoleContext.build("x = f ", "\n", "python", single_line=True)
+    assert hole_roles(call) == []  # a space after a callee is not a call's argument list

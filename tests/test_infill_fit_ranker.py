@@ -9,7 +9,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from infill_fit_ranker import _fit, cut_holes, file_part
+from infill_fit_ranker import _fit
+from infill_holes import cut_holes, file_part
 
 from codemlm.completion_ranker import FEATURES
 
@@ -60,3 +61,50 @@ def test_listwise_fit_reports_its_objective() -> None:
     report = _fit(x, y, groups, covered=10, holes=10, l2=1.0, model_weights=None, objective="listwise")
     assert report["objective"] == "listwise" and report["train_top1"] == 1.0
     assert report["weights"]["logp"] > 0
+
+
+_JS_MODULE = '''function load(path, mode) {
+  const data = read(path, mode || "r");
+  if (!data) {
+    return null;
+  }
+  return data.trim();
+}
+
+module.exports = { load };
+'''
+
+
+def test_tree_holes_take_every_package_in_turn_and_keep_the_halves_apart(tmp_path: Path) -> None:
+    from infill_holes import tree_files, tree_holes
+
+    for package, name, text in (("alpha", "mod_{}.py", _MODULE), ("beta", "lib/mod_{}.js", _JS_MODULE)):
+        for i in range(8):
+            path = tmp_path / package / name.format(i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.replace("load", f"load_{i}"), encoding="utf-8")
+    (tmp_path / "beta" / "lib" / "types.d.ts").write_text("declare function f(a: number): void;\n")
+    files = tree_files(tmp_path)
+    assert set(files) == {"alpha", "beta"}
+    assert all(not p.name.endswith(".d.ts") for p, _ in files["beta"])
+    fit = tree_holes(tmp_path, 16, 1, "fit")
+    validate = tree_holes(tmp_path, 16, 7, "validate")
+    assert fit and validate
+    assert {h["origin"] for h in fit} == {"alpha", "beta"}
+    assert {h["language"] for h in fit} == {"python", "javascript"}
+    assert not {h["path"] for h in fit} & {h["path"] for h in validate}
+    for h in fit + validate:
+        source = (tmp_path / h["path"]).read_text(encoding="utf-8")
+        assert h["prefix"] + h["target"] + h["suffix"] in source
+
+
+def test_tree_repository_leaves_the_holed_file_out(tmp_path: Path) -> None:
+    from infill_holes import tree_files, tree_repository
+
+    for i in range(3):
+        path = tmp_path / "alpha" / f"mod_{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"def only_in_{i}():\n    return {i}\n", encoding="utf-8")
+    repo = tree_repository(tmp_path, tree_files(tmp_path),
+                           {"path": "alpha/mod_0.py", "origin": "alpha", "language": "python"})
+    assert len(repo) == 2 and "only_in_0" not in repo.names and "only_in_1" in repo.names

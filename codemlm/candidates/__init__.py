@@ -4,7 +4,8 @@ One small function per source, each adding :class:`Proposal` evidence to one sha
 
 * :func:`~codemlm.candidates.names.names` / :func:`~codemlm.candidates.names.member_names`:
   identifiers of the file and the repository; names seen after the same receiver;
-* :func:`~codemlm.candidates.analogs.analogs`: spans that fill the same syntax role elsewhere;
+* :func:`~codemlm.candidates.analogs.analogs`: spans that fill the same syntax role elsewhere,
+  and (:mod:`~codemlm.candidates.variants`) other calls' argument lists with one argument changed;
 * :func:`~codemlm.candidates.continuations.continuations`: what followed the same last tokens;
 * :func:`~codemlm.candidates.compose.composed`: argument lists, tests and statements built from
   the file's atoms where no occurrence exists.
@@ -41,7 +42,7 @@ def gather(context: HoleContext, repository: Repository | None = None) -> list[P
         return [p for p in found.proposals() if is_name(p.text)]
     roles = hole_roles(context)
     for role, _key in roles:
-        if role in ("args", "params"):
+        if role in ("args", "params", "bases"):
             names_as_arguments(context, found, role)
     dotted_names(context, found)
     statements(context, found)

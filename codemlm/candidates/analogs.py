@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from codemlm.candidates.context import HoleContext, ProposalSet
 from codemlm.candidates.lexical import is_name
+from codemlm.candidates.variants import argument_variants
 
 if TYPE_CHECKING:
     import tree_sitter
@@ -88,9 +89,14 @@ def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
     last = toks[-1]
     before = toks[-2].text if len(toks) >= 2 else ""
     adjacent = last.end == len(context.left.text)
-    if is_name(last.text) and adjacent:
+    # "function name (a, b)": a space before a definition's parameters is common JavaScript style.
+    spaced = before == "function" and context.left.text[last.end :] == " "
+    if is_name(last.text) and (adjacent or spaced):
         if before in ("def", "function"):
             return [("params", last.text)]
+        if before == "class":
+            # A class's bases are like other classes' bases, not like the calls to the class.
+            return [("bases", "")]
         return [("args", last.text)]
     if last.text in ("=", ":") and is_name(before):
         return [("value", before)]
@@ -102,13 +108,13 @@ def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
 
 
 def hole_shape(context: HoleContext) -> str:
-    """One word for the ranker: ``member`` (after ``obj.``), ``args`` (after a callee or a def
-    name), ``line`` (a statement at a line start), ``value`` (after ``=``, ``return``, ``if``...)
+    """One word for the ranker: ``member`` (after ``obj.``), ``args`` (after a callee, a def or a
+    class name), ``line`` (a statement at a line start), ``value`` (after ``=``, ``return``, ``if``...)
     or ``other``."""
     if context.after_dot:
         return "member"
     roles = {role for role, _key in hole_roles(context)}
-    if roles & {"args", "params"}:
+    if roles & {"args", "params", "bases"}:
         return "args"
     if context.at_line_start:
         return "line"
@@ -133,11 +139,14 @@ def analogs(context: HoleContext, found: ProposalSet, repository: HasRoles | Non
     local.add_text(prefix + context.right.text, context.language, "file",
                    hole=len(prefix.encode("utf-8", "surrogatepass")))
     for role, key in roles:
+        same: dict[str, tuple[int, float]] = {}
         for table in (local, repository.roles if repository is not None else None):
             if table is None:
                 continue
             for text, (count, distance) in table.lookup(role, key).items():
                 found.add(text, "analog", distance=distance, count=int(count))
+                was = same.get(text, (0, math.inf))
+                same[text] = (was[0] + int(count), min(was[1], distance))
             if role == "params":
                 # A definition's parameters from the calls to it (``self.f(a)`` -> ``(self, a)``).
                 for text, (count, distance) in table.lookup("call_params", key).items():
@@ -146,6 +155,8 @@ def analogs(context: HoleContext, found: ProposalSet, repository: HasRoles | Non
         if role == "params" and context.language in (None, "python"):
             for text in _DATA_MODEL.get(key, ()):
                 found.add(text, "analog")
+        if role == "args" and same:
+            argument_variants(context, found, same)
         if role in ("args", "params"):
             # The same role for another callee: argument lists repeat across calls ("(self)").
             for (other_role, other_key), texts in local.table.items():
@@ -188,6 +199,10 @@ def _role_nodes(root: tree_sitter.Node, data: bytes) -> Iterator[tuple[str, str,
             params = node.child_by_field_name("parameters")
             if params is not None:
                 yield "params", _key(node.child_by_field_name("name"), data), params
+        elif kind == "class_definition":
+            bases = node.child_by_field_name("superclasses")
+            if bases is not None:
+                yield "bases", "", bases
         elif kind in _FIRST_CHILD and node.named_children:
             yield _FIRST_CHILD[kind], "", node.named_children[0]
         elif kind in _CONDITIONS:

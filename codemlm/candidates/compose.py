@@ -142,7 +142,7 @@ def _returns(context: HoleContext, found: ProposalSet) -> None:
     recent = context.left.text[-_RECENT_CHARS:]
     for m in _NESTED_DEF.finditer(recent):
         found.add(f"return {m.group(1)}", "compose", distance=float(len(recent) - m.start()))
-    bound = [name for name in context.bound_names() if is_name(name)]
+    bound = [name for name in context.bound_names(parameters=False) if is_name(name)]
     order = sorted(bound, key=lambda name: -recent.rfind(name))[:_RETURNED_TUPLE]
     for a in order:
         for b in order:

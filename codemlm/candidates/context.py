@@ -24,6 +24,9 @@ _BINDING = re.compile(
     r"^[ \t]*(?:(?:const|let|var)[ \t]+)?((?:self\.|this\.)?[^\W\d]\w*(?:[ \t]*,[ \t]*[^\W\d]\w*)*)"
     r"[ \t]*(?:[-+*/|&%]?=)(?!=)"
     r"|\bfor[ \t]+([\w, \t]+?)[ \t]+in\b|\bas[ \t]+([^\W\d]\w*)", re.MULTILINE | re.UNICODE)
+# A function's header (its parameters are bound in its body): ``def f(a, b=g(1)):``, ``function (a, b)``.
+_HEADER = re.compile(r"\b(?:def|function)\b[ \t]*[\w$]*[ \t]*\(((?:[^()]|\([^()]*\))*)\)", re.UNICODE)
+_PARAMETER = re.compile(r"[*.\s]*([^\W\d]\w*|\$\w*)", re.UNICODE)
 
 
 @dataclass
@@ -75,12 +78,29 @@ class HoleContext:
         line = self.left.text.rsplit("\n", 1)[-1]
         return not line.strip()
 
-    def bound_names(self) -> set[str]:
-        """Names assigned (or loop / ``as`` targets) in the code just above the hole."""
+    def bound_names(self, *, parameters: bool = True) -> set[str]:
+        """Names assigned (or loop / ``as`` targets) in the code just above the hole, and the
+        parameters of the last function header there."""
         out: set[str] = set()
-        for m in _BINDING.finditer(self.left.text[-_BOUND_CHARS:]):
+        recent = self.left.text[-_BOUND_CHARS:]
+        for m in _BINDING.finditer(recent):
             names = m.group(1) or m.group(2) or m.group(3)
             out.update(n.strip() for n in names.split(",") if n.strip())
+        headers = list(_HEADER.finditer(recent)) if parameters else []
+        if headers:
+            header = headers[-1]
+            # The parameters of the function the hole is (most likely) in.
+            depth, piece = 0, ""
+            for ch in header.group(1) + ",":
+                depth += ch in "([{"
+                depth -= ch in ")]}"
+                if ch == "," and depth == 0:
+                    parameter = _PARAMETER.match(piece)
+                    if parameter:
+                        out.add(parameter.group(1))
+                    piece = ""
+                else:
+                    piece += ch
         return out
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ _KEYWORDS = (frozenset(keyword.kwlist) - {"None", "True", "False"}) | frozenset(
 
 _BUILTINS = frozenset(dir(builtins))
 _REPO_NAMES = 30  # the repository's commonest names proposed at a hole with nothing typed
+_NEAREST_BASES = 20  # capitalized names tried as a class's base
 
 
 def names(context: HoleContext, found: ProposalSet, repo_counts: Counter[str] | None = None) -> None:
@@ -96,6 +98,9 @@ def names_as_arguments(context: HoleContext, found: ProposalSet, role: str, *, n
                 d = doc.distance(tok.start)
                 seen[tok.text] = min(seen.get(tok.text, d), d)
     near = sorted(seen, key=seen.__getitem__)[:nearest]
+    if role == "bases":
+        _bases(context, found)
+        return
     if role == "params":
         indented = context.left.text.rsplit("\n", 1)[-1][:1] in (" ", "\t")
         receiver = "self" if indented and context.language in (None, "python") else ""
@@ -165,3 +170,24 @@ def _body_parameters(context: HoleContext, found: ProposalSet, receiver: str, de
         distance = float(toks[start].start) if start < len(toks) else 0.0
         for params in dict.fromkeys((tuple(head + free[:n]), tuple(free[:n]))):
             found.add("(" + ", ".join(params) + ")", "wrap", distance=distance)
+
+
+def _bases(context: HoleContext, found: ProposalSet) -> None:
+    """``class Name|``: a class's base is a class: the file's capitalized names and dotted
+    names ending in one (``Exception``, ``RegexLexer``, ``abc.ABC``), nearest first."""
+    seen: dict[str, float] = {}
+    for doc in (context.left, context.right):
+        t = doc.toks
+        for i, tok in enumerate(t):
+            if not is_name(tok.text) or (i and t[i - 1].text in (".", "?.")):
+                continue
+            end = i
+            while end + 2 < len(t) and t[end + 1].text == "." and is_name(t[end + 2].text):
+                end += 2
+            if t[end].text[:1].isupper():
+                text = doc.text[tok.start : t[end].end]
+                seen[text] = min(seen.get(text, math.inf), doc.distance(tok.start))
+    defined = context.left.toks[-1].text if context.left.toks else ""
+    for text in sorted(seen, key=seen.__getitem__)[:_NEAREST_BASES]:
+        if text != defined:
+            found.add(f"({text})", "wrap", distance=seen[text])
