@@ -10,6 +10,8 @@ The public entry points, each imported on first use so ``import codemlm`` (and t
     index = codemlm.RepoIndex.open(codemlm.default_index_path("repo"), "repo")
     index.update()
     hits = codemlm.search_code(index, "parse the config file")               # hybrid code search
+    reread = codemlm.EncoderReranker.from_model_dir(codemlm.resolve_model_dir(None))
+    hits = reread.search(index, "parse the config file")                 # ... its top reread by the search encoder
     codemlm.build_corpus(["repo"], "data/")                             # a training data directory
     codemlm.evaluate_mlm(loaded, ["repo"]).accuracy                      # masked-token accuracy
 
@@ -40,6 +42,7 @@ _LAZY = {
     # Not `search`: that name is the submodule codemlm.search, which an import would shadow.
     "search_code": "codemlm.search:search",
     "SearchResult": "codemlm.search",
+    "EncoderReranker": "codemlm.search_rerank",
     "build_corpus": "codemlm.corpus_build",
     "iter_repository": "codemlm.sources",
     "CodeTokenizer": "codemlm.tokenizer",
@@ -52,6 +55,7 @@ __all__ = [
     "CodeEncoder",
     "CodeTokenizer",
     "CodemlmError",
+    "EncoderReranker",
     "InfillConfig",
     "InfillEngine",
     "LoadedModel",
@@ -81,6 +85,7 @@ if TYPE_CHECKING:
     from codemlm.model import CodeEncoder
     from codemlm.search import SearchResult
     from codemlm.search import search as search_code
+    from codemlm.search_rerank import EncoderReranker
     from codemlm.sources import iter_repository
     from codemlm.tokenizer import CodeTokenizer
 
