@@ -42,14 +42,18 @@ _BOUND = re.compile(r"(?:^|[\s,(])(?:import|as|def|class)\s+([^\W\d]\w*)|^[ \t]*
 
 
 def atoms(context: HoleContext) -> list[tuple[str, float, str]]:
-    """(text, distance, kind) of the file's atoms, nearest first; kind: name, dotted, literal."""
+    """(text, distance, kind) of the file's atoms, nearest first; kind: name, dotted, literal.
+    Computed once per context; callers read the list, never change it."""
+    if context.atom_cache is not None:
+        return context.atom_cache
     best: dict[str, tuple[float, str]] = {}
     for doc in (context.left, context.right):
         for text, start, kind in _doc_atoms(doc):
             d = doc.distance(start)
             if text not in best or d < best[text][0]:
                 best[text] = (d, kind)
-    return sorted(((t, d, k) for t, (d, k) in best.items()), key=lambda a: a[1])
+    context.atom_cache = sorted(((t, d, k) for t, (d, k) in best.items()), key=lambda a: a[1])
+    return context.atom_cache
 
 
 def _doc_atoms(doc: Doc) -> list[tuple[str, int, str]]:

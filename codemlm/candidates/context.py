@@ -58,6 +58,8 @@ class HoleContext:
     language: str | None
     single_line: bool
     typed: str = ""  # a typed word every candidate must start with ("" when none)
+    # The file's atoms (compose.atoms), computed once: composed lists and argument variants share them.
+    atom_cache: list[tuple[str, float, str]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, prefix: str, suffix: str, language: str | None, *, single_line: bool,
