@@ -263,6 +263,22 @@ def test_a_terms_table_reads_names_as_the_words_of_a_query(tmp_path: Path, token
         StaticEmbedder(table, tokenizer, {"text_form": "shouting"}, model_id="t")
 
 
+def test_a_repeated_head_weighs_a_chunks_signature_and_leaves_a_query_as_it_was(tokenizer: CodeTokenizer) -> None:
+    from codemlm.static_embedder import prepare_texts
+
+    chunk = "def parse_config(path):\n    return draw(path)\n"
+    assert prepare_texts([chunk], "terms", head_repeat=2) == [
+        " def parse config parseconfig path def parse config parseconfig path"
+        " def parse config parseconfig path return draw path"
+    ]
+    table = distill_table(tokenizer, NgramTeacher(), dims=16)
+    plain = StaticEmbedder(table, tokenizer, {"text_form": "terms"}, model_id="p")
+    headed = StaticEmbedder(table, tokenizer, {"text_form": "terms", "head_repeat": 3}, model_id="h")
+    assert np.allclose(headed.embed_query(["parse the config"]), plain.embed_query(["parse the config"]), atol=1e-6)
+    signature = plain.embed_code(["def parse_config(path):"])[0]
+    assert float(headed.embed_code([chunk])[0] @ signature) > float(plain.embed_code([chunk])[0] @ signature)
+
+
 def test_mined_pairs_without_a_teacher_vector_train_the_contrastive_loss_only(tokenizer: CodeTokenizer) -> None:
     from training.distill_static import fit_table
 
@@ -323,3 +339,47 @@ def test_the_teacher_cache_embeds_only_texts_no_cached_block_holds(tmp_path: Pat
     assert teacher.seen == ["alpha", "beta", "gamma"]
     assert np.array_equal(more, NgramTeacher().embed(["gamma", "beta", "alpha"]))
     assert np.array_equal(teacher_vectors(teacher, ["beta"], None), NgramTeacher().embed(["beta"]))
+
+
+def test_word_rows_join_the_pieces_of_the_words_they_name(tmp_path: Path, tokenizer: CodeTokenizer) -> None:
+    from training.distill_static import word_vocabulary
+
+    prepared = [" parse config parseconfig path", " draw circle canvas", " parse config text", " x1"]
+    words = word_vocabulary(prepared, tokenizer, size=10, min_count=2)
+    assert words[:2] == ["config", "parse"] and "x1" not in words and "canvas" not in words
+    base = distill_table(tokenizer, NgramTeacher(), dims=16)
+    word_row = np.zeros((2, 16), dtype=np.float32)
+    word_row[0, 0] = 100.0  # "parse" points along the first axis, whatever its pieces say
+    table = np.concatenate([base, word_row])
+    meta = {"dense_weight": 1.0, "text_form": "terms", "words": ["parse", "config"]}  # any order serves
+    save_static_table(tmp_path / "m" / STATIC_FILE, table, tokenizer, meta)
+    tokenizer.save(tmp_path / "m" / "tokenizer.json")
+    embedder = StaticEmbedder.from_model_dir(tmp_path / "m")
+    assert embedder.table.shape[0] == tokenizer.vocab_size + 2
+    assert embedder.embed_query(["parse"])[0, 0] > 0.99  # its word row dominates its pieces
+    plain = StaticEmbedder(base, tokenizer, {"text_form": "terms"}, model_id="p")
+    # "config" has a zero word row and "draw" none: both read as their pieces alone.
+    assert np.allclose(embedder.embed_code(["config", "draw"]), plain.embed_code(["config", "draw"]), atol=1e-3)
+    with pytest.raises(CheckpointError, match="per word"):
+        save_static_table(tmp_path / "x.safetensors", base, tokenizer, meta)
+    with pytest.raises(CheckpointError, match="terms text form"):
+        StaticEmbedder(table, tokenizer, {**meta, "text_form": "code"}, model_id="c")
+
+
+def test_fitting_moves_word_rows_and_serves_them_as_fitted(tokenizer: CodeTokenizer) -> None:
+    from codemlm.static_embedder import prepare_texts
+    from training.distill_static import fit_table
+
+    teacher = NgramTeacher()
+    words = ["circle", "config"]
+    init = np.concatenate([distill_table(tokenizer, teacher, dims=16), np.zeros((2, 16), dtype=np.float32)])
+    texts = prepare_texts([*CODE[:5], "parse the config file", "draw a circle on the canvas"], "terms")
+    targets = teacher.embed(texts)[:, :16]
+    fitted = fit_table(init, tokenizer, texts, targets, [(5, 0), (6, 1)], epochs=100, batch_size=2, lr=1e-2,
+                       words=words)
+    assert fitted.shape == init.shape and np.abs(fitted[-2:]).max(axis=1).min() > 0  # both words moved off zero
+    embedder = StaticEmbedder(fitted, tokenizer, {"text_form": "terms", "words": words}, model_id="w")
+    code, queries = embedder.embed_code(CODE[:2]), embedder.embed_query(["parse the config file", "draw a circle"])
+    assert np.argmax(queries @ code.T, axis=1).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="words"):
+        fit_table(init[:-1], tokenizer, texts, targets, [(5, 0)], epochs=1, words=words)

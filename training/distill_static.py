@@ -15,7 +15,14 @@ Two stages (after model2vec and its "tokenlearn" follow-up, as in Semble's stati
    first. The teacher's vectors are PCA-reduced to the table's width first. The table can
    read the code as it is or its identifiers split into words (``--text-form terms``, which
    did better on validation: the query's `` parse`` and the code's ``parse_config`` then
-   share a row).
+   share a row), and weigh a chunk's first line, its signature, more (``--head-repeat 3``: its
+   terms counted three times more; a long body no longer drowns the name).
+
+Word rows (``--words N``, terms form): a row for each of the N words found in the most training
+texts, read besides the word's pieces (``codemlm.static_embedder``), started at zero or at the
+teacher's vector of the word (``--word-init teacher``). Tried against the token table alone;
+not shipped (BENCHMARKS.md, "word rows"): on the stdlib validation set they lost (teacher
+start) or tied (zero start), though a teacher start did read unseen libraries' code better.
 
 The serving side (``codemlm.static_embedder``) sums rows and normalises: no teacher, no
 torch. The dense weight of the table in hybrid search is then set by measurement on the
@@ -25,14 +32,14 @@ BM25 there.
 
     nice python -m training.distill_static --model-dir DIR [--out DIR/static.safetensors]
         [--dims 256] [--chunks 9000] [--epochs 20] [--contrastive 1.0 ...] [--text-form code|terms]
-        [--by-file] [--cache DIR]
+        [--head-repeat N] [--words N [--word-init zero|teacher]] [--by-file] [--cache DIR]
 
 The shipped table (codemlm/default_model/static.safetensors: every definition chunk of the
 stdlib and the default corpus's wheels but the validation modules, 17,055 chunks and 7,403
 docstring queries; ~25 min of teacher time on 2 loaded cores, then ~1 min per fit):
 
     nice python -m training.distill_static --model-dir codemlm/default_model --cache /tmp/static-cache \
-        --text-form terms --epochs 10 --contrastive 1 --chunks 20000 --threads 1
+        --text-form terms --head-repeat 3 --epochs 10 --contrastive 1 --chunks 20000 --threads 1
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from codemlm.static_embedder import (
     STATIC_FILE,
     TEXT_FORMS,
     StaticEmbedder,
+    encode_bags,
     prepare_texts,
     save_static_table,
     tokenizer_digest,
@@ -165,23 +173,61 @@ def distill_table(tokenizer: CodeTokenizer, teacher: Teacher, *, dims: int = 256
     return table
 
 
+def word_vocabulary(prepared: Sequence[str], tokenizer: CodeTokenizer, *, size: int, min_count: int = 3,
+                    split_only: bool = False) -> list[str]:
+    """The ``size`` words (terms-form texts: whitespace-separated) found in the most texts, each
+    in ``min_count`` texts at least, most frequent first (ties alphabetical); with ``split_only``, only words the
+    tokenizer cuts into several pieces (a word that is one token already has a row of its own)."""
+    from collections import Counter
+
+    seen: Counter[str] = Counter()
+    for text in prepared:
+        seen.update({w for w in text.split() if w.isalpha() and len(w) > 1})
+    ranked = [w for w, n in sorted(seen.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+    if split_only:
+        pieces = tokenizer.encode_ids_batch([" " + w for w in ranked])
+        ranked = [w for w, ids in zip(ranked, pieces, strict=True) if len(ids) > 1]
+    return ranked[:size]
+
+
+def word_rows(words: Sequence[str], teacher: Teacher, basis: tuple[np.ndarray, np.ndarray], prepared: Sequence[str],
+              cache: Path | None = None) -> np.ndarray:
+    """Stage 1 for word rows: each word's teacher vector, reduced by ``basis``, unit length,
+    SIF-weighted by its share of the words of ``prepared`` (as token rows are by theirs)."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for text in prepared:
+        counts.update(text.split())
+    total = max(sum(counts.values()), 1)
+    reduced = _project(teacher_vectors(teacher, list(words), cache), basis)
+    reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+    p = np.array([counts[w] / total for w in words], dtype=np.float64)
+    return (reduced * (SIF_A / (SIF_A + p))[:, None]).astype(np.float32)
+
+
 def fit_table(init: np.ndarray, tokenizer: CodeTokenizer, texts: Sequence[str], targets: np.ndarray,
               pairs: Sequence[tuple[int, int]], *, epochs: int = 20, contrastive: float = 1.0, lr: float = 3e-3,
               batch_size: int = 256, temperature: float = 0.05, max_tokens: int = DEFAULT_MAX_TOKENS,
-              groups: Sequence[str] | None = None, seed: int = 0) -> np.ndarray:
+              groups: Sequence[str] | None = None, seed: int = 0, words: Sequence[str] = ()) -> np.ndarray:
     """Stage 2: train the rows of ``init`` so each text's mean row has the direction of its
     ``targets`` row (1 - cosine), and, weighted by ``contrastive``, so that for each
     (query text, code text) index pair in ``pairs`` the query's vector is nearest its own code
     among the batch (InfoNCE both ways). Texts are cut to ``max_tokens`` as when serving.
     ``targets`` may have fewer rows than ``texts``: the texts past them (pairs mined from more
     code than the teacher embedded) have no teacher vector and feed the contrastive loss only.
+    With ``words`` (terms-form texts), ``init`` has a row per word after the token rows and
+    each text reads them as served (``codemlm.static_embedder.encode_bags``).
     Rows of tokens that no text holds stay as they were."""
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    encoded = [ids[:max_tokens] for ids in tokenizer.encode_ids_batch(list(texts))]
+    word_index = {w: tokenizer.vocab_size + i for i, w in enumerate(words)}
+    if init.shape[0] != tokenizer.vocab_size + len(word_index):
+        raise ValueError(f"init has {init.shape[0]} rows for {tokenizer.vocab_size} tokens and {len(word_index)} words")
+    encoded = encode_bags(texts, tokenizer, word_index, max_tokens)
     table = torch.nn.Parameter(torch.tensor(init, dtype=torch.float32))
     goal = F.normalize(torch.tensor(targets, dtype=torch.float32), dim=1)
     optimizer = torch.optim.Adam([table], lr=lr)
@@ -343,6 +389,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="contrastive loss weights to try (each fit is validated; the best is kept)")
     parser.add_argument("--text-form", choices=TEXT_FORMS, default="code",
                         help="what the table reads: the code as it is, or its identifiers split into words")
+    parser.add_argument("--head-repeat", type=int, default=0,
+                        help="terms form: a text's first line (a definition's signature) counted this many times more")
+    parser.add_argument("--words", type=int, default=0,
+                        help="word rows (terms form): this many whole words of the training texts, each read "
+                             "besides its pieces")
+    parser.add_argument("--word-min-count", type=int, default=3, help="a word row needs this many training texts")
+    parser.add_argument("--word-init", choices=("zero", "teacher"), default="zero",
+                        help="word rows start at zero (the token table's meaning, fitted from there) or at the "
+                             "teacher's vector of the word")
+    parser.add_argument("--word-split-only", action="store_true",
+                        help="word rows only for words the tokenizer cuts into several pieces")
     parser.add_argument("--batch-size", type=int, default=256, help="query-chunk pairs per step (in-batch negatives)")
     parser.add_argument("--by-file", action="store_true", help="fill batches file by file (harder negatives)")
     parser.add_argument("--corpus", type=Path, nargs="*", default=None,
@@ -392,13 +449,22 @@ def main(argv: list[str] | None = None) -> int:
     query_vectors = teacher_vectors(teacher, queries, args.cache)
     basis = pca_basis(np.concatenate([code_vectors, query_vectors]), args.dims)
     init = distill_table(tokenizer, teacher, counts=counts, cache=args.cache, basis=basis)
-    texts = prepare_texts([c.text for c in chunks] + queries, args.text_form)
+    texts = prepare_texts([c.text for c in chunks] + queries, args.text_form, args.head_repeat)
     targets = _project(np.concatenate([code_vectors, query_vectors]), basis)
     code_of_query = [i for i, c in enumerate(chunks) if c.query is not None]
     pairs = [(len(chunks) + q, code) for q, code in enumerate(code_of_query)]
     # The mined pairs come after every text with a teacher vector: contrastive loss only.
     taught = len(texts)
-    texts += prepare_texts([e.text for e in extra] + [str(e.query) for e in extra], args.text_form)
+    texts += prepare_texts([e.text for e in extra] + [str(e.query) for e in extra], args.text_form, args.head_repeat)
+    words: list[str] = []
+    if args.words:
+        if args.text_form != "terms":
+            raise SystemExit("--words needs --text-form terms")
+        words = word_vocabulary(texts, tokenizer, size=args.words, min_count=args.word_min_count,
+                                split_only=args.word_split_only)
+        extra_rows = word_rows(words, teacher, basis, texts, args.cache) if args.word_init == "teacher" \
+            else np.zeros((len(words), init.shape[1]), dtype=np.float32)
+        init = np.concatenate([init, extra_rows])
     pairs += [(taught + len(extra) + i, taught + i) for i in range(len(extra))]
     pair_groups = [c.source for c in chunks if c.query is not None] + [e.source for e in extra]
     base: dict[str, Any] = {"teacher": teacher.name, "dims": int(init.shape[1]), "sif_a": SIF_A,
@@ -406,8 +472,11 @@ def main(argv: list[str] | None = None) -> int:
                             "method": "per-token start, fitted on chunks", "training_chunks": len(chunks),
                             "fusion": "score: lexical BM25 relevance over the query's best + weight x cosine",
                             "training_queries": len(queries), "epochs": args.epochs, "text_form": args.text_form,
+                            "head_repeat": args.head_repeat,
                             "batch_size": args.batch_size, "by_file": args.by_file, "extra_pairs": len(extra),
                             "pairs_corpus": sorted({p.name for p in args.pairs_corpus}),
+                            **({"words": words, "word_init": args.word_init, "word_min_count": args.word_min_count,
+                                "word_split_only": args.word_split_only} if words else {}),
                             "teacher_seconds": round(time.perf_counter() - started, 1)}
     runs: list[dict[str, Any]] = []
     best: tuple[float, np.ndarray, dict[str, Any]] | None = None
@@ -415,10 +484,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         table = fit_table(init, tokenizer, texts, targets, pairs, epochs=args.epochs, contrastive=weight,
                           batch_size=args.batch_size,
-                          groups=pair_groups if args.by_file else None)
+                          groups=pair_groups if args.by_file else None, words=words)
         metadata = {**base, "contrastive": weight, "fit_seconds": round(time.perf_counter() - started, 1)}
         measured = validate(table, tokenizer, metadata, repo, cases, work / f"index-{weight}.sqlite")
-        runs.append({**metadata, **measured})
+        runs.append({**{k: v for k, v in metadata.items() if k != "words"}, "word_rows": len(words), **measured})
         print(json.dumps(runs[-1]), flush=True)
         score = measured["best_mrr"] + 1e-3 * measured["dense_mrr"]  # dense MRR breaks ties at weight 0
         if best is None or score > best[0]:
