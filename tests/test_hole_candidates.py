@@ -182,3 +182,10 @@ def test_definition_roles_after_a_spaced_function_name_and_a_class_name() -> Non
     assert hole_roles(py) == [("bases", "")]
     call = HoleContext.build("x = f ", "\n", "python", single_line=True)
     assert hole_roles(call) == []  # a space after a callee is not a call's argument list
+
+
+def test_an_arrow_functions_parameters_are_like_the_files_other_arrows() -> None:
+    code = "const g = (a, b) => a + b;\nconst h = (value) => value;\nxs.map((x) => x * 2);\n"
+    context, found = _hole(code, "(x)", language="javascript")
+    assert hole_roles(context) == [("params", "=>")]
+    assert "analog" in found["(value)"] and "analog" in found["(a, b)"]

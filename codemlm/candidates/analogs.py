@@ -40,6 +40,7 @@ _VALUES = {"assignment": ("left", "right"), "keyword_argument": ("name", "value"
 _FIRST_CHILD = {"return_statement": "return", "raise_statement": "raise", "throw_statement": "raise"}
 _CONDITIONS = frozenset({"if_statement", "elif_clause", "while_statement"})
 _RECEIVERS = frozenset({"self", "cls", "this"})
+_ARROW = re.compile(r"[ \t]*=>")
 
 
 class RoleTable:
@@ -86,6 +87,9 @@ def hole_roles(context: HoleContext) -> list[tuple[str, str]]:
     toks = context.left.toks
     if not toks or context.after_dot:
         return []
+    if _ARROW.match(context.right.text):
+        # "(a, b) => ...": an arrow function's parameters, like the file's other arrows'.
+        return [("params", "=>")]
     last = toks[-1]
     before = toks[-2].text if len(toks) >= 2 else ""
     adjacent = last.end == len(context.left.text)
@@ -199,6 +203,10 @@ def _role_nodes(root: tree_sitter.Node, data: bytes) -> Iterator[tuple[str, str,
             params = node.child_by_field_name("parameters")
             if params is not None:
                 yield "params", _key(node.child_by_field_name("name"), data), params
+        elif kind == "arrow_function":
+            params = node.child_by_field_name("parameters")
+            if params is not None:
+                yield "params", "=>", params
         elif kind == "class_definition":
             bases = node.child_by_field_name("superclasses")
             if bases is not None:
