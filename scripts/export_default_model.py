@@ -69,7 +69,8 @@ def static_table_summary(path: Path) -> dict[str, Any] | None:
     from codemlm.static_embedder import read_static_metadata
 
     meta = read_static_metadata(path)
-    keep = ("teacher", "method", "text_form", "dims", "training_chunks", "training_queries", "dense_weight", "validation_set")
+    keep = ("teacher", "method", "text_form", "head_repeat", "dims", "training_chunks", "training_queries", "dense_weight",
+            "validation_set")
     return {"file": path.name, **{key: meta[key] for key in keep if key in meta}}
 
 

@@ -90,7 +90,7 @@ if [ "$dry" = 0 ] && "$PY" -c "import sys; from codemlm.static_embedder import S
   echo "+ cp $SHIPPED_TABLE $MODEL/  (same tokenizer: the shipped static table fits)"
   cp "$SHIPPED_TABLE" "$MODEL/"
 else
-  step "$PY" -m training.distill_static --model-dir "$MODEL" --cache "$RUNS/static-cache" --text-form terms \
+  step "$PY" -m training.distill_static --model-dir "$MODEL" --cache "$RUNS/static-cache" --text-form terms --head-repeat 3 \
     --epochs 10 --contrastive 1 --chunks 20000 --threads "$threads"
 fi
 
