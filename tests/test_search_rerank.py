@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_index import HashingEmbedder, write_repo
-from test_search import tiny_model_dir  # noqa: F401  (a fixture: a real tiny encoder)
+from test_search import indexed, tiny_model_dir  # noqa: F401  (fixtures: an index, a real tiny encoder)
 
 from codemlm.checkpoint import load_model_dir, save_model_dir
 from codemlm.embedder import ModelEmbedder
@@ -32,12 +32,9 @@ def encoder_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture
-def index(tmp_path: Path):
-    repo = write_repo(tmp_path / "repo")
-    opened = RepoIndex.open(repo, index_path=tmp_path / "index.sqlite", embedder=HashingEmbedder(dim=64))
-    opened.update()
-    yield opened
-    opened.close()
+def index(indexed: RepoIndex) -> RepoIndex:  # noqa: F811
+    """test_search's index of the small written repository (hashing vectors)."""
+    return indexed
 
 
 def _cosines(encoder_dir: Path, index: RepoIndex, query: str, ids: list[int]) -> np.ndarray:
