@@ -314,3 +314,15 @@ def test_resolve_model_dir_falls_back_to_the_shipped_model(monkeypatch):
     else:
         with pytest.raises(ModelNotFoundError, match=r"pass --model DIR.*codemlm train"):
             resolve_model_dir(None)
+
+
+def test_every_file_of_the_shipped_model_is_package_data() -> None:
+    """A non-editable install carries the whole shipped model, search encoder included."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]["codemlm"]
+    package = root / "codemlm"
+    packaged = {path for pattern in patterns for path in package.glob(pattern) if path.is_file()}
+    shipped = {path for path in (package / "default_model").rglob("*") if path.is_file()}
+    assert shipped and shipped <= packaged, sorted(str(p.relative_to(package)) for p in shipped - packaged)
