@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from infill_holes import PARTS, TreeRepositories, cut_holes, tree_holes
+from infill_holes import PARTS, TreeRepositories, cut_holes, read_repository, tree_holes
 
 from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_listwise, fit_weights
 
@@ -251,17 +251,9 @@ def config_overrides(items: list[str]) -> dict[str, Any]:
 def _repository(source: Path, used: set[str], count: int, seed: int) -> Repository | None:
     if count <= 0:
         return None
-    from codemlm.candidates import Repository
-
     others = sorted(p for p in source.glob("*.py") if p.name not in used)
     random.Random(seed).shuffle(others)
-    texts = []
-    for path in others[:count]:
-        try:
-            texts.append(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            continue
-    return Repository(texts, "python")
+    return read_repository(others[:count], "python")
 
 
 def _top1(ranker: Ranker, x: np.ndarray, groups: np.ndarray, y: np.ndarray) -> float:

@@ -176,16 +176,21 @@ class TreeRepositories:
 def tree_repository(root: Path, files: dict[str, list[tuple[Path, str]]], hole: dict[str, str],
                     limit: int = _REPO_FILES) -> Repository:
     """The other files of the hole's package in its language, those of its own folder first."""
-    from codemlm.candidates import Repository
-
     own = (root / hole["path"]).resolve()
     folder = own.parent
     others = [p for p, language in files.get(hole["origin"], []) if language == hole["language"] and p.resolve() != own]
     others.sort(key=lambda p: (p.resolve().parent != folder, p.as_posix()))
+    return read_repository(others[:limit], hole["language"])
+
+
+def read_repository(paths: list[Path], language: str) -> Repository:
+    """A ``Repository`` of the files that read as UTF-8 (the rest are skipped)."""
+    from codemlm.candidates import Repository
+
     texts = []
-    for path in others[:limit]:
+    for path in paths:
         try:
             texts.append(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             continue
-    return Repository(texts, hole["language"])
+    return Repository(texts, language)

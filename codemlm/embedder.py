@@ -32,6 +32,7 @@ __all__ = [
     "dense_weight_for",
     "model_fingerprint",
     "normalize_rows",
+    "search_embedder",
 ]
 
 
@@ -174,6 +175,16 @@ class ModelEmbedder:
             if was_training:
                 self.model.train()
         return normalize_rows(out)
+
+
+def search_embedder(loaded: LoadedModel) -> Embedder:
+    """What an index embeds with for a model already loaded (``LazyModelEmbedder`` decides the
+    same for a directory): its static table when the directory ships one, else the encoder."""
+    from codemlm.static_embedder import STATIC_FILE, StaticEmbedder
+
+    if (loaded.path / STATIC_FILE).is_file():
+        return StaticEmbedder.from_model_dir(loaded.path)
+    return ModelEmbedder(loaded)
 
 
 class LazyModelEmbedder:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from codemlm.index import RepoIndex
     from codemlm.search import SearchResult
 
-__all__ = ["SEARCH_ENCODER_DIR", "EncoderReranker", "RerankSettings", "has_search_encoder"]
+__all__ = ["SEARCH_ENCODER_DIR", "EncoderReranker", "RerankSettings", "has_search_encoder", "rescore"]
 
 SEARCH_ENCODER_DIR = "search_encoder"  # a model directory's second encoder, for reranking search
 
@@ -69,6 +69,13 @@ def has_search_encoder(model_dir: str | Path) -> bool:
     return (Path(model_dir) / SEARCH_ENCODER_DIR / "config.json").is_file()
 
 
+def rescore(results: Sequence[SearchResult], cosines: Sequence[float] | np.ndarray, weight: float) -> list[SearchResult]:
+    """``results`` with ``weight * cosine`` added to each score, best first (ties keep their order)."""
+    rescored = [replace(r, score=float(r.score + weight * c)) for r, c in zip(results, cosines, strict=True)]
+    rescored.sort(key=lambda r: -r.score)
+    return rescored
+
+
 class EncoderReranker:
     """Reorders search results by ``score + weight * cosine(query, chunk)`` under one encoder."""
 
@@ -86,10 +93,9 @@ class EncoderReranker:
         """The search encoder of ``model_dir`` (a CheckpointError when there is none or it is broken)."""
         from codemlm.checkpoint import load_model_dir
 
-        directory = Path(model_dir) / SEARCH_ENCODER_DIR
-        if not (directory / "config.json").is_file():
+        if not has_search_encoder(model_dir):
             raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/); search without reranking")
-        return cls(load_model_dir(directory))
+        return cls(load_model_dir(Path(model_dir) / SEARCH_ENCODER_DIR))
 
     @property
     def depth(self) -> int:
@@ -108,10 +114,7 @@ class EncoderReranker:
             return (head + tail)[:k]
         rows = index.chunk_rows([r.chunk_id for r in head])
         texts = [rows[r.chunk_id].text if r.chunk_id in rows else r.snippet for r in head]
-        cosines = self.cosines(query, texts)
-        rescored = [replace(r, score=float(r.score + self.settings.weight * c)) for r, c in zip(head, cosines, strict=True)]
-        rescored.sort(key=lambda r: -r.score)  # stable: ties keep the search's order
-        return (rescored + tail)[:k]
+        return (rescore(head, self.cosines(query, texts), self.settings.weight) + tail)[:k]
 
     def cosines(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """The encoder's cosine between ``query`` and each text ([len(texts)])."""
@@ -123,11 +126,10 @@ class EncoderReranker:
 
     def _chunk_vectors(self, texts: Sequence[str]) -> np.ndarray:
         keys = [hashlib.blake2b(t.encode("utf-8", "replace"), digest_size=16).digest() for t in texts]
-        missing = sorted({i for i, key in enumerate(keys) if key not in self._cache}, key=lambda i: keys[i])
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self._cache}
         if missing:
-            fresh = self._embedder.embed_code([texts[i] for i in missing])
-            for i, vector in zip(missing, fresh, strict=True):
-                self._cache[keys[i]] = vector
+            fresh = self._embedder.embed_code(list(missing.values()))
+            self._cache.update(zip(missing, fresh, strict=True))
         for key in keys:
             self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:

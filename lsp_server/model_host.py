@@ -53,10 +53,11 @@ def load_model_state(model_dir: str | None) -> ModelState:
     try:
         # Heavy imports (torch) happen here, on the worker, not at server start.
         from codemlm.checkpoint import load_model_dir, resolve_model_dir
+        from codemlm.embedder import search_embedder
         from codemlm.infill import InfillEngine
 
         loaded = load_model_dir(resolve_model_dir(model_dir))
-        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=_search_embedder(loaded),
+        state = ModelState(loaded=loaded, engine=InfillEngine(loaded), embedder=search_embedder(loaded),
                            reranker=_search_encoder(loaded.path))
     except CodemlmError as exc:
         logger.warning("no usable model: %s", exc)
@@ -69,18 +70,6 @@ def load_model_state(model_dir: str | None) -> ModelState:
         return ModelState(problem=f"could not load the model: {type(exc).__name__}: {exc}")
     logger.info("model loaded from %s (%s)", loaded.path, loaded.config.name)
     return state
-
-
-def _search_embedder(loaded: LoadedModel) -> Embedder:
-    """What the index embeds with, as ``codemlm search`` does (``LazyModelEmbedder``): the
-    model's static table when it ships one (the same vectors the CLI stores in the shared
-    index), else the encoder itself."""
-    from codemlm.embedder import ModelEmbedder
-    from codemlm.static_embedder import STATIC_FILE, StaticEmbedder
-
-    if (loaded.path / STATIC_FILE).is_file():
-        return StaticEmbedder.from_model_dir(loaded.path)
-    return ModelEmbedder(loaded)
 
 
 def _search_encoder(model_dir: Path) -> EncoderReranker | None:

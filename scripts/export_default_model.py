@@ -56,7 +56,7 @@ def search_encoder_summary(path: Path) -> dict[str, Any] | None:
     """The search encoder's rerank settings and where they were chosen, for the card."""
     if not (path / "config.json").is_file():
         return None
-    encoder = json.loads((path / "config.json").read_text(encoding="utf-8")).get("summary") or {}
+    encoder = load_model_dir(path).summary
     return {"directory": path.name, "rerank": encoder.get("search_rerank"),
             "validation": encoder.get("search_rerank_validation"), "steps": encoder.get("steps"),
             "command": encoder.get("command")}

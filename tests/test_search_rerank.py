@@ -87,16 +87,32 @@ def test_weight_zero_and_a_single_result_change_nothing(encoder_dir: Path, index
     assert EncoderReranker(loaded, RerankSettings(weight=5.0)).rerank(index, "slug", one, k=10) == one
 
 
+class CountingEmbedder:
+    """The reranker's embedder, passing through, counting the code texts it is asked to embed."""
+
+    def __init__(self, inner: ModelEmbedder) -> None:
+        self.inner = inner
+        self.code_texts: list[str] = []
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return self.inner.embed_query(texts)
+
+    def embed_code(self, texts: list[str]) -> np.ndarray:
+        self.code_texts.extend(texts)
+        return self.inner.embed_code(texts)
+
+
 def test_search_reads_the_depth_and_cuts_to_k_and_chunks_are_embedded_once(encoder_dir: Path, index: RepoIndex) -> None:
     reranker = EncoderReranker.from_model_dir(encoder_dir)
-    results = reranker.search(index, "area", k=2, mode="lexical")
+    counting = CountingEmbedder(reranker._embedder)
+    reranker._embedder = counting  # type: ignore[assignment]
+    results = reranker.search(index, "area", k=2, mode="dense")
     assert len(results) == 2
-    cached = len(reranker._cache)
-    assert 2 <= cached <= 4
-    reranker.search(index, "area of the rectangle", k=2, mode="lexical")
-    assert len(reranker._cache) >= cached  # chunks seen before come from the cache
-    again = reranker.search(index, "area", k=2, mode="lexical")
-    assert again == results
+    assert len(counting.code_texts) == 4  # the depth, each chunk once
+    assert reranker.search(index, "area", k=2, mode="dense") == results
+    assert len(counting.code_texts) == 4  # the same chunks again: all from the cache
+    reranker.cosines("area", ["def twice(): pass", "def twice(): pass"])
+    assert counting.code_texts[4:] == ["def twice(): pass"]  # a text repeated in one call: embedded once
 
 
 def test_evaluation_with_the_reranker_says_so(encoder_dir: Path, tmp_path: Path) -> None:

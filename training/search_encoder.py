@@ -28,7 +28,7 @@ import numpy as np
 
 from codemlm.errors import CodemlmError
 from codemlm.eval_search import DEPTH, answer_chunk, read_search_cases
-from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings
+from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings, rescore
 
 __all__ = ["choose", "install", "main", "rerank_grid"]
 
@@ -57,9 +57,9 @@ def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths
             texts = [rows[r.chunk_id].text for r in results]
             cosines = reranker.cosines(case.query, texts)
             for (weight, depth), ranks in reciprocal.items():
-                scored = [(r.score + weight * float(c), -i, r.chunk_id)
-                          for i, (r, c) in enumerate(zip(results[:depth], cosines[:depth], strict=True))]
-                top = [cid for _, _, cid in sorted(scored, reverse=True)][:DEPTH]
+                # The reranker's own rescoring of its top `depth`; the rest keep the search's order.
+                reread = rescore(results[:depth], cosines[:depth], weight) + list(results[depth:])
+                top = [r.chunk_id for r in reread[:DEPTH]]
                 ranks.append(1.0 / (top.index(answer) + 1) if answer in top else 0.0)
     finally:
         index.close()

@@ -139,11 +139,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from codemlm.candidates import Repository
     from codemlm.checkpoint import load_model_dir, resolve_model_dir
-    from codemlm.embedder import LazyModelEmbedder
+    from codemlm.embedder import search_embedder
     from codemlm.index import RepoIndex
     from codemlm.infill import InfillEngine
     from codemlm.search import search
     from codemlm.search_rerank import EncoderReranker, has_search_encoder
+    from codemlm.static_embedder import StaticEmbedder
 
     console = Console()
     repo = Path(args.path).expanduser() if args.path else _default_repo()
@@ -175,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # 2. Index.
     console.print(f"\n[bold]2. indexing[/bold] {escape(str(repo))}")
-    embedder = LazyModelEmbedder(model_dir)  # what `codemlm search` embeds with: the static table, if shipped
+    embedder = search_embedder(loaded)  # what `codemlm search` embeds with: the static table, if shipped
     index = RepoIndex.open(repo, index_path=args.index_path, embedder=embedder)
     try:
         try:
@@ -216,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         weight = float(embedder.dense_weight)
         if weight <= 0:
             how = "BM25 over identifiers and text; this model has no search training, so its embeddings get no vote"
-        elif embedder.static is not None:
+        elif isinstance(embedder, StaticEmbedder):
             how = f"hybrid: BM25 over identifiers + the model's static token table (weight {weight:g})"
         else:
             how = f"hybrid: BM25 over identifiers + the model's embeddings (weight {weight:g})"

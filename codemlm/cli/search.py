@@ -134,7 +134,7 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
     try:
         if not read_only:
             update_repairing(index, err, verify=False)
-        run = _reranked(index) if args.rerank else search
+        run = _reranked(args.model) if args.rerank else search
         for attempt in (1, 2):
             try:
                 results = run(
@@ -162,13 +162,14 @@ def _search(args: argparse.Namespace, err: Any) -> tuple[list[Any], str]:
     return results, searched
 
 
-def _reranked(index: Any) -> Any:
+def _reranked(model: str | None) -> Any:
     """``search`` with the model's search encoder rereading the top (codemlm.search_rerank)."""
+    from codemlm.checkpoint import resolve_model_dir
     from codemlm.errors import InputError
     from codemlm.search_rerank import EncoderReranker, has_search_encoder
 
-    model_dir = getattr(index.embedder, "path", None)
-    if model_dir is None or not has_search_encoder(model_dir):
+    model_dir = resolve_model_dir(model)
+    if not has_search_encoder(model_dir):
         raise InputError("--rerank needs a model with a search encoder (search_encoder/ in its directory); "
                          "search without --rerank")
     return EncoderReranker.from_model_dir(model_dir).search
