@@ -95,7 +95,8 @@ class MLMModule(LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt = self.optim
-        fused = self.device.type == "cuda"
+        # Lightning refuses to clip the gradients of a fused AdamW under AMP (it unscales inside).
+        fused = self.device.type == "cuda" and not opt.grad_clip > 0
         optimizer = torch.optim.AdamW(
             parameter_groups(self.encoder, opt.weight_decay),
             lr=opt.lr,
