@@ -44,6 +44,7 @@ __all__ = [
     "LoadedModel",
     "default_model_dir",
     "load_model_dir",
+    "read_model_summary",
     "render_model_card",
     "resolve_model_dir",
     "save_model_dir",
@@ -220,6 +221,19 @@ def load_model_dir(path: str | os.PathLike[str], *, device: str | torch.device =
     model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, config=config, summary=summary, path=root)
+
+
+def read_model_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``summary`` a model directory's config carries (how it was trained), weights unread.
+
+    A run whose weights were not kept (a phase trained on a machine that was given back) still
+    documents itself through its config file alone.
+    """
+    file = Path(path) / CONFIG_FILE
+    summary = _read_config(file).get("summary") or {}
+    if not isinstance(summary, dict):
+        raise CheckpointError(f"{file}: 'summary' must be an object")
+    return summary
 
 
 def _read_config(file: Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from codemlm.checkpoint import load_model_dir, render_model_card, save_model_dir
+from codemlm.checkpoint import load_model_dir, read_model_summary, render_model_card, save_model_dir
 from codemlm.eval_infill import evaluate_infill
 from codemlm.eval_mlm import evaluate_mlm
 
@@ -56,7 +56,7 @@ def search_encoder_summary(path: Path) -> dict[str, Any] | None:
     """The search encoder's rerank settings and where they were chosen, for the card."""
     if not (path / "config.json").is_file():
         return None
-    encoder = load_model_dir(path).summary
+    encoder = read_model_summary(path)
     return {"directory": path.name, "rerank": encoder.get("search_rerank"),
             "validation": encoder.get("search_rerank_validation"), "steps": encoder.get("steps"),
             "command": encoder.get("command")}
@@ -165,6 +165,8 @@ def main() -> int:
     parser.add_argument("--heldout", type=Path, nargs="*", default=DEFAULT_HELDOUT)
     parser.add_argument("--search-repo", type=Path, default=CACHE / "search_heldout")
     parser.add_argument("--infill-limit", type=int, default=None)
+    parser.add_argument("--hardware", help="what it trained on, for the card (e.g. 'one NVIDIA H200'; "
+                        "default: '2 CPU cores', or 'one GPU' for GPU phases)")
     parser.add_argument("--force", action="store_true", help="ship even if it scores below the shipped model")
     parser.add_argument("--previous-accuracy", type=float,
                         help="the shipped model's held-out accuracy, measured before with the same files and "
@@ -174,23 +176,29 @@ def main() -> int:
     trained = load_model_dir(args.source)
     phases = []
     for run in args.runs:
-        ran = load_model_dir(run / "model").summary
+        ran = read_model_summary(run / "model")
+        config = ran.get("config") or {}
         phases.append({"run": str(run), "command": ran.get("command"), "steps": ran.get("steps"),
                        "tokens": ran.get("tokens"), "seconds": ran.get("seconds"),
-                       "init_from": ran.get("init_from"), "masking": (ran.get("config") or {}).get("masking", {}).get("strategy"),
-                       "metrics": ran.get("metrics")})
+                       "init_from": ran.get("init_from"), "masking": config.get("masking", {}).get("strategy"),
+                       "accelerator": config.get("trainer", {}).get("accelerator", "cpu"),
+                       "metrics": ran.get("metrics"),
+                       **({"note": ran["note"]} if ran.get("note") else {})})
     # Continuing an earlier shipped model (INIT_FROM): its cumulative count carries over.
     carried = {"tokens": 0, "steps": 0, "cpu_hours": 0.0}
     first_init = phases[0]["init_from"]
     if first_init:
-        earlier = load_model_dir(first_init).summary.get("cumulative") or {}
+        earlier = read_model_summary(first_init).get("cumulative") or {}
         carried = {"tokens": int(earlier.get("tokens", 0)), "steps": int(earlier.get("steps", 0)),
                    "cpu_hours": float(earlier.get("cpu_hours", 0.0))}
+    on_gpu = [p for p in phases if p["accelerator"] in ("gpu", "cuda")]
     cumulative = {
         "tokens": carried["tokens"] + sum(int(p["tokens"] or 0) for p in phases),
         "steps": carried["steps"] + sum(int(p["steps"] or 0) for p in phases),
-        "cpu_hours": round(carried["cpu_hours"] + sum(float(p["seconds"] or 0) for p in phases) / 3600, 2),
+        "cpu_hours": round(carried["cpu_hours"] + sum(float(p["seconds"] or 0) for p in phases if p not in on_gpu) / 3600, 2),
     }
+    if on_gpu:
+        cumulative["gpu_minutes"] = round(sum(float(p["seconds"] or 0) for p in on_gpu) / 60, 1)
     data_stats = json.loads((args.data / "stats.json").read_text()) if (args.data / "stats.json").is_file() else {}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,7 +244,8 @@ def main() -> int:
             "held_out": "boltons, dayjs (masked-token accuracy); boltons, tabulate, commander (infill); "
             "toolz, humanize, inflection (search): never in the corpus (benchmarks/data/HELDOUT.md)",
         },
-        "command": "bash scripts/train_default_model.sh",
+        "command": "bash scripts/train_default_model.sh" + (" --gpu" if on_gpu else ""),
+        **({"hardware": args.hardware} if args.hardware else {}),
         "phases": phases,
         "cumulative": cumulative,
         "date": datetime.date.today().isoformat(),
@@ -253,9 +262,11 @@ def main() -> int:
         boundaries.append(total)
     svg = render_svg(curve_points(args.runs), boundaries)
     acc = (new_acc or {}).get("accuracy")
+    spent = (f"{cumulative['gpu_minutes']} minutes on {args.hardware or 'one GPU'}" if on_gpu
+             else f"{cumulative['cpu_hours']} hours on {args.hardware or '2 CPU cores'}")
     status = (
         f"> **{cumulative['tokens'] / 1e6:.1f} M training tokens, {cumulative['steps']:,} steps, "
-        f"{cumulative['cpu_hours']} hours on 2 CPU cores.** Held-out masked-token accuracy "
+        f"{spent}.** Held-out masked-token accuracy "
         f"{acc if acc is not None else 'not measured'} (15% of tokens masked, code it never saw); "
         f"infill EM@1 {infill['overall']['em_at_1']:.3f}, EM@5 {infill['overall']['em_at_5']:.3f}.\n\n"
         "![loss and accuracy against training tokens](learning_curve.svg)\n\n"

@@ -14,7 +14,8 @@
 #    depends on the tokenizer alone), else distilled again (training.distill_static, which
 #    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
 # 6. the search encoder: the contrastive stage (search-compact.yaml), installed with the rerank
-#    weight chosen on the stdlib validation set (training.search_encoder)
+#    weight chosen on the stdlib validation set (training.search_encoder); with --gpu the shipped
+#    compact encoder is kept when the tokenizer is the same (it runs on the user's CPU)
 # 7. export (float16) into codemlm/default_model with its card, evaluated on held-out code
 # Training continues an earlier run when INIT_FROM names a model directory (cumulative
 # tokens are recorded in the card). Nothing is overwritten before the export of step 7.
@@ -96,13 +97,27 @@ fi
 
 # The search encoder: the contrastive stage from the final MLM model, then its rerank weight
 # chosen on the stdlib validation set (installed as $MODEL/search_encoder only if it helps there).
-train --config training/configs/search-compact.yaml --data "$DATA" --out "$RUNS/search-compact" --no-progress \
-  --init-from "$MODEL"
-if ! step "$PY" -m training.search_encoder --encoder "$RUNS/search-compact/model" --model-dir "$MODEL" \
-    --threads "$threads"; then
-  echo "train_default_model: the search encoder did not help on validation; the model ships without it" >&2
+# With --gpu the MLM model is the larger `small`, but the encoder re-reads 50 chunks per query
+# on the user's CPU, so the shipped compact encoder stays when the tokenizer is the same (it
+# reads queries and code alone; the hybrid it re-reads does not use the MLM model).
+SHIPPED_ENCODER=codemlm/default_model/search_encoder
+if [ "$gpu" = 1 ] && [ -f "$SHIPPED_ENCODER/tokenizer.json" ] && \
+    { [ "$dry" = 1 ] || cmp -s "$SHIPPED_ENCODER/tokenizer.json" "$MODEL/tokenizer.json"; }; then
+  echo "+ cp -r $SHIPPED_ENCODER $MODEL/search_encoder  (same tokenizer: the shipped compact search encoder)"
+  if [ "$dry" = 0 ]; then rm -rf "$MODEL/search_encoder"; cp -r "$SHIPPED_ENCODER" "$MODEL/search_encoder"; fi
+else
+  train --config training/configs/search-compact.yaml --data "$DATA" --out "$RUNS/search-compact" --no-progress \
+    --init-from "$MODEL"
+  if ! step "$PY" -m training.search_encoder --encoder "$RUNS/search-compact/model" --model-dir "$MODEL" \
+      --threads "$threads"; then
+    echo "train_default_model: the search encoder did not help on validation; the model ships without it" >&2
+  fi
 fi
 
 runs=("$RUNS/$phase1" "$RUNS/$phase2")
 [ -z "$phase3" ] || runs+=("$RUNS/$phase3")
-step "$PY" scripts/export_default_model.py "$MODEL" "$EXPORT" --runs "${runs[@]}" --data "$DATA"
+hardware=()
+if [ "$gpu" = 1 ] && [ "$dry" = 0 ]; then
+  hardware=(--hardware "one $("$PY" -c "import torch; print(torch.cuda.get_device_name(0))")")
+fi
+step "$PY" scripts/export_default_model.py "$MODEL" "$EXPORT" --runs "${runs[@]}" --data "$DATA" "${hardware[@]}"

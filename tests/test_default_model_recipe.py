@@ -35,19 +35,24 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
     assert run.returncode == 0, run.stderr
     steps = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
     # fetch, corpus build, one step per phase, the ranker fit, the static table, the contrastive
-    # stage, the search encoder's install, the export
-    assert len(steps) == 2 + len(phases) + 5
+    # stage and the search encoder's install (on a GPU: the shipped compact encoder copied), the export
+    gpu = flag == "--gpu"
+    assert len(steps) == 2 + len(phases) + (4 if gpu else 5)
     assert "corpus build" in steps[1] and "--vocab-size 8192" in steps[1]
     for index, phase in enumerate(phases):
         assert f"training/configs/{phase}.yaml" in steps[2 + index]
         if index:
             assert f"--init-from {tmp_path}/runs/{phases[index - 1]}/model" in steps[2 + index]
     last_model = f"{tmp_path}/runs/{phases[-1]}/model"
-    ranker, table, contrastive, install, export = steps[-5:]
+    if gpu:
+        ranker, table, copy, export = steps[-4:]
+        assert copy.startswith("+ cp -r codemlm/default_model/search_encoder") and f"{last_model}/search_encoder" in copy
+    else:
+        ranker, table, contrastive, install, export = steps[-5:]
+        assert "search-compact.yaml" in contrastive and f"--init-from {last_model}" in contrastive
+        assert "training.search_encoder" in install and f"--model-dir {last_model}" in install
     assert "infill_fit_ranker.py" in ranker and f"--out {last_model}/ranker.json" in ranker
     assert "training.distill_static" in table and f"--model-dir {last_model}" in table
-    assert "search-compact.yaml" in contrastive and f"--init-from {last_model}" in contrastive
-    assert "training.search_encoder" in install and f"--model-dir {last_model}" in install
     assert "export_default_model.py" in export and export.split()[3] == last_model
     assert all(f"{tmp_path}/runs/{phase}" in export for phase in phases)
     assert not any((tmp_path / name).exists() for name in ("data", "src", "runs", "model"))
