@@ -20,6 +20,7 @@ from codemlm.checkpoint import (
     WEIGHTS_FILE,
     default_model_dir,
     load_model_dir,
+    read_model_summary,
     resolve_model_dir,
     save_model_dir,
 )
@@ -165,6 +166,23 @@ def test_saving_over_an_existing_directory_replaces_it(saved, tokenizer):
     with torch.no_grad():
         assert torch.equal(loaded.model(ids), other(ids))
     assert not any(p.name.endswith(".tmp") for p in saved.iterdir())
+
+
+def test_summary_reads_without_the_weights(saved):
+    assert read_model_summary(saved) == SUMMARY
+    (saved / WEIGHTS_FILE).unlink()  # a run whose weights were not kept still documents itself
+    assert read_model_summary(saved)["seconds"] == 12.5
+    with pytest.raises(CheckpointError):
+        load_model_dir(saved)
+
+
+def test_summary_of_a_bad_config_is_a_checkpoint_error(saved):
+    edit_config(saved, summary=["not", "an", "object"])
+    with pytest.raises(CheckpointError, match="summary"):
+        read_model_summary(saved)
+    (saved / CONFIG_FILE).unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        read_model_summary(saved)
 
 
 def test_wrong_format_version(saved):
