@@ -42,10 +42,11 @@ __all__ = [
 SOURCES = ("model", "name", "member", "analog", "role", "continuation", "wrap", "line", "compose")
 # Most specific first: the label a result carries when several sources proposed it.
 _PRIORITY = ("analog", "member", "continuation", "line", "role", "wrap", "compose", "name", "model")
+_LOGP_SHAPES = ("member", "args", "line")  # hole shapes with their own log-probability weight
 BASE_FEATURES = (
     "bias", "logp", "unscored", *(f"src_{s}" for s in SOURCES), "log_count", "left_match", "right_match",
     "log_distance", "in_file", "syntax_bad", "no_alnum", "log_chars", "n_sources", "assigned",
-    *(f"logp_{shape}" for shape in ("member", "args", "line")),
+    *(f"logp_{shape}" for shape in _LOGP_SHAPES),
     "logp_min", "logp_sum",
 )
 # Relative to the other candidates of the same hole: "the nearest name" or "the model's favourite"
@@ -100,29 +101,31 @@ class Evidence:
     n_tokens: int = 0  # tokens the model scored (with ``logp``)
 
     def vector(self) -> list[float]:
+        """The base features in :data:`BASE_FEATURES` order (built as a list: the ranker reads
+        every candidate of a hole several times per completion)."""
         logp = self.logp if self.logp is not None and math.isfinite(self.logp) else None
         distance = self.distance if self.distance < _FAR else _ELSEWHERE
-        values = {
-            "bias": 1.0,
-            "logp": max(logp, -15.0) if logp is not None else 0.0,
-            "unscored": 1.0 if logp is None else 0.0,
-            **{f"src_{s}": float(s in self.sources) for s in SOURCES},
-            "log_count": math.log1p(self.count),
-            "left_match": float(self.left_match),
-            "right_match": float(self.right_match),
-            "log_distance": math.log1p(distance),
-            "in_file": float(self.distance < _FAR),
-            "syntax_bad": float(not self.syntax_ok),
-            "no_alnum": float(not any(ch.isalnum() for ch in self.text)),
-            "log_chars": math.log1p(len(self.text.strip())),
-            "n_sources": float(len(self.sources)),
-            "assigned": float(self.assigned),
-            **{f"logp_{shape}": (max(logp, -15.0) if logp is not None and self.shape == shape else 0.0)
-               for shape in ("member", "args", "line")},
-            "logp_min": max(self.logp_min, -20.0) if logp is not None and self.logp_min is not None else 0.0,
-            "logp_sum": max(logp * max(self.n_tokens, 1), -60.0) if logp is not None else 0.0,
-        }
-        return [values[name] for name in BASE_FEATURES]
+        clipped = max(logp, -15.0) if logp is not None else 0.0
+        sources = self.sources
+        return [
+            1.0,  # bias
+            clipped,  # logp
+            1.0 if logp is None else 0.0,  # unscored
+            *[float(s in sources) for s in SOURCES],  # src_*
+            math.log1p(self.count),  # log_count
+            float(self.left_match),
+            float(self.right_match),
+            math.log1p(distance),  # log_distance
+            float(self.distance < _FAR),  # in_file
+            float(not self.syntax_ok),  # syntax_bad
+            float(not any(ch.isalnum() for ch in self.text)),  # no_alnum
+            math.log1p(len(self.text.strip())),  # log_chars
+            float(len(sources)),  # n_sources
+            float(self.assigned),
+            *[clipped if logp is not None and self.shape == shape else 0.0 for shape in _LOGP_SHAPES],  # logp_*
+            max(self.logp_min, -20.0) if logp is not None and self.logp_min is not None else 0.0,  # logp_min
+            max(logp * max(self.n_tokens, 1), -60.0) if logp is not None else 0.0,  # logp_sum
+        ]
 
 
 def primary_source(sources: Iterable[str]) -> str:

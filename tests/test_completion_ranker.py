@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codemlm.completion_ranker import BASE_FEATURES, FEATURES, Evidence, Ranker, fit_weights, primary_source
+from codemlm.completion_ranker import (
+    BASE_FEATURES,
+    FEATURES,
+    SOURCES,
+    Evidence,
+    Ranker,
+    fit_weights,
+    primary_source,
+)
 from codemlm.errors import ConfigError
 
 
@@ -22,6 +30,20 @@ def test_features_read_the_evidence() -> None:
     assert row["in_file"] == 1.0 and row["syntax_bad"] == 1.0 and row["no_alnum"] == 0.0
     far = dict(zip(BASE_FEATURES, Evidence(",", frozenset({"model"})).vector(), strict=True))
     assert far["unscored"] == 1.0 and far["in_file"] == 0.0 and far["no_alnum"] == 1.0
+
+
+def test_every_feature_lands_under_its_own_name() -> None:
+    # The vector is built positionally; each feature here has a value no other one has.
+    row = dict(zip(BASE_FEATURES, Evidence("ab", frozenset({"line", "compose"}), logp=-2.0, count=6, left_match=7,
+                                      right_match=9, distance=math.e - 1, shape="args", assigned=True, logp_min=-11.0,
+                                      n_tokens=3).vector(), strict=True))
+    assert row == {
+        "bias": 1.0, "logp": -2.0, "unscored": 0.0,
+        **{f"src_{s}": float(s in ("line", "compose")) for s in SOURCES},
+        "log_count": pytest.approx(math.log(7)), "left_match": 7.0, "right_match": 9.0, "log_distance": pytest.approx(1.0),
+        "in_file": 1.0, "syntax_bad": 0.0, "no_alnum": 0.0, "log_chars": pytest.approx(math.log(3)), "n_sources": 2.0,
+        "assigned": 1.0, "logp_member": 0.0, "logp_args": -2.0, "logp_line": 0.0, "logp_min": -11.0, "logp_sum": -6.0,
+    }
 
 
 def test_fit_recovers_which_feature_predicts_the_label() -> None:
