@@ -233,11 +233,15 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, covered: int, holes: 
 
 
 def config_overrides(items: list[str]) -> dict[str, Any]:
-    """``["score_top=30", "precision=fp32"]`` -> InfillConfig keyword arguments (int, float or str)."""
+    """``["score_top=30", "precision=fp32", "identifier_lengths=1,2"]`` -> InfillConfig keyword
+    arguments (int, float, str, or a tuple of ints where the value has commas)."""
     out: dict[str, Any] = {}
     for item in items:
         name, _, raw = item.partition("=")
         value: Any = raw
+        if "," in raw:
+            out[name.strip()] = tuple(int(part) for part in raw.split(",") if part.strip())
+            continue
         for kind in (int, float):
             try:
                 value = kind(raw)
