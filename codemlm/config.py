@@ -100,13 +100,14 @@ class ModelConfig:
 MODEL_PRESETS: dict[str, ModelConfig] = {
     # Seconds on a CPU: for tests.
     "tiny": ModelConfig(name="tiny", dim=64, n_layers=2, n_heads=4, mlp_hidden=128, max_seq_len=256),
-    # The shipped default, sized for a 2-core CPU budget of ~10^7 training tokens (Cramming's
-    # lesson: at a fixed small budget, tokens/s decides): ~1.9M parameters, half of them the
-    # 8k-entry embedding. BENCHMARKS.md has the measurements behind the choice.
+    # Sized for a 2-core CPU budget of ~10^7 training tokens (Cramming's lesson: at a fixed small
+    # budget, tokens/s decides): ~1.9M parameters, half of them the 8k-entry embedding. The CPU
+    # recipe's shape and the shipped search encoder's. BENCHMARKS.md has the measurements.
     "compact": ModelConfig(
         name="compact", vocab_size=8192, dim=128, n_layers=4, n_heads=4, mlp_hidden=384, max_seq_len=512
     ),
-    # The model served on a laptop CPU (~17M parameters with a 16k vocabulary).
+    # The shipped default, trained on a GPU (~14M parameters with the 8k vocabulary, ~17M with
+    # 16k); a completion costs ~0.1 s on two CPU cores.
     "small": ModelConfig(name="small", dim=384, n_layers=6, n_heads=6, mlp_hidden=1024, max_seq_len=512),
     # GPU pretraining (~125M parameters with a 16k vocabulary); head_dim 64 for flash kernels.
     "base": ModelConfig(name="base", dim=768, n_layers=16, n_heads=12, mlp_hidden=2048, max_seq_len=1024),
