@@ -101,6 +101,9 @@ class InfillConfig:
     # Two lengths for a name: a third row cost ~13 ms through the server with `small` and moved
     # EM@1 on the validation holes by one hole in 1,200 (BENCHMARKS.md).
     identifier_lengths: tuple[int, ...] = (1, 2)
+    # A selected name being replaced (fill selection): what goes there may be a short expression
+    # ("b" -> "a * b"), and an explicit fill is not on the keystroke path.
+    selected_identifier_lengths: tuple[int, ...] = (1, 2, 3)
     block_lengths: tuple[int, ...] = (2, 4, 8, 12, 16, 24)
     rounds: int = 2  # Mask-Predict iterations including the first prediction
     refine_lengths: int = 1  # how many of the best lengths (>1 token) are refined
@@ -133,7 +136,7 @@ class InfillConfig:
             raise ConfigError(f"infill.max_context_tokens must be >= 16, got {self.max_context_tokens}")
         if not 0.0 < self.left_share < 1.0:
             raise ConfigError(f"infill.left_share must be in (0, 1), got {self.left_share}")
-        for name in ("line_lengths", "identifier_lengths", "block_lengths"):
+        for name in ("line_lengths", "identifier_lengths", "selected_identifier_lengths", "block_lengths"):
             lengths = getattr(self, name)
             if not lengths or any(n < 1 for n in lengths):
                 raise ConfigError(f"infill.{name} must be positive token counts, got {lengths}")
@@ -156,6 +159,7 @@ class _Hole:
     single_line: bool
     identifier: bool
     selected_tokens: int  # token length of the selected text (0 for a cursor)
+    user_selection: bool = False  # the user selected text to replace (not a cursor's word rule)
     typed_word: bool = False  # bytes [model_start, start) are a typed word the fill must continue
     first_allowed: torch.Tensor | None = None  # Bool[V]: tokens that may start a typed-word fill
 
@@ -338,7 +342,7 @@ class InfillEngine:
         model_start = start - 1 if data[start - 1 : start] == b" " and not selected.startswith(" ") else start
         # Token length of what the model's hole covers now (the healed space joins the first word).
         selected_tokens = len(self.tokenizer.encode(data[model_start:end].decode("utf-8")).ids) if selected else 0
-        hole = _Hole(start, end, model_start, single_line, identifier, selected_tokens)
+        hole = _Hole(start, end, model_start, single_line, identifier, selected_tokens, user_selection=not cursor)
         if self.config.complete_typed_word and not selected:
             typed = re.search(r"\w{1,32}\Z", data[max(0, start - 128) : start].decode("utf-8", "ignore"))
             if typed:
@@ -360,7 +364,10 @@ class InfillEngine:
 
     def _lengths(self, hole: _Hole) -> list[int]:
         c = self.config
-        base = c.identifier_lengths if hole.identifier else c.line_lengths if hole.single_line else c.block_lengths
+        if hole.identifier:
+            base = c.selected_identifier_lengths if hole.user_selection else c.identifier_lengths
+        else:
+            base = c.line_lengths if hole.single_line else c.block_lengths
         lengths = set(base)
         if hole.selected_tokens:
             # The selection's own length is a good guess at the length of what replaces it.
