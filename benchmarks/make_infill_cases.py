@@ -10,7 +10,9 @@ exclude it)::
         --package boltons==25.0.0 --wheel /tmp/heldout_dl/boltons-25.0.0-py3-none-any.whl
 
 Kinds: ``identifier`` (a name), ``arguments`` (a call's argument list), ``expression``
-(an expression that is more than a bare name or literal), ``statement`` (a simple statement).
+(an expression that is more than a bare name or literal), ``statement`` (a simple statement);
+with ``--kinds return``, ``return`` (the whole value of a ``return`` statement, bare names and
+literals included, as code returns them).
 Every target is one line, because a cursor hole is a single-line hole for the engine (see
 codemlm/infill.py). Each case keeps ``--before`` lines above and ``--after`` lines below the
 hole, cut at line boundaries, so the committed file stays small. Writes the cases (JSON Lines,
@@ -28,7 +30,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from codemlm.kinds import SpanKind
-from codemlm.syntax import parse
+from codemlm.syntax import parse, parse_tree
 
 KINDS = {
     SpanKind.IDENTIFIER: "identifier",
@@ -36,7 +38,8 @@ KINDS = {
     SpanKind.EXPRESSION: "expression",
     SpanKind.STATEMENT: "statement",
 }
-_MIN_CHARS = {"identifier": 2, "arguments": 3, "expression": 4, "statement": 6}
+_MIN_CHARS = {"identifier": 2, "arguments": 3, "expression": 4, "statement": 6, "return": 2}
+ALL_KINDS = (*KINDS.values(), "return")
 _MAX_CHARS = 80
 
 
@@ -66,7 +69,28 @@ def candidate_spans(text: str, language: str = "python") -> list[tuple[str, int,
         if any(s <= span.start and span.end <= e for s, e in strings):
             continue  # inside a docstring or comment
         out.append((kind, span.start, span.end))
+    out.extend(("return", start, end) for start, end in _return_values(text, language)
+               if not any(s <= start and end <= e for s, e in strings))
     return out
+
+
+def _return_values(text: str, language: str) -> list[tuple[int, int]]:
+    """(start, end) bytes of every one-line value of a ``return`` statement."""
+    data = text.encode("utf-8")
+    out = []
+    stack = [parse_tree(text, language).root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "return_statement":
+            continue
+        values = [c for c in node.named_children if c.type != "comment"]
+        if len(values) != 1:
+            continue
+        value = data[values[0].start_byte : values[0].end_byte].decode("utf-8", "replace")
+        if "\n" not in value and _MIN_CHARS["return"] <= len(value.strip()) <= _MAX_CHARS:
+            out.append((values[0].start_byte, values[0].end_byte))
+    return sorted(out)
 
 
 def make_case(text: str, start: int, end: int, before: int, after: int) -> tuple[str, str, str]:
@@ -105,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--language", default="python", help="language of the files cut (default python)")
     parser.add_argument("--license", help="the package's license file (default: from a wheel's dist-info)")
+    parser.add_argument("--kinds", default=",".join(KINDS.values()),
+                        help=f"comma-separated kinds to cut, of {', '.join(ALL_KINDS)} (default: the first four)")
     args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if not kinds or any(k not in ALL_KINDS for k in kinds):
+        print(f"make_infill_cases: --kinds takes {', '.join(ALL_KINDS)}", file=sys.stderr)
+        return 2
 
     from codemlm.languages import get_language
 
@@ -123,12 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         texts[path] = text
         by_kind: dict[str, list[tuple[Path, int, int]]] = defaultdict(list)
         for kind, start, end in candidate_spans(text, language.name):
-            by_kind[kind].append((path, start, end))
+            if kind in kinds:
+                by_kind[kind].append((path, start, end))
         for kind, spans in by_kind.items():
             rng.shuffle(spans)
             pool[kind].extend(spans[: args.per_file])  # spread cases over many files
     cases = []
-    for kind in KINDS.values():
+    for kind in kinds:
         spans = pool[kind]
         rng.shuffle(spans)
         for n, (path, start, end) in enumerate(sorted(spans[: args.per_kind], key=lambda s: (str(s[0]), s[1]))):

@@ -153,3 +153,30 @@ def test_pairs_from_a_corpus_data_directory_keep_validation_files_apart(tmp_path
     assert all(p.code.splitlines()[0] in val_text for p in validation)  # from the validation files only
     with pytest.raises(Exception, match="no files/ table"):
         load_pairs(config_from_dict({"task": "contrastive", "data": {"dir": str(tmp_path)}}), ContrastiveOptions())
+
+
+def test_extra_repositories_add_training_pairs_and_never_validation(tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    from codemlm.errors import CorpusError
+    from training.contrastive import load_pairs
+
+    data = tmp_path / "data"
+    paths = sorted((STDLIB / "json").glob("*.py"))
+    texts = [p.read_text(encoding="utf-8") for p in paths]
+    DatasetDict({"train": Dataset.from_dict({"repo": ["stdlib"] * len(paths), "path": [p.name for p in paths],
+                                             "language": ["python"] * len(paths), "text": texts})}
+                ).save_to_disk(str(data / "files"))
+    config = config_from_dict({"task": "contrastive", "data": {"dir": str(data)}})
+    alone, _, _ = load_pairs(config, ContrastiveOptions())
+    options = ContrastiveOptions.from_task_options({"extra_repos": str(STDLIB / "logging")})
+    assert options.extra_repos == (str(STDLIB / "logging"),)
+    train, validation, origin = load_pairs(config, options)
+    logging_text = "".join(p.read_text(encoding="utf-8") for p in (STDLIB / "logging").glob("*.py"))
+    json_text = "".join(texts)
+    assert all(p.code.splitlines()[0] in json_text + logging_text for p in train)
+    from_logging = [p for p in train if p.code.splitlines()[0] not in json_text]
+    assert len(from_logging) > 20 and len(train) > len(alone)
+    assert origin == f"{data} + {STDLIB / 'logging'}" and not validation  # the data directory had no validation split
+    with pytest.raises(CorpusError, match="not a directory"):
+        load_pairs(config, ContrastiveOptions(extra_repos=(str(tmp_path / "missing"),)))

@@ -85,6 +85,7 @@ __all__ = [
 @dataclass(frozen=True)
 class ContrastiveOptions:
     repos: tuple[str, ...] = ()
+    extra_repos: tuple[str, ...] = ()  # more training pairs beside the data directory's (never validation)
     max_query_tokens: int = 64
     max_code_tokens: int = 256
     temperature: float = 0.05
@@ -127,9 +128,10 @@ class ContrastiveOptions:
         if unknown:
             raise ConfigError(f"unknown task_options for contrastive: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         values = dict(options)
-        if "repos" in values:
-            repos = values["repos"]
-            values["repos"] = (repos,) if isinstance(repos, str) else tuple(str(r) for r in repos)
+        for key in ("repos", "extra_repos"):
+            if key in values:
+                repos = values[key]
+                values[key] = (repos,) if isinstance(repos, str) else tuple(str(r) for r in repos)
         try:
             return cls(**values)
         except TypeError as exc:
@@ -212,13 +214,9 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     train_files: list[tuple[str, str]] = []
     val_files: list[tuple[str, str]] = []
     if options.repos:
-        from codemlm.config import CorpusConfig
-        from codemlm.sources import CorpusStats, iter_repository
-
-        for root in options.repos:
-            for source in iter_repository(Path(root).expanduser(), CorpusConfig(), CorpusStats()):
-                split = _file_split(f"{root}/{source.path}", options.validation_fraction)
-                (val_files if split == "validation" else train_files).append((source.text, source.language))
+        for root, source in _repository_files(options.repos):
+            split = _file_split(f"{root}/{source.path}", options.validation_fraction)
+            (val_files if split == "validation" else train_files).append((source.text, source.language))
         origin = "repos: " + ", ".join(options.repos)
     else:
         from datasets import load_from_disk
@@ -232,6 +230,9 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
         if "validation" in files and files["validation"].num_rows:
             val_files = list(zip(files["validation"]["text"], files["validation"]["language"], strict=True))
         origin = str(data_dir)
+    if options.extra_repos:
+        train_files += [(source.text, source.language) for _, source in _repository_files(options.extra_repos)]
+        origin += " + " + ", ".join(options.extra_repos)
     if options.exclude_search_validation:
         held = _search_validation_digests()
         train_files = [f for f in train_files if _text_digest(f[0]) not in held]
@@ -243,6 +244,18 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     if len(train) < 2:
         raise CorpusError(f"too few (doc, code) pairs to train on ({len(train)}) from {origin}")
     return train, validation, origin
+
+
+def _repository_files(roots: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    from codemlm.config import CorpusConfig
+    from codemlm.sources import CorpusStats, iter_repository
+
+    for root in roots:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise CorpusError(f"{root} is not a directory of source files")
+        for source in iter_repository(path, CorpusConfig(), CorpusStats()):
+            yield root, source
 
 
 def _text_digest(text: str) -> bytes:
