@@ -65,6 +65,13 @@ def test_info_nce_and_retrieval_metrics() -> None:
     # a duplicate code in the batch is not a negative
     dup = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert info_nce(dup, dup, torch.tensor(20.0), torch.tensor([7, 7])) < 1e-3
+    # mined negatives: extra columns for the queries; one equal to a row's positive is masked
+    far, near = torch.tensor([[-0.5, -0.5, -0.5, -0.5]]), torch.tensor([[0.8, 0.6, 0.0, 0.0]])
+    keys = torch.arange(4)
+    assert info_nce(eye, eye, torch.tensor(20.0), keys, far, torch.tensor([9])) < \
+        info_nce(eye, eye, torch.tensor(20.0), keys, near, torch.tensor([9]))
+    same = info_nce(eye, eye, torch.tensor(20.0), keys, eye[:1], torch.tensor([0]))
+    assert same < info_nce(eye, eye, torch.tensor(20.0), keys, eye[:1], torch.tensor([9]))
     metrics = retrieval_metrics(eye, eye[[0, 1, 3, 2]])
     assert metrics["recall_at_1"] == 0.5 and metrics["recall_at_10"] == 1.0
     assert metrics["mrr"] == pytest.approx((1 + 1 + 0.5 + 0.5) / 4)
@@ -109,12 +116,14 @@ def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: 
             "task_options": {
                 "repos": [str(r) for r in repos], "max_query_tokens": 24, "max_code_tokens": 48,
                 "validation_fraction": 0.3, "max_validation_pairs": 200, "mlm_weight": 0.1,
+                "hard_negatives": True,
             },
         }
     )
     result = run(config)  # the "contrastive" task of training.run
     summary = result.summary
     assert summary["train_pairs"] > 100 and summary["validation_pairs"] >= 20
+    assert 0 < summary["hard_negatives"]["pairs"] <= summary["train_pairs_doc"]
     # A random-init tiny model fits its training pairs within a few steps; held-out retrieval
     # needs an MLM start and a real corpus, so it is reported (not asserted) here.
     before, after = summary["train_probe_before"], summary["train_probe_after"]

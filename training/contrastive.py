@@ -91,6 +91,7 @@ class ContrastiveOptions:
     temperature: float = 0.05
     learn_temperature: bool = True
     same_file_run: int = 4
+    hard_negatives: bool = False  # each doc pair also meets the code BM25 ranks highest for its query
     code_views: bool = True
     code_view_ratio: float = 1.0
     mlm_weight: float = 0.0
@@ -375,10 +376,12 @@ def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> 
 
 
 class _Collate:
-    def __init__(self, tokenizer: CodeTokenizer, options: ContrastiveOptions, teacher: TeacherTable | None = None) -> None:
+    def __init__(self, tokenizer: CodeTokenizer, options: ContrastiveOptions, teacher: TeacherTable | None = None,
+                 negatives: dict[Pair, str] | None = None) -> None:
         self.tokenizer = tokenizer
         self.options = options
         self.teacher = teacher
+        self.negatives = negatives or {}
 
     def __call__(self, pairs: list[Pair]) -> dict[str, torch.Tensor]:
         q_ids, q_mask = _encode(self.tokenizer, [p.query for p in pairs], self.options.max_query_tokens)
@@ -388,6 +391,10 @@ class _Collate:
         batch = {"query_ids": q_ids, "query_mask": q_mask, "code_ids": c_ids, "code_mask": c_mask, "code_key": groups}
         if self.teacher is not None:
             batch["teacher_query"], batch["teacher_code"] = self.teacher.lookup(pairs)
+        hard = [self.negatives[p] for p in pairs if p in self.negatives]
+        if hard:
+            batch["hard_ids"], batch["hard_mask"] = _encode(self.tokenizer, hard, self.options.max_code_tokens)
+            batch["hard_key"] = torch.tensor([hash(code) for code in hard], dtype=torch.long)
         return batch
 
 
@@ -428,12 +435,14 @@ class PairDataModule(LightningDataModule):
     def __init__(
         self, train: list[Pair], validation: list[Pair], tokenizer: CodeTokenizer, options: ContrastiveOptions,
         *, batch_size: int, num_workers: int = 0, seed: int = 0, teacher: TeacherTable | None = None,
+        negatives: dict[Pair, str] | None = None,
     ) -> None:
         super().__init__()
         self.train_pairs = train
         self.validation_pairs = validation
         self.collate = _Collate(tokenizer, options)  # validation and probes: no teacher
-        self.train_collate = _Collate(tokenizer, options, teacher) if teacher is not None else self.collate
+        self.train_collate = _Collate(tokenizer, options, teacher, negatives) \
+            if teacher is not None or negatives else self.collate
         self.options = options
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -456,15 +465,24 @@ class PairDataModule(LightningDataModule):
 
 
 # --------------------------------------------------------------------------- loss and metrics
-def info_nce(query: torch.Tensor, code: torch.Tensor, scale: torch.Tensor, code_key: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(query: torch.Tensor, code: torch.Tensor, scale: torch.Tensor, code_key: torch.Tensor | None = None,
+             hard: torch.Tensor | None = None, hard_key: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over a batch of unit vectors [B, D]: row i's positive is column i, every
-    other column is a negative (except exact duplicates of the positive, which are masked)."""
+    other column is a negative (except exact duplicates of the positive, which are masked).
+    ``hard`` [H, D]: mined negative codes, extra columns for every query (query -> code only);
+    one that is a duplicate of a row's positive (``hard_key``) is masked for that row."""
     logits = scale * query @ code.T  # [B, B]
     if code_key is not None:
         duplicate = (code_key[:, None] == code_key[None, :]) & ~torch.eye(len(code_key), dtype=torch.bool, device=logits.device)
         logits = logits.masked_fill(duplicate, float("-inf"))
     targets = torch.arange(len(query), device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+    to_code = logits
+    if hard is not None and len(hard):
+        extra = scale * query @ hard.T  # [B, H]
+        if code_key is not None and hard_key is not None:
+            extra = extra.masked_fill(code_key[:, None] == hard_key[None, :], float("-inf"))
+        to_code = torch.cat([logits, extra], dim=1)
+    return 0.5 * (F.cross_entropy(to_code, targets) + F.cross_entropy(logits.T, targets))
 
 
 def teacher_kl(query: torch.Tensor, code: torch.Tensor, teacher_query: torch.Tensor, teacher_code: torch.Tensor,
@@ -547,7 +565,8 @@ class ContrastiveModule(LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         query = self.encoder.embed(batch["query_ids"], batch["query_mask"])
         code = self.encoder.embed(batch["code_ids"], batch["code_mask"])
-        loss = info_nce(query, code, self.scale(), batch["code_key"])
+        hard = self.encoder.embed(batch["hard_ids"], batch["hard_mask"]) if "hard_ids" in batch else None
+        loss = info_nce(query, code, self.scale(), batch["code_key"], hard, batch.get("hard_key"))
         self.log("train/contrastive_loss", loss.detach(), prog_bar=True)
         if "teacher_query" in batch and self.options.teacher_weight > 0:
             kl = teacher_kl(query, code, batch["teacher_query"], batch["teacher_code"],
@@ -618,13 +637,24 @@ def train_contrastive(
         table, teacher_info = teacher_table(train_pairs, teacher or LazyTeacher(options.teacher), tokenizer, options,
                                             cache, verbose=True)
 
+    negatives, mined = None, None
+    if options.hard_negatives:
+        from training.hard_negatives import mine_hard_negatives
+
+        began = time.perf_counter()
+        chosen = mine_hard_negatives(train_pairs)
+        negatives = {p: train_pairs[j].code for p, j in zip(train_pairs, chosen, strict=True) if j >= 0}
+        mined = {"pairs": len(negatives), "seconds": round(time.perf_counter() - began, 1)}
+        print(f"hard negatives: {len(negatives)} of {len(train_pairs)} pairs ({mined['seconds']} s)", file=sys.stderr)
+
     seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = ContrastiveModule(model_config, config.optim, options, mask_id=tokenizer.mask_id,
                                special_ids=sorted(tokenizer.special_ids))
     if loaded is not None:
         module.encoder.load_state_dict(loaded.model.state_dict())
     datamodule = PairDataModule(train_pairs, val_pairs, tokenizer, options, batch_size=config.optim.batch_size,
-                                num_workers=config.data.num_workers, seed=config.trainer.seed, teacher=table)
+                                num_workers=config.data.num_workers, seed=config.trainer.seed, teacher=table,
+                                negatives=negatives)
     trainer = run_lib.build_trainer(config, callbacks=list(callbacks))
     ckpt_path = run_lib.resolve_resume(config)
     if ckpt_path is not None:
@@ -652,6 +682,7 @@ def train_contrastive(
         "validation_pairs": len(val_pairs),
         "init_from": config.init_from,
         "teacher": teacher_info,
+        "hard_negatives": mined,
         "steps": int(trainer.global_step),
         "seconds": round(seconds, 2),
         "validation_before": {k: round(v, 4) for k, v in before.items()},

@@ -1,0 +1,87 @@
+"""Mined hard negatives for the contrastive stage.
+
+In-batch negatives are codes of other random files (and, with ``same_file_run``, of the same
+file): most share no words with the query, so the encoder learns little from them once it can
+tell topics apart. A *mined* negative is the code of another file that a lexical search (BM25
+over identifier terms) ranks highest for the query: it shares the query's words and still does
+not answer it, which is what the search encoder must tell apart when it rereads the top of a
+BM25-led candidate list. Pure CPU work over the pairs, no model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from codemlm.identifiers import identifier_terms
+
+__all__ = ["mine_hard_negatives"]
+
+_K1 = 1.2
+_B = 0.75
+
+
+class _PairLike(Protocol):
+    @property
+    def query(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def group(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+
+
+def mine_hard_negatives(
+    pairs: Sequence[_PairLike], *, kinds: tuple[str, ...] = ("doc",), max_df: float = 0.05, depth: int = 20,
+) -> list[int]:
+    """For each pair, the index of another pair whose code BM25 ranks highest for this pair's
+    query, from another file (``group``), with another code and another query (a copied
+    docstring means the same behaviour: no negative); -1 when there is none or the pair's kind is
+    not in ``kinds``. Terms in more than ``max_df`` of the codes are skipped: they rank nothing
+    and make the postings long. Deterministic."""
+    n = len(pairs)
+    out = [-1] * n
+    if n < 2:
+        return out
+    counts = [Counter(identifier_terms(p.code)) for p in pairs]
+    lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
+    average = float(lengths.mean()) or 1.0
+    df: Counter[str] = Counter()
+    for c in counts:
+        df.update(c.keys())
+    limit = max(2, int(max_df * n))
+    docs: dict[str, list[int]] = {}
+    weights: dict[str, list[float]] = {}
+    for i, c in enumerate(counts):
+        norm = _K1 * (1 - _B + _B * lengths[i] / average)
+        for term, tf in c.items():
+            if df[term] <= limit:
+                docs.setdefault(term, []).append(i)
+                weights.setdefault(term, []).append(tf * (_K1 + 1) / (tf + norm))
+    postings = {
+        term: (np.array(docs[term], dtype=np.int64),
+               np.array(weights[term], dtype=np.float32) * math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5)))
+        for term in docs
+    }
+    for i, pair in enumerate(pairs):
+        if pair.kind not in kinds:
+            continue
+        terms = [t for t in set(identifier_terms(pair.query)) if t in postings]
+        if not terms:
+            continue
+        index = np.concatenate([postings[t][0] for t in terms])
+        weight = np.concatenate([postings[t][1] for t in terms])
+        candidates, inverse = np.unique(index, return_inverse=True)
+        scores = np.bincount(inverse, weights=weight)
+        top = np.argsort(-scores, kind="stable")[:depth]
+        for j in candidates[top].tolist():
+            other = pairs[j]
+            if other.group != pair.group and other.code != pair.code and other.query != pair.query:
+                out[i] = j
+                break
+    return out
