@@ -34,15 +34,16 @@ __all__ = ["choose", "install", "main", "rerank_grid"]
 
 
 def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths: Sequence[int],
-                work: Path) -> dict[tuple[float, int], float]:
-    """MRR@10 on the stdlib validation set for every (weight, depth), MODEL's search underneath."""
+                work: Path, library: Path | None = None) -> dict[tuple[float, int], float]:
+    """MRR@10 on the stdlib validation set (or the same kind of set built from ``library``, a
+    second opinion) for every (weight, depth), MODEL's search underneath."""
     from codemlm.checkpoint import load_model_dir
     from codemlm.embedder import LazyModelEmbedder
     from codemlm.index import RepoIndex
     from codemlm.search import search
     from training.static_validation import build_validation_set
 
-    repo, cases_file = build_validation_set(work / "validation")
+    repo, cases_file = build_validation_set(work / "validation", library)
     cases = read_search_cases(cases_file)
     index = RepoIndex.open(repo, index_path=work / "index.sqlite", embedder=LazyModelEmbedder(model_dir))
     deepest = max(depths)
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depths", type=int, nargs="+", default=[20, 30, 50])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dry-run", action="store_true", help="measure, install nothing")
+    parser.add_argument("--library", type=Path, action="append", default=[],
+                        help="a second opinion: the same kind of set from this library's docstrings instead of the "
+                             "stdlib's (repeatable; measures only, installs nothing)")
     args = parser.parse_args(argv)
     if any(w < 0 for w in args.weights) or any(d < 1 for d in args.depths):
         parser.error("weights must be >= 0 and depths >= 1")
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     try:
+        if args.library:
+            return _second_opinion(args)
         with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
             grid = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, Path(tmp))
         (weight, depth), best, baseline = choose(grid)
@@ -120,6 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     except CodemlmError as exc:
         print(f"search_encoder: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _second_opinion(args: argparse.Namespace) -> int:
+    """MRR@10 per library and their mean for every (weight, depth); nothing installed."""
+    per_library: dict[str, dict[tuple[float, int], float]] = {}
+    with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
+        for n, library in enumerate(args.library):
+            per_library[library.name] = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}),
+                                                     args.depths, Path(tmp) / str(n), library)
+    keys = sorted(next(iter(per_library.values())))
+    report = {name: {f"w={w:g} depth={d}": round(grid[(w, d)], 4) for w, d in keys} for name, grid in per_library.items()}
+    report["mean"] = {f"w={w:g} depth={d}": round(float(np.mean([g[(w, d)] for g in per_library.values()])), 4)
+                      for w, d in keys}
+    print(json.dumps({"validation_mrr": report}, indent=2))
     return 0
 
 
