@@ -13,7 +13,7 @@
 # 5. the static search table: the shipped one when the new tokenizer is the same (the table
 #    depends on the tokenizer alone), else distilled again (training.distill_static, which
 #    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
-# 6. the search encoder: the contrastive stage (search-compact.yaml), installed with the rerank
+# 6. the search encoder: the contrastive stage (search-compact-more.yaml), installed with the rerank
 #    weight chosen on the stdlib validation set (training.search_encoder); with --gpu the shipped
 #    compact encoder is kept when the tokenizer is the same (it runs on the user's CPU)
 # 7. export (float16) into codemlm/default_model with its card, evaluated on held-out code
@@ -106,9 +106,9 @@ if [ "$gpu" = 1 ] && [ -f "$SHIPPED_ENCODER/tokenizer.json" ] && \
   echo "+ cp -r $SHIPPED_ENCODER $MODEL/search_encoder  (same tokenizer: the shipped compact search encoder)"
   if [ "$dry" = 0 ]; then rm -rf "$MODEL/search_encoder"; cp -r "$SHIPPED_ENCODER" "$MODEL/search_encoder"; fi
 else
-  train --config training/configs/search-compact.yaml --data "$DATA" --out "$RUNS/search-compact" --no-progress \
-    --init-from "$MODEL"
-  if ! step "$PY" -m training.search_encoder --encoder "$RUNS/search-compact/model" --model-dir "$MODEL" \
+  train --config training/configs/search-compact-more.yaml --data "$DATA" --out "$RUNS/search-compact-more" \
+    --no-progress --init-from "$MODEL"
+  if ! step "$PY" -m training.search_encoder --encoder "$RUNS/search-compact-more/model" --model-dir "$MODEL" \
       --threads "$threads"; then
     echo "train_default_model: the search encoder did not help on validation; the model ships without it" >&2
   fi

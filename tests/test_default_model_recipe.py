@@ -49,7 +49,7 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
         assert copy.startswith("+ cp -r codemlm/default_model/search_encoder") and f"{last_model}/search_encoder" in copy
     else:
         ranker, table, contrastive, install, export = steps[-5:]
-        assert "search-compact.yaml" in contrastive and f"--init-from {last_model}" in contrastive
+        assert "search-compact-more.yaml" in contrastive and f"--init-from {last_model}" in contrastive
         assert "training.search_encoder" in install and f"--model-dir {last_model}" in install
     assert "infill_fit_ranker.py" in ranker and f"--out {last_model}/ranker.json" in ranker
     assert "training.distill_static" in table and f"--model-dir {last_model}" in table

@@ -252,11 +252,30 @@ def _repository_files(roots: Sequence[str]) -> Iterator[tuple[str, Any]]:
     from codemlm.sources import CorpusStats, iter_repository
 
     for root in roots:
-        path = Path(root).expanduser()
+        path = _package_folder(root[4:]) if root.startswith("pkg:") else Path(root).expanduser()
         if not path.is_dir():
             raise CorpusError(f"{root} is not a directory of source files")
         for source in iter_repository(path, CorpusConfig(), CorpusStats()):
             yield root, source
+
+
+def _package_folder(name: str) -> Path:
+    """``pkg:NAME``: the folder of an installed package (found without importing it), so a
+    config can name training code by package instead of by a site-packages path."""
+    import importlib.util
+
+    from training.static_validation import HELDOUT_LIBRARIES
+
+    if name in HELDOUT_LIBRARIES:
+        raise CorpusError(f"pkg:{name} is a held-out search library; it is never training data")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise CorpusError(f"pkg:{name}: no installed package folder of that name")
+    return Path(locations[0])
 
 
 def _text_digest(text: str) -> bytes:
