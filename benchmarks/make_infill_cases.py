@@ -51,8 +51,9 @@ def _is_bare(text: str) -> bool:
     )
 
 
-def candidate_spans(text: str, language: str = "python") -> list[tuple[str, int, int]]:
-    """(kind, start byte, end byte) of every node worth cutting out of one file."""
+def candidate_spans(text: str, language: str = "python", *, returns: bool = False) -> list[tuple[str, int, int]]:
+    """(kind, start byte, end byte) of every node worth cutting out of one file; the ``return``
+    kind only with ``returns`` (so the four-kind cuts, and the ranker's holes, stay as they were)."""
     result = parse(text, language)
     data = text.encode("utf-8")
     strings = [(s.start, s.end) for s in result.spans if s.kind == SpanKind.STRING_COMMENT]
@@ -69,8 +70,9 @@ def candidate_spans(text: str, language: str = "python") -> list[tuple[str, int,
         if any(s <= span.start and span.end <= e for s, e in strings):
             continue  # inside a docstring or comment
         out.append((kind, span.start, span.end))
-    out.extend(("return", start, end) for start, end in _return_values(text, language)
-               if not any(s <= start and end <= e for s, e in strings))
+    if returns:
+        out.extend(("return", start, end) for start, end in _return_values(text, language)
+                   if not any(s <= start and end <= e for s, e in strings))
     return out
 
 
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         text = path.read_text(encoding="utf-8")
         texts[path] = text
         by_kind: dict[str, list[tuple[Path, int, int]]] = defaultdict(list)
-        for kind, start, end in candidate_spans(text, language.name):
+        for kind, start, end in candidate_spans(text, language.name, returns="return" in kinds):
             if kind in kinds:
                 by_kind[kind].append((path, start, end))
         for kind, spans in by_kind.items():

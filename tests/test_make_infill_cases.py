@@ -27,8 +27,9 @@ def pair(a, b):
 
 def test_return_values_are_whole_one_line_values_outside_strings() -> None:
     data = SOURCE.encode()
-    returns = [data[s:e].decode() for kind, s, e in candidate_spans(SOURCE) if kind == "return"]
+    returns = [data[s:e].decode() for kind, s, e in candidate_spans(SOURCE, returns=True) if kind == "return"]
     assert returns == ["None", "width * shape.height"]  # the two-line tuple and the docstring are not cut
+    assert all(kind != "return" for kind, _, _ in candidate_spans(SOURCE))  # only when asked
 
 
 def test_kinds_option_cuts_only_the_named_kinds(tmp_path: Path) -> None:
