@@ -240,6 +240,17 @@ async def test_positions_outside_the_document_answer_empty(client: LanguageClien
 
 async def test_an_edit_racing_a_request_makes_it_stale(client: LanguageClient, workspace: Path) -> None:
     uri = open_document(client, _new_document(workspace, "calc_race.py", HOLED))
+    other = open_document(client, _new_document(workspace, "calc_race_busy.py", HOLED))
+    # Keep the model worker busy (another document), so the completion is still queued when the
+    # edit arrives, however the two processes are scheduled: the race is decided, not timed.
+    busy = send_now(
+        client,
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(
+            command="codemlm.fillSelection",
+            arguments=[{"uri": other, "range": _range(0, 0, 12, 0), "apply": False}],
+        ),
+    )
     pending = send_now(client, types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(text_document=_doc(uri), position=HOLE))
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
@@ -254,6 +265,7 @@ async def test_an_edit_racing_a_request_makes_it_stale(client: LanguageClient, w
     )
     stale = await pending  # asked about version 1; version 2 arrived before it was answered
     assert not stale.items and stale.is_incomplete  # the client asks again
+    await busy
     moved = types.Position(line=HOLE.line + 1, character=HOLE.character)
     fresh = await _complete(client, uri, moved)
     assert fresh.items and all(
