@@ -238,19 +238,24 @@ async def test_positions_outside_the_document_answer_empty(client: LanguageClien
     assert (await _complete(client, uri, HOLE)).items  # and it still serves
 
 
+def _keep_the_worker_busy(client: LanguageClient, uri: str) -> asyncio.Future[Any]:
+    """A fill-selection over the first lines of ``uri``: the model worker's next job for a while."""
+    return send_now(
+        client,
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(
+            command="codemlm.fillSelection",
+            arguments=[{"uri": uri, "range": _range(0, 0, 12, 0), "apply": False}],
+        ),
+    )
+
+
 async def test_an_edit_racing_a_request_makes_it_stale(client: LanguageClient, workspace: Path) -> None:
     uri = open_document(client, _new_document(workspace, "calc_race.py", HOLED))
     other = open_document(client, _new_document(workspace, "calc_race_busy.py", HOLED))
     # Keep the model worker busy (another document), so the completion is still queued when the
     # edit arrives, however the two processes are scheduled: the race is decided, not timed.
-    busy = send_now(
-        client,
-        types.WORKSPACE_EXECUTE_COMMAND,
-        types.ExecuteCommandParams(
-            command="codemlm.fillSelection",
-            arguments=[{"uri": other, "range": _range(0, 0, 12, 0), "apply": False}],
-        ),
-    )
+    busy = _keep_the_worker_busy(client, other)
     pending = send_now(client, types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(text_document=_doc(uri), position=HOLE))
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
@@ -276,14 +281,7 @@ async def test_an_edit_racing_a_request_makes_it_stale(client: LanguageClient, w
 async def test_cancel_request_is_honoured(client: LanguageClient, workspace: Path) -> None:
     uri = open_document(client, _new_document(workspace, "calc_cancel.py", HOLED))
     # Keep the model worker busy so the completion is still queued when the cancel arrives.
-    busy = send_now(
-        client,
-        types.WORKSPACE_EXECUTE_COMMAND,
-        types.ExecuteCommandParams(
-            command="codemlm.fillSelection",
-            arguments=[{"uri": uri, "range": _range(0, 0, 12, 0), "apply": False}],
-        ),
-    )
+    busy = _keep_the_worker_busy(client, uri)
     request = send_now(
         client, types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(text_document=_doc(uri), position=HOLE),
         msg_id="cancel-me",

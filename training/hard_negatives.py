@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codemlm.identifiers import identifier_terms
+
+if TYPE_CHECKING:
+    from training.contrastive import Pair
 
 __all__ = ["mine_hard_negatives"]
 
@@ -25,19 +28,8 @@ _K1 = 1.2
 _B = 0.75
 
 
-class _PairLike(Protocol):
-    @property
-    def query(self) -> str: ...
-    @property
-    def code(self) -> str: ...
-    @property
-    def group(self) -> int: ...
-    @property
-    def kind(self) -> str: ...
-
-
 def mine_hard_negatives(
-    pairs: Sequence[_PairLike], *, kinds: tuple[str, ...] = ("doc",), max_df: float = 0.05, depth: int = 20,
+    pairs: Sequence[Pair], *, kinds: tuple[str, ...] = ("doc",), max_df: float = 0.05, depth: int = 20,
 ) -> list[int]:
     """For each pair, the index of another pair whose code BM25 ranks highest for this pair's
     query, from another file (``group``), with another code and another query (a copied
