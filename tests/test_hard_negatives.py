@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,15 +19,22 @@ PAIRS = [
 ]
 
 
+def _mine(pairs: list[Pair], *, code_views: bool = False) -> list[int]:
+    return mine_hard_negatives([p.query for p in pairs], [p.code for p in pairs], [p.group for p in pairs],
+                               [code_views or p.kind == "doc" for p in pairs], max_df=1.0)
+
+
 def test_the_negative_shares_the_query_words_and_comes_from_another_file() -> None:
-    chosen = mine_hard_negatives(PAIRS, max_df=1.0)
+    chosen = _mine(PAIRS)
     # "Parse the config file." -> parse_config_text (file 1): file 0's own write_config and the
     # copy with the same docstring (file 3) are not negatives
     assert chosen[0] == 2
     assert chosen[2] in (0, 1, 4)
-    assert chosen[5] == -1  # code views get none by default
-    assert mine_hard_negatives(PAIRS, max_df=1.0, kinds=("doc", "code"))[5] >= 0
-    assert mine_hard_negatives(PAIRS[:1]) == [-1]
+    assert chosen[5] == -1  # not wanted: none
+    assert _mine(PAIRS, code_views=True)[5] >= 0
+    assert _mine(PAIRS[:1]) == [-1]
+    with pytest.raises(ValueError, match="one entry per pair"):
+        mine_hard_negatives(["q"], ["c", "d"], [0])
 
 
 @settings(max_examples=40, deadline=None)
@@ -36,7 +44,7 @@ def test_the_negative_shares_the_query_words_and_comes_from_another_file() -> No
 def test_a_negative_is_never_the_same_file_code_or_query(rows: list[tuple[str, str, int]]) -> None:
     pairs = [Pair(f"{q} the thing {i % 3}", f"def {c}_{i % 4}():\n    return {q}", g, "doc")
              for i, (q, c, g) in enumerate(rows)]
-    for i, j in enumerate(mine_hard_negatives(pairs, max_df=1.0)):
+    for i, j in enumerate(_mine(pairs)):
         if j >= 0:
             assert j != i
             assert pairs[j].group != pairs[i].group

@@ -661,7 +661,8 @@ def train_contrastive(
         from training.hard_negatives import mine_hard_negatives
 
         began = time.perf_counter()
-        chosen = mine_hard_negatives(train_pairs)
+        chosen = mine_hard_negatives([p.query for p in train_pairs], [p.code for p in train_pairs],
+                                     [p.group for p in train_pairs], [p.kind == "doc" for p in train_pairs])
         negatives = {p: train_pairs[j].code for p, j in zip(train_pairs, chosen, strict=True) if j >= 0}
         mined = {"pairs": len(negatives), "seconds": round(time.perf_counter() - began, 1)}
         print(f"hard negatives: {len(negatives)} of {len(train_pairs)} pairs ({mined['seconds']} s)", file=sys.stderr)

@@ -13,14 +13,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codemlm.identifiers import identifier_terms
-
-if TYPE_CHECKING:
-    from training.contrastive import Pair
 
 __all__ = ["mine_hard_negatives"]
 
@@ -29,18 +25,21 @@ _B = 0.75
 
 
 def mine_hard_negatives(
-    pairs: Sequence[Pair], *, kinds: tuple[str, ...] = ("doc",), max_df: float = 0.05, depth: int = 20,
+    queries: Sequence[str], codes: Sequence[str], groups: Sequence[int], wanted: Sequence[bool] | None = None,
+    *, max_df: float = 0.05, depth: int = 20,
 ) -> list[int]:
-    """For each pair, the index of another pair whose code BM25 ranks highest for this pair's
-    query, from another file (``group``), with another code and another query (a copied
-    docstring means the same behaviour: no negative); -1 when there is none or the pair's kind is
-    not in ``kinds``. Terms in more than ``max_df`` of the codes are skipped: they rank nothing
+    """For each (query, code, group) pair, the index of another pair whose code BM25 ranks
+    highest for this pair's query, from another file (``group``), with another code and another
+    query (a copied docstring means the same behaviour: no negative); -1 when there is none or
+    the pair is not ``wanted`` (default: all). Terms in more than ``max_df`` of the codes are skipped: they rank nothing
     and make the postings long. Deterministic."""
-    n = len(pairs)
+    n = len(queries)
+    if not len(codes) == len(groups) == n or (wanted is not None and len(wanted) != n):
+        raise ValueError("queries, codes, groups and wanted must have one entry per pair")
     out = [-1] * n
     if n < 2:
         return out
-    counts = [Counter(identifier_terms(p.code)) for p in pairs]
+    counts = [Counter(identifier_terms(code)) for code in codes]
     lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
     average = float(lengths.mean()) or 1.0
     df: Counter[str] = Counter()
@@ -60,10 +59,10 @@ def mine_hard_negatives(
                np.array(weights[term], dtype=np.float32) * math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5)))
         for term in docs
     }
-    for i, pair in enumerate(pairs):
-        if pair.kind not in kinds:
+    for i, query in enumerate(queries):
+        if wanted is not None and not wanted[i]:
             continue
-        terms = [t for t in set(identifier_terms(pair.query)) if t in postings]
+        terms = [t for t in set(identifier_terms(query)) if t in postings]
         if not terms:
             continue
         index = np.concatenate([postings[t][0] for t in terms])
@@ -72,8 +71,7 @@ def mine_hard_negatives(
         scores = np.bincount(inverse, weights=weight)
         top = np.argsort(-scores, kind="stable")[:depth]
         for j in candidates[top].tolist():
-            other = pairs[j]
-            if other.group != pair.group and other.code != pair.code and other.query != pair.query:
+            if groups[j] != groups[i] and codes[j] != codes[i] and queries[j] != query:
                 out[i] = j
                 break
     return out
