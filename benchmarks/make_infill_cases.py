@@ -57,6 +57,10 @@ def candidate_spans(text: str, language: str = "python", *, returns: bool = Fals
     result = parse(text, language)
     data = text.encode("utf-8")
     strings = [(s.start, s.end) for s in result.spans if s.kind == SpanKind.STRING_COMMENT]
+
+    def in_a_string(start: int, end: int) -> bool:  # inside a docstring or comment
+        return any(s <= start and end <= e for s, e in strings)
+
     out = []
     for span in result.spans:
         kind = KINDS.get(span.kind)
@@ -67,12 +71,12 @@ def candidate_spans(text: str, language: str = "python", *, returns: bool = Fals
             continue
         if kind == "expression" and _is_bare(target):
             continue
-        if any(s <= span.start and span.end <= e for s, e in strings):
-            continue  # inside a docstring or comment
+        if in_a_string(span.start, span.end):
+            continue
         out.append((kind, span.start, span.end))
     if returns:
         out.extend(("return", start, end) for start, end in _return_values(text, language)
-                   if not any(s <= start and end <= e for s, e in strings))
+                   if not in_a_string(start, end))
     return out
 
 

@@ -64,6 +64,7 @@ from training.config import OptimConfig, TrainConfig
 from training.mlm import lr_factor, parameter_groups
 
 if TYPE_CHECKING:
+    from codemlm.sources import SourceFile
     from training.teacher import Teacher
 
 __all__ = [
@@ -247,7 +248,7 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     return train, validation, origin
 
 
-def _repository_files(roots: Sequence[str]) -> Iterator[tuple[str, Any]]:
+def _repository_files(roots: Sequence[str]) -> Iterator[tuple[str, SourceFile]]:
     from codemlm.config import CorpusConfig
     from codemlm.sources import CorpusStats, iter_repository
 

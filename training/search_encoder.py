@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
             grid = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, Path(tmp))
         (weight, depth), best, baseline = choose(grid)
-        table = {f"w={w:g} depth={d}": round(mrr, 4) for (w, d), mrr in sorted(grid.items())}
+        table = _labelled(grid)
         print(json.dumps({"validation_mrr": table, "chosen": {"weight": weight, "depth": depth, "mrr": round(best, 4)},
                           "without_encoder": round(baseline, 4)}, indent=2))
         if weight == 0.0 or best <= baseline:
@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _labelled(grid: dict[tuple[float, int], float]) -> dict[str, float]:
+    return {f"w={w:g} depth={d}": round(mrr, 4) for (w, d), mrr in sorted(grid.items())}
+
+
 def _second_opinion(args: argparse.Namespace) -> int:
     """MRR@10 per library and their mean for every (weight, depth); nothing installed."""
     per_library: dict[str, dict[tuple[float, int], float]] = {}
@@ -136,10 +140,9 @@ def _second_opinion(args: argparse.Namespace) -> int:
         for n, library in enumerate(args.library):
             per_library[library.name] = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}),
                                                      args.depths, Path(tmp) / str(n), library)
-    keys = sorted(next(iter(per_library.values())))
-    report = {name: {f"w={w:g} depth={d}": round(grid[(w, d)], 4) for w, d in keys} for name, grid in per_library.items()}
-    report["mean"] = {f"w={w:g} depth={d}": round(float(np.mean([g[(w, d)] for g in per_library.values()])), 4)
-                      for w, d in keys}
+    report = {name: _labelled(grid) for name, grid in per_library.items()}
+    keys = next(iter(per_library.values()))
+    report["mean"] = _labelled({key: float(np.mean([g[key] for g in per_library.values()])) for key in keys})
     print(json.dumps({"validation_mrr": report}, indent=2))
     return 0
 
