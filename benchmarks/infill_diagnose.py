@@ -36,6 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from infill_holes import ALL_KINDS, KINDS
+
 _VERDICTS = ("right", "gated", "ranked_below", "no_candidate")
 
 
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-rows", nargs="+", metavar="ROWS", help="candidate rows saved by --rows: "
                         "rank them with --ranker (or the model's) instead of running the engine")
     parser.add_argument("--rows", help="save every candidate's features as ROWS.npz")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(ALL_KINDS),
+                        help="kinds of corpus holes, an equal share each (default: the held-out cases' four; "
+                        "add return for return values)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the corpus holes (the fit uses 1)")
     parser.add_argument("--part", default="validate", choices=["all", "fit", "validate"],
                         help="the half of the corpus files to cut from (default validate: files the fit never saw)")
@@ -173,11 +178,11 @@ def _run_engine(args: argparse.Namespace, config: Any, ranker: Any) -> list[dict
 
         from codemlm.sources import stdlib_root
 
-        cut += cut_holes(stdlib_root(), args.stdlib, args.seed, args.part, args.per_file)
+        cut += cut_holes(stdlib_root(), args.stdlib, args.seed, args.part, args.per_file, tuple(args.kinds))
     for tree in args.tree:
         from infill_holes import tree_holes
 
-        cut += tree_holes(Path(tree), args.tree_holes, args.seed, args.part, args.tree_per_file)
+        cut += tree_holes(Path(tree), args.tree_holes, args.seed, args.part, args.tree_per_file, tuple(args.kinds))
     engine = InfillEngine(load_model_dir(resolve_model_dir(args.model)), config=config, ranker=ranker)
     gate = engine.config.min_probability
     shown: Counter[str] = Counter()

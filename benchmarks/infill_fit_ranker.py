@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from infill_holes import PARTS, TreeRepositories, cut_holes, read_repository, tree_holes
+from infill_holes import ALL_KINDS, KINDS, PARTS, TreeRepositories, cut_holes, read_repository, tree_holes
 
 from codemlm.completion_ranker import FEATURES, Ranker, feature_matrix, fit_listwise, fit_weights
 
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                         "holes from it, the packages in turn (benchmarks/infill_holes.py); repeatable")
     parser.add_argument("--tree-holes", type=int, default=400, help="holes cut from each --tree")
     parser.add_argument("--tree-per-file", type=int, default=2, help="holes of a kind per file of a --tree")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(ALL_KINDS),
+                        help="kinds of corpus holes, an equal share each (default: the held-out cases' four; "
+                        "add return for return values)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--part", choices=PARTS, default="fit",
                         help="the half of the files holes are cut from (default fit: the other half, "
@@ -132,13 +135,14 @@ def _fit_engine(args: argparse.Namespace, fits: dict[str, dict[str, object]]) ->
     from codemlm.infill import InfillConfig, InfillEngine
 
     torch.set_num_threads(args.threads)
-    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part, args.per_file) if args.source else []
+    holes = cut_holes(Path(args.source), args.holes, args.seed, args.part, args.per_file,
+                      tuple(args.kinds)) if args.source else []
     repositories: dict[str, Callable[[dict[str, str]], Repository | None]] = {}
     if args.source:
         shared = _repository(Path(args.source), {h["path"] for h in holes}, args.repo_files, args.seed)
         repositories["stdlib"] = lambda _hole: shared
     for tree in args.tree:
-        cut = tree_holes(Path(tree), args.tree_holes, args.seed, args.part, args.tree_per_file)
+        cut = tree_holes(Path(tree), args.tree_holes, args.seed, args.part, args.tree_per_file, tuple(args.kinds))
         if args.repo_files > 0:
             side = TreeRepositories(Path(tree))
             for origin in {h["origin"] for h in cut}:

@@ -24,14 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from make_infill_cases import candidate_spans, make_case
+from make_infill_cases import ALL_KINDS, candidate_spans, make_case
 
 from codemlm.languages import language_for_path
 
 if TYPE_CHECKING:
     from codemlm.candidates import Repository
 
-__all__ = ["KINDS", "PARTS", "TreeRepositories", "cut_holes", "file_part", "tree_holes", "tree_repository"]
+__all__ = ["ALL_KINDS", "KINDS", "PARTS", "TreeRepositories", "cut_holes", "file_part", "tree_holes", "tree_repository"]
 
 PARTS = ("all", "fit", "validate")
 KINDS = ("identifier", "arguments", "expression", "statement")
@@ -48,18 +48,21 @@ def file_part(name: str) -> str:
     return "validate" if zlib.crc32(name.encode("utf-8")) % 2 else "fit"
 
 
-def cut_holes(source: Path, count: int, seed: int, part: str = "all", per_file: int = 2) -> list[dict[str, str]]:
+def cut_holes(source: Path, count: int, seed: int, part: str = "all", per_file: int = 2,
+              kinds: tuple[str, ...] = KINDS) -> list[dict[str, str]]:
     """``count`` holes spread over the Python files of ``source`` (top level only: the stdlib's own
-    modules, not site-packages), balanced over the four kinds. ``part``: ``fit`` or ``validate``
-    keeps only that half of the files (:func:`file_part`), so ranker decisions can be checked on
-    files the fit never saw; ``all`` takes every file."""
+    modules, not site-packages), balanced over ``kinds`` (the four of the held-out cases; add
+    ``return`` for return values). ``part``: ``fit`` or ``validate`` keeps only that half of the
+    files (:func:`file_part`), so ranker decisions can be checked on files the fit never saw;
+    ``all`` takes every file."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    _check_kinds(kinds)
     rng = random.Random(seed)
     files = sorted(p for p in source.glob("*.py") if p.is_file() and part in ("all", file_part(p.name)))
     rng.shuffle(files)
-    per_kind = count // 4
-    picked: dict[str, list[dict[str, str]]] = {kind: [] for kind in KINDS}
+    per_kind = count // len(kinds)
+    picked: dict[str, list[dict[str, str]]] = {kind: [] for kind in kinds}
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
@@ -67,11 +70,11 @@ def cut_holes(source: Path, count: int, seed: int, part: str = "all", per_file: 
             continue
         if len(text) > _MAX_CHARS:
             continue
-        spans = candidate_spans(text)
+        spans = candidate_spans(text, returns="return" in kinds)
         rng.shuffle(spans)
         taken: Counter[str] = Counter()
         for kind, start, end in spans:
-            if len(picked[kind]) >= per_kind or taken[kind] >= per_file:
+            if kind not in picked or len(picked[kind]) >= per_kind or taken[kind] >= per_file:
                 continue
             prefix, suffix, target = make_case(text, start, end, 40, 20)
             picked[kind].append({"kind": kind, "prefix": prefix, "suffix": suffix, "target": target,
@@ -80,6 +83,12 @@ def cut_holes(source: Path, count: int, seed: int, part: str = "all", per_file: 
         if all(len(v) >= per_kind for v in picked.values()):
             break
     return [h for hs in picked.values() for h in hs]
+
+
+def _check_kinds(kinds: tuple[str, ...]) -> None:
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    if not kinds or unknown:
+        raise ValueError(f"kinds must be some of {ALL_KINDS}, got {list(kinds)!r}")
 
 
 def tree_files(root: Path, part: str = "all") -> dict[str, list[tuple[Path, str]]]:
@@ -102,7 +111,7 @@ def tree_files(root: Path, part: str = "all") -> dict[str, list[tuple[Path, str]
 
 
 def _package_holes(files: list[tuple[Path, str]], root: Path, rng: random.Random, per_file: int,
-                   package: str) -> dict[str, Iterator[dict[str, str]]]:
+                   package: str, kinds: tuple[str, ...]) -> dict[str, Iterator[dict[str, str]]]:
     """Per kind, the package's holes in a random order (at most ``per_file`` of a kind per file)."""
     spans: dict[str, list[tuple[str, str, int, int, str]]] = defaultdict(list)
     texts: dict[str, str] = {}
@@ -117,7 +126,7 @@ def _package_holes(files: list[tuple[Path, str]], root: Path, rng: random.Random
         rel = path.relative_to(root).as_posix()
         texts[rel] = text
         by_kind: dict[str, list[tuple[str, str, int, int, str]]] = defaultdict(list)
-        for kind, start, end in candidate_spans(text, language):
+        for kind, start, end in candidate_spans(text, language, returns="return" in kinds):
             by_kind[kind].append((rel, language, start, end, kind))
         for kind, found in by_kind.items():
             rng.shuffle(found)
@@ -131,18 +140,20 @@ def _package_holes(files: list[tuple[Path, str]], root: Path, rng: random.Random
             yield {"kind": kind, "prefix": prefix, "suffix": suffix, "target": target, "path": rel,
                    "language": language, "origin": package}
 
-    return {kind: holes(kind) for kind in KINDS}
+    return {kind: holes(kind) for kind in kinds}
 
 
-def tree_holes(root: Path, count: int, seed: int, part: str = "all", per_file: int = 2) -> list[dict[str, str]]:
-    """``count`` holes from the packages under ``root``, a quarter of each kind, taken from the
-    packages in turn (a package that runs out leaves its turns to the others)."""
+def tree_holes(root: Path, count: int, seed: int, part: str = "all", per_file: int = 2,
+               kinds: tuple[str, ...] = KINDS) -> list[dict[str, str]]:
+    """``count`` holes from the packages under ``root``, an equal share of each of ``kinds``,
+    taken from the packages in turn (a package that runs out leaves its turns to the others)."""
+    _check_kinds(kinds)
     rng = random.Random(seed)
     packages = tree_files(root, part)
-    streams = {name: _package_holes(files, root, rng, per_file, name) for name, files in packages.items()}
+    streams = {name: _package_holes(files, root, rng, per_file, name, kinds) for name, files in packages.items()}
     out: list[dict[str, str]] = []
-    for kind in KINDS:
-        want = count // len(KINDS)
+    for kind in kinds:
+        want = count // len(kinds)
         live = [streams[name][kind] for name in packages]
         taken = 0
         while taken < want and live:

@@ -75,6 +75,23 @@ module.exports = { load };
 '''
 
 
+def test_return_holes_are_cut_only_when_asked_and_leave_the_four_kind_cut_as_it_was(tmp_path: Path) -> None:
+    import pytest
+
+    for i in range(16):
+        (tmp_path / f"mod_{i}.py").write_text(_MODULE.replace("load", f"load_{i}"), encoding="utf-8")
+    four = cut_holes(tmp_path, 40, 1, "all")
+    assert cut_holes(tmp_path, 40, 1, "all", kinds=("identifier", "arguments", "expression", "statement")) == four
+    assert "return" not in {h["kind"] for h in four}
+    with_returns = cut_holes(tmp_path, 50, 1, "all", kinds=("identifier", "return"))
+    returns = [h for h in with_returns if h["kind"] == "return"]
+    assert len(returns) == 25 and {h["kind"] for h in with_returns} == {"identifier", "return"}
+    for h in returns:
+        assert h["prefix"].endswith("return ") and h["target"] in ("data.strip()", "None", "os.path.getsize(path)")
+    with pytest.raises(ValueError, match="kinds"):
+        cut_holes(tmp_path, 40, 1, "all", kinds=("retrun",))
+
+
 def test_tree_holes_take_every_package_in_turn_and_keep_the_halves_apart(tmp_path: Path) -> None:
     from infill_holes import tree_files, tree_holes
 
