@@ -189,9 +189,9 @@ def test_extra_repositories_add_training_pairs_and_never_validation(tmp_path: Pa
     assert origin == f"{data} + {STDLIB / 'logging'}" and not validation  # the data directory had no validation split
     with pytest.raises(CorpusError, match="not a directory"):
         load_pairs(config, ContrastiveOptions(extra_repos=(str(tmp_path / "missing"),)))
-    # pkg:NAME names an installed package's folder; a held-out search library is refused
+    # pkg:NAME names an installed package's folder; a held-out or validation library is refused
     by_package, _, origin = load_pairs(config, ContrastiveOptions(extra_repos=("pkg:logging",)))
     assert len(by_package) > len(alone) and origin.endswith("pkg:logging")
-    for bad in ("pkg:no_such_package_here", "pkg:sortedcontainers"):
-        with pytest.raises(CorpusError, match=r"no installed package|held-out"):
+    for bad in ("pkg:no_such_package_here", "pkg:sortedcontainers", "pkg:click"):
+        with pytest.raises(CorpusError, match=r"no installed package|held-out|validation"):
             load_pairs(config, ContrastiveOptions(extra_repos=(bad,)))

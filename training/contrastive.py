@@ -265,10 +265,12 @@ def _package_folder(name: str) -> Path:
     config can name training code by package instead of by a site-packages path."""
     import importlib.util
 
-    from training.static_validation import HELDOUT_LIBRARIES
+    from training.static_validation import HELDOUT_LIBRARIES, JUDGING_LIBRARIES
 
     if name in HELDOUT_LIBRARIES:
         raise CorpusError(f"pkg:{name} is a held-out search library; it is never training data")
+    if name in JUDGING_LIBRARIES:
+        raise CorpusError(f"pkg:{name} is a validation or held-out completion library; it is never training data")
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):

@@ -24,12 +24,16 @@ from codemlm.chunking import DEFINITION_KINDS, Chunk, chunk_source
 from codemlm.languages import parser_for
 from codemlm.syntax import definitions
 
-__all__ = ["HELDOUT_LIBRARIES", "TrainingChunk", "build_validation_set", "default_stdlib", "documented_chunks",
+__all__ = ["HELDOUT_LIBRARIES", "JUDGING_LIBRARIES", "TrainingChunk", "build_validation_set", "default_stdlib", "documented_chunks",
            "first_sentence", "strip_docstrings", "training_chunks", "training_pairs", "validation_files"]
 
 # Parts of the stdlib that are not everyday library code (tests, GUI, vendored, generated).
 # The libraries of the held-out search sets (benchmarks/data/search_cases*.jsonl): never training data.
 HELDOUT_LIBRARIES = frozenset({"toolz", "cytoolz", "humanize", "inflection", "dateutil", "sortedcontainers"})
+# Libraries that judge decisions without being test sets: the search encoder's second opinion
+# (``training.search_encoder --library``) and the held-out completion cases
+# (benchmarks/data/infill_cases*.jsonl). Training on them would make their figures flattery.
+JUDGING_LIBRARIES = frozenset({"click", "rich", "markdown_it", "boltons", "tabulate", "commander"})
 _SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages", "ensurepip",
          "__pycache__", "pydoc_data", "encodings", "msilib", "config-3")
 
