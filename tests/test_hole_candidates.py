@@ -81,6 +81,16 @@ def test_values_given_to_the_same_name_and_return_values() -> None:
     assert "analog" in found["self.cache[name]"] and "analog" in found["data"]
 
 
+def test_a_return_hole_is_offered_the_usual_constants_of_its_language() -> None:
+    _context, found = _hole(CODE, "os.path.join(self.root, name)")
+    assert {"None", "True", "False", "self"} <= {t for t, s in found.items() if "role" in s}
+    js = "function has(xs, x) {\n  for (const y of xs) {\n    if (y === x) return true;\n  }\n  return false;\n}\n"
+    _context, found = _hole(js, "false;", language="javascript")
+    assert "role" in found["false"] and "role" in found["null"] and "None" not in found
+    _context, found = _hole(CODE, "root\n        self.mode")  # not a return: no constants
+    assert "None" not in found
+
+
 def test_continuations_end_at_the_right_anchor() -> None:
     code = "total = compute(a, b)\nprint(total)\ntotal = compute(a, b)\nshow(total)\n"
     at = code.rindex("compute(a, b)")

@@ -40,6 +40,15 @@ _VALUES = {"assignment": ("left", "right"), "keyword_argument": ("name", "value"
 _FIRST_CHILD = {"return_statement": "return", "raise_statement": "raise", "throw_statement": "raise"}
 _CONDITIONS = frozenset({"if_statement", "elif_clause", "while_statement"})
 _RECEIVERS = frozenset({"self", "cls", "this"})
+# What a function most often gives back without computing it: a fallback, a flag, itself.
+# Proposed for every return hole, because a file's other returns need not include the one wanted
+# (``return True`` above does not put ``False`` among the analogues).
+_RETURN_CONSTANTS = {
+    "python": ("None", "True", "False", "self", "NotImplemented"),
+    "javascript": ("null", "true", "false", "undefined", "this"),
+    "typescript": ("null", "true", "false", "undefined", "this"),
+    "tsx": ("null", "true", "false", "undefined", "this"),
+}
 _ARROW = re.compile(r"[ \t]*=>")
 
 
@@ -159,6 +168,9 @@ def analogs(context: HoleContext, found: ProposalSet, repository: HasRoles | Non
         if role == "params" and context.language in (None, "python"):
             for text in _DATA_MODEL.get(key, ()):
                 found.add(text, "analog")
+        if role == "return":
+            for text in _RETURN_CONSTANTS.get(context.language or "python", ()):
+                found.add(text, "role")
         if role == "args" and same:
             argument_variants(context, found, same)
         if role in ("args", "params"):
