@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree-per-file", type=int, default=2, help="holes of a kind per file of a --tree")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(ALL_KINDS),
                         help="kinds of corpus holes, an equal share each (default: the held-out cases' four; "
-                        "add return for return values)")
+                        "add return for return values); with --from-rows, the kinds of rows fitted on")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--part", choices=PARTS, default="fit",
                         help="the half of the files holes are cut from (default fit: the other half, "
@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_rows:
         report: dict[str, object] = {"from_rows": args.from_rows}
         for mode in dict.fromkeys(args.sources):
-            x, y, groups, _kinds, _origins = load_rows([f"{r}.{mode}.npz" for r in args.from_rows])
+            x, y, groups, kinds, _origins = load_rows([f"{r}.{mode}.npz" for r in args.from_rows])
+            keep = np.isin(kinds, args.kinds)  # --kinds also picks rows: refit on some kinds only
+            x, y, groups = x[keep], y[keep], groups[keep]
             covered = sum(int(y[groups == g].max() > 0) for g in np.unique(groups))
             fits[mode] = _fit(x, y, groups, covered, len(np.unique(groups)), args.l2,
                               args.model_weights if mode == "context" else None, args.objective)
