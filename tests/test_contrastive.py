@@ -195,3 +195,9 @@ def test_extra_repositories_add_training_pairs_and_never_validation(tmp_path: Pa
     for bad in ("pkg:no_such_package_here", "pkg:sortedcontainers", "pkg:click"):
         with pytest.raises(CorpusError, match=r"no installed package|held-out|validation"):
             load_pairs(config, ContrastiveOptions(extra_repos=(bad,)))
+    # skip_missing_packages: a package that is not installed is left out; a held-out one still refused
+    skipping, _, origin = load_pairs(config, ContrastiveOptions(extra_repos=("pkg:no_such_package_here", "pkg:logging"),
+                                                                skip_missing_packages=True))
+    assert len(skipping) == len(by_package) and "no_such_package_here" not in origin
+    with pytest.raises(CorpusError, match="held-out"):
+        load_pairs(config, ContrastiveOptions(extra_repos=("pkg:toolz",), skip_missing_packages=True))

@@ -87,6 +87,7 @@ __all__ = [
 class ContrastiveOptions:
     repos: tuple[str, ...] = ()
     extra_repos: tuple[str, ...] = ()  # more training pairs beside the data directory's (never validation)
+    skip_missing_packages: bool = False  # a pkg:NAME of extra_repos that is not installed: skipped, not an error
     max_query_tokens: int = 64
     max_code_tokens: int = 256
     temperature: float = 0.05
@@ -232,9 +233,15 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
         if "validation" in files and files["validation"].num_rows:
             val_files = list(zip(files["validation"]["text"], files["validation"]["language"], strict=True))
         origin = str(data_dir)
-    if options.extra_repos:
-        train_files += [(source.text, source.language) for _, source in _repository_files(options.extra_repos)]
-        origin += " + " + ", ".join(options.extra_repos)
+    extra = list(options.extra_repos)
+    if options.skip_missing_packages:
+        missing = [r for r in extra if r.startswith("pkg:") and _package_folder(r[4:], missing_ok=True) is None]
+        if missing:
+            print(f"contrastive: not installed, skipped: {', '.join(missing)}", file=sys.stderr)
+            extra = [r for r in extra if r not in missing]
+    if extra:
+        train_files += [(source.text, source.language) for _, source in _repository_files(extra)]
+        origin += " + " + ", ".join(extra)
     if options.exclude_search_validation:
         held = _search_validation_digests()
         train_files = [f for f in train_files if _text_digest(f[0]) not in held]
@@ -254,15 +261,17 @@ def _repository_files(roots: Sequence[str]) -> Iterator[tuple[str, SourceFile]]:
 
     for root in roots:
         path = _package_folder(root[4:]) if root.startswith("pkg:") else Path(root).expanduser()
-        if not path.is_dir():
+        if path is None or not path.is_dir():
             raise CorpusError(f"{root} is not a directory of source files")
         for source in iter_repository(path, CorpusConfig(), CorpusStats()):
             yield root, source
 
 
-def _package_folder(name: str) -> Path:
+def _package_folder(name: str, *, missing_ok: bool = False) -> Path | None:
     """``pkg:NAME``: the folder of an installed package (found without importing it), so a
-    config can name training code by package instead of by a site-packages path."""
+    config can name training code by package instead of by a site-packages path. A held-out or
+    validation library is always an error; a package that is not installed is None with
+    ``missing_ok``."""
     import importlib.util
 
     from training.static_validation import HELDOUT_LIBRARIES, JUDGING_LIBRARIES
@@ -277,6 +286,8 @@ def _package_folder(name: str) -> Path:
         spec = None
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
+        if missing_ok:
+            return None
         raise CorpusError(f"pkg:{name}: no installed package folder of that name")
     return Path(locations[0])
 
