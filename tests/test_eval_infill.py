@@ -210,7 +210,7 @@ def test_repository_mode_never_leaks_the_holed_file(model_dir: Path, tmp_path: P
     """The answer sits only in the case's own file and in a sibling; only the sibling may help."""
     repo = tmp_path / "pkg"
     repo.mkdir()
-    own = "def handler(event):\n    return dispatch_with_secret_token(event)\n"
+    own = "def handler(event):\n    result = dispatch_with_secret_token(event)\n    return result\n"
     (repo / "own.py").write_text(own, encoding="utf-8")
     cut = own.index("dispatch_with_secret_token")
     case = {"id": "leak", "language": "python", "kind": "identifier", "path": "pkg/own.py",
