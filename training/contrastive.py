@@ -217,7 +217,7 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     train_files: list[tuple[str, str]] = []
     val_files: list[tuple[str, str]] = []
     if options.repos:
-        for root, source in _repository_files(options.repos):
+        for root, source in _repository_files(_folders(options.repos)):
             split = _file_split(f"{root}/{source.path}", options.validation_fraction)
             (val_files if split == "validation" else train_files).append((source.text, source.language))
         origin = "repos: " + ", ".join(options.repos)
@@ -233,15 +233,10 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
         if "validation" in files and files["validation"].num_rows:
             val_files = list(zip(files["validation"]["text"], files["validation"]["language"], strict=True))
         origin = str(data_dir)
-    extra = list(options.extra_repos)
-    if options.skip_missing_packages:
-        missing = [r for r in extra if r.startswith("pkg:") and _package_folder(r[4:], missing_ok=True) is None]
-        if missing:
-            print(f"contrastive: not installed, skipped: {', '.join(missing)}", file=sys.stderr)
-            extra = [r for r in extra if r not in missing]
+    extra = _folders(options.extra_repos, skip_missing=options.skip_missing_packages)
     if extra:
         train_files += [(source.text, source.language) for _, source in _repository_files(extra)]
-        origin += " + " + ", ".join(extra)
+        origin += " + " + ", ".join(root for root, _ in extra)
     if options.exclude_search_validation:
         held = _search_validation_digests()
         train_files = [f for f in train_files if _text_digest(f[0]) not in held]
@@ -255,14 +250,29 @@ def load_pairs(config: TrainConfig, options: ContrastiveOptions) -> tuple[list[P
     return train, validation, origin
 
 
-def _repository_files(roots: Sequence[str]) -> Iterator[tuple[str, SourceFile]]:
+def _folders(roots: Sequence[str], *, skip_missing: bool = False) -> list[tuple[str, Path]]:
+    """(root, folder) for each root: a path, or ``pkg:NAME``'s installed folder. With
+    ``skip_missing`` a ``pkg:`` that is not installed is left out and named on stderr."""
+    out: list[tuple[str, Path]] = []
+    missing: list[str] = []
+    for root in roots:
+        path = _package_folder(root[4:], missing_ok=skip_missing) if root.startswith("pkg:") else Path(root).expanduser()
+        if path is None:
+            missing.append(root)
+            continue
+        if not path.is_dir():
+            raise CorpusError(f"{root} is not a directory of source files")
+        out.append((root, path))
+    if missing:
+        print(f"contrastive: not installed, skipped: {', '.join(missing)}", file=sys.stderr)
+    return out
+
+
+def _repository_files(folders: Sequence[tuple[str, Path]]) -> Iterator[tuple[str, SourceFile]]:
     from codemlm.config import CorpusConfig
     from codemlm.sources import CorpusStats, iter_repository
 
-    for root in roots:
-        path = _package_folder(root[4:]) if root.startswith("pkg:") else Path(root).expanduser()
-        if path is None or not path.is_dir():
-            raise CorpusError(f"{root} is not a directory of source files")
+    for root, path in folders:
         for source in iter_repository(path, CorpusConfig(), CorpusStats()):
             yield root, source
 

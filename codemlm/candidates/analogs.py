@@ -46,9 +46,8 @@ _RECEIVERS = frozenset({"self", "cls", "this"})
 _RETURN_CONSTANTS = {
     "python": ("None", "True", "False", "self", "NotImplemented"),
     "javascript": ("null", "true", "false", "undefined", "this"),
-    "typescript": ("null", "true", "false", "undefined", "this"),
-    "tsx": ("null", "true", "false", "undefined", "this"),
 }
+_RETURN_CONSTANTS["typescript"] = _RETURN_CONSTANTS["tsx"] = _RETURN_CONSTANTS["javascript"]
 _ARROW = re.compile(r"[ \t]*=>")
 
 
