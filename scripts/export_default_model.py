@@ -3,6 +3,7 @@
     python scripts/export_default_model.py runs/compact-spans/model codemlm/default_model \
         --runs runs/compact runs/compact-spans --data data/default8k \
         [--heldout DIR ...] [--search-repo DIR] [--infill-limit N] [--force]
+    python scripts/export_default_model.py --refresh-search codemlm/default_model [--search-note TEXT]
 
 Stores float16 weights, evaluates the exported directory on held-out code (masked-token
 accuracy with ``codemlm eval mlm``'s protocol, the infill cases, the search cases when their
@@ -10,6 +11,11 @@ repository is present) and writes MODEL_CARD.md with the data manifest, the comm
 cumulative tokens and steps of every phase, and ``learning_curve.svg`` (loss and accuracy
 against tokens). It refuses to replace the shipped model with one that scores lower on the
 held-out masked-token accuracy, unless ``--force``.
+
+``--refresh-search`` is for a new search encoder alone (``python -m training.search_encoder
+--model-dir`` installed it): the encoder weights and the MLM are untouched; the card's search
+encoder entry and held-out search figures are measured again and the card is rewritten, its
+training phases, curve and other metrics kept as they were.
 """
 
 from __future__ import annotations
@@ -156,12 +162,72 @@ def heldout_accuracy(model_dir: Path, paths: list[Path]) -> dict[str, Any] | Non
     return result
 
 
+def heldout_search(model_dir: Path, search_repo: Path) -> dict[str, Any]:
+    """Held-out search figures of ``model_dir`` (without and with its search encoder), when the
+    held-out repository copy is present; empty otherwise."""
+    if not search_repo.is_dir():
+        return {}
+    from codemlm.eval_search import evaluate_search
+    from codemlm.search_rerank import EncoderReranker, has_search_encoder
+
+    keep = ("cases", "mode", "mrr", "recall_at_1", "recall_at_10")
+    found = evaluate_search(search_repo, SEARCH_CASES, model_dir=str(model_dir))
+    out: dict[str, Any] = {"search_heldout": {k: found[k] for k in keep if k in found}}
+    if has_search_encoder(model_dir):
+        reread = evaluate_search(search_repo, SEARCH_CASES, model_dir=str(model_dir),
+                                 reranker=EncoderReranker.from_model_dir(model_dir))
+        out["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank") if k in reread}
+    return out
+
+
+def card_status(summary: dict[str, Any]) -> str:
+    """The card's first lines: tokens, steps, hardware and the headline held-out figures."""
+    cumulative, metrics = summary.get("cumulative") or {}, summary.get("metrics") or {}
+    hardware = summary.get("hardware")
+    spent = (f"{cumulative['gpu_minutes']} minutes on {hardware or 'one GPU'}" if "gpu_minutes" in cumulative
+             else f"{cumulative.get('cpu_hours', 0.0)} hours on {hardware or '2 CPU cores'}")
+    acc = (metrics.get("heldout_mlm") or {}).get("accuracy")
+    overall = (metrics.get("infill_heldout") or {}).get("overall") or {}
+    infill = (f"infill EM@1 {overall['em_at_1']:.3f}, EM@5 {overall['em_at_5']:.3f}" if "em_at_1" in overall
+              else "infill not measured")
+    return (
+        f"> **{cumulative.get('tokens', 0) / 1e6:.1f} M training tokens, {cumulative.get('steps', 0):,} steps, "
+        f"{spent}.** Held-out masked-token accuracy "
+        f"{acc if acc is not None else 'not measured'} (15% of tokens masked, code it never saw); "
+        f"{infill}.\n\n"
+        "![loss and accuracy against training tokens](learning_curve.svg)\n\n"
+    )
+
+
+def refresh_search(model_dir: Path, search_repo: Path, note: str | None) -> int:
+    """Rewrite ``model_dir``'s card for the search encoder installed in it. The MLM's weights are
+    written back as they were read (float16 to float32 and back is exact)."""
+    loaded = load_model_dir(model_dir)
+    summary = dict(loaded.summary)
+    encoder = search_encoder_summary(model_dir / "search_encoder")
+    if encoder is not None and note:
+        encoder["note"] = note
+    summary["search_encoder"] = encoder
+    metrics = {k: v for k, v in (summary.get("metrics") or {}).items()
+               if k not in ("search_heldout", "search_heldout_reranked")}
+    metrics.update(heldout_search(model_dir, search_repo))
+    summary["metrics"] = metrics
+    save_model_dir(model_dir, loaded.model, loaded.tokenizer, summary=summary,
+                   card=card_status(summary) + render_model_card(loaded.config, summary), dtype="float16")
+    print(json.dumps({k: metrics[k] for k in ("search_heldout", "search_heldout_reranked") if k in metrics}, indent=2))
+    print(f"export: refreshed {model_dir}'s card and summary for its search encoder", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", type=Path, help="the trained model directory (the last phase's)")
-    parser.add_argument("out", type=Path, help="where the shipped model goes")
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="the run directories, in order")
-    parser.add_argument("--data", type=Path, required=True, help="the data directory trained on")
+    parser.add_argument("source", type=Path, nargs="?", help="the trained model directory (the last phase's)")
+    parser.add_argument("out", type=Path, nargs="?", help="where the shipped model goes")
+    parser.add_argument("--runs", type=Path, nargs="+", help="the run directories, in order")
+    parser.add_argument("--data", type=Path, help="the data directory trained on")
+    parser.add_argument("--refresh-search", type=Path, metavar="MODEL_DIR",
+                        help="only rewrite MODEL_DIR's card for its (new) search encoder")
+    parser.add_argument("--search-note", help="with --refresh-search: how the encoder came to be, for the card")
     parser.add_argument("--heldout", type=Path, nargs="*", default=DEFAULT_HELDOUT)
     parser.add_argument("--search-repo", type=Path, default=CACHE / "search_heldout")
     parser.add_argument("--infill-limit", type=int, default=None)
@@ -172,6 +238,14 @@ def main() -> int:
                         help="the shipped model's held-out accuracy, measured before with the same files and "
                         "seed (`codemlm eval mlm`); skips re-evaluating it")
     args = parser.parse_args()
+    if args.refresh_search is not None:
+        if args.source or args.out or args.runs or args.data:
+            parser.error("--refresh-search takes no other model directory, --runs or --data")
+        if not (args.refresh_search / "config.json").is_file():
+            parser.error(f"{args.refresh_search} is not a model directory (no config.json)")
+        return refresh_search(args.refresh_search, args.search_repo, args.search_note)
+    if args.source is None or args.out is None or not args.runs or args.data is None:
+        parser.error("source, out, --runs and --data are required (or --refresh-search MODEL_DIR)")
 
     trained = load_model_dir(args.source)
     phases = []
@@ -219,17 +293,7 @@ def main() -> int:
         metrics: dict[str, Any] = {"heldout_mlm": new_acc, "previous_model_heldout_mlm": old_acc}
         infill = evaluate_infill(INFILL_CASES, model_dir=str(staged), limit=args.infill_limit)
         metrics["infill_heldout"] = {k: infill[k] for k in ("overall", "by_kind") if k in infill}
-        if args.search_repo.is_dir():
-            from codemlm.eval_search import evaluate_search
-            from codemlm.search_rerank import EncoderReranker, has_search_encoder
-
-            keep = ("cases", "mode", "mrr", "recall_at_1", "recall_at_10")
-            found = evaluate_search(args.search_repo, SEARCH_CASES, model_dir=str(staged))
-            metrics["search_heldout"] = {k: found[k] for k in keep if k in found}
-            if has_search_encoder(staged):
-                reread = evaluate_search(args.search_repo, SEARCH_CASES, model_dir=str(staged),
-                                         reranker=EncoderReranker.from_model_dir(staged))
-                metrics["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank") if k in reread}
+        metrics.update(heldout_search(staged, args.search_repo))
 
     summary: dict[str, Any] = {
         "trained_on": "Python standard library + flask, werkzeug, jinja2, pygments, packaging, lodash-es, express, rxjs",
@@ -261,17 +325,7 @@ def main() -> int:
         total += float(phase["tokens"] or 0)
         boundaries.append(total)
     svg = render_svg(curve_points(args.runs), boundaries)
-    acc = (new_acc or {}).get("accuracy")
-    spent = (f"{cumulative['gpu_minutes']} minutes on {args.hardware or 'one GPU'}" if on_gpu
-             else f"{cumulative['cpu_hours']} hours on {args.hardware or '2 CPU cores'}")
-    status = (
-        f"> **{cumulative['tokens'] / 1e6:.1f} M training tokens, {cumulative['steps']:,} steps, "
-        f"{spent}.** Held-out masked-token accuracy "
-        f"{acc if acc is not None else 'not measured'} (15% of tokens masked, code it never saw); "
-        f"infill EM@1 {infill['overall']['em_at_1']:.3f}, EM@5 {infill['overall']['em_at_5']:.3f}.\n\n"
-        "![loss and accuracy against training tokens](learning_curve.svg)\n\n"
-    )
-    card = status + render_model_card(trained.config, summary)
+    card = card_status(summary) + render_model_card(trained.config, summary)
     args.out.mkdir(parents=True, exist_ok=True)
     save_model_dir(args.out, trained.model, trained.tokenizer, summary=summary, card=card, dtype="float16")
     (args.out / "learning_curve.svg").write_text(svg)

@@ -164,3 +164,40 @@ def test_cli_rerank_uses_the_models_search_encoder_and_refuses_a_model_without_o
     reranked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
     assert len(reranked) == len(plain) == 3
     assert [r["score"] for r in reranked] != [r["score"] for r in plain]  # the encoder's cosine was added
+
+
+def test_refreshing_the_card_for_a_new_search_encoder_keeps_the_weights_and_the_rest(
+    encoder_dir: Path, tiny_model_dir: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    import hashlib
+    import subprocess
+    import sys
+
+    from training.search_encoder import install
+
+    root = Path(__file__).resolve().parents[1]
+    loaded = load_model_dir(tiny_model_dir)
+    shipped = tmp_path / "shipped"
+    kept = {"heldout_mlm": {"accuracy": 0.5}, "infill_heldout": {"overall": {"em_at_1": 0.25, "em_at_5": 0.4}},
+            "search_heldout": {"mrr": 0.1}}
+    summary = {"cumulative": {"tokens": 2_000_000, "steps": 10, "cpu_hours": 0.1}, "phases": [{"run": "runs/x"}],
+               "metrics": kept}
+    save_model_dir(shipped, loaded.model, loaded.tokenizer, summary=summary, dtype="float16")
+    install(encoder_dir / SEARCH_ENCODER_DIR, shipped, RerankSettings(weight=5.0, depth=40), {"mrr": 0.6})
+    weights = hashlib.sha256((shipped / "model.safetensors").read_bytes()).hexdigest()
+    script = [sys.executable, str(root / "scripts/export_default_model.py")]
+    done = subprocess.run([*script, "--refresh-search", str(shipped), "--search-repo", str(tmp_path / "absent"),
+                           "--search-note", "continued twice"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256((shipped / "model.safetensors").read_bytes()).hexdigest() == weights
+    after = load_model_dir(shipped).summary
+    assert after["search_encoder"]["rerank"] == {"weight": 5.0, "depth": 40, "max_tokens": 128}
+    assert after["search_encoder"]["note"] == "continued twice"
+    # no held-out repository here: the stale search figures go, the others stay
+    assert after["metrics"] == {k: v for k, v in kept.items() if k != "search_heldout"}
+    assert after["cumulative"] == summary["cumulative"] and after["phases"] == summary["phases"]
+    card = (shipped / "MODEL_CARD.md").read_text()
+    assert card.startswith("> **2.0 M training tokens, 10 steps") and "continued twice" in card
+    refused = subprocess.run([*script, "--refresh-search", str(tmp_path / "absent")], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "is not a model directory" in refused.stderr
