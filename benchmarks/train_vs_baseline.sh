@@ -14,6 +14,8 @@
 #   same      today's code, the very same command (precision auto now means bf16 where the CPU
 #             has it natively)
 #   recipe    today's code with today's masking recipe (token masking 30%, as compact.yaml)
+#   ungrouped today's code, the same command with data.group_by_length=false (random batches,
+#             as before 2026-12-01), to show what grouping windows by length adds
 # Each row reports the tokens/s of its last logging interval (the second half of the run:
 # start-up, data loading and the first steps excluded), as `codemlm train` logs it; the ratio
 # is against the baseline's best round. Run it on a quiet machine and record the load.
@@ -62,6 +64,7 @@ for round in $(seq 1 "$ROUNDS"); do
   run_row baseline "$WORK/baseline" | tee -a "$RESULTS"
   run_row same "$ROOT" | tee -a "$RESULTS"
   run_row recipe "$ROOT" --set masking.strategy=token --set masking.rate=0.3 --set masking.replacement=mask | tee -a "$RESULTS"
+  run_row ungrouped "$ROOT" --set data.group_by_length=false | tee -a "$RESULTS"
 done
 
 "$PY" - "$RESULTS" "$PRESET" "$BASE_REV" "$STEPS" <<'EOF'
@@ -73,7 +76,7 @@ for line in open(sys.argv[1]):
 print(f"\n{sys.argv[2]}, {sys.argv[4]} steps x 16 windows, best round each (tokens/s of the last interval)")
 print("| row | tokens/s | / baseline |")
 print("|---|---|---|")
-for name in ("baseline", "same", "recipe"):
+for name in ("baseline", "ungrouped", "same", "recipe"):
     print(f"| {name} | {best[name]:,.0f} | {best[name] / best['baseline']:.2f}x |")
 print(f"baseline = {sys.argv[3]}")
 EOF

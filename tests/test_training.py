@@ -11,15 +11,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from _datadir import build_data_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lightning.pytorch import Callback
 
 from codemlm.checkpoint import load_model_dir
 from codemlm.masking import MaskingCollator
 from training.config import TrainConfig, load_config
-from training.data import EpochShardSampler, WindowDataset
+from training.data import EpochShardSampler, WindowDataset, group_by_length
 from training.run import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -261,6 +264,49 @@ def test_sampler_shards_disjointly_and_resumes_where_it_stopped() -> None:
     fresh.set_epoch(2)
     assert list(fresh) == seen[0][3:]
     assert list(fresh) == seen[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 256), min_size=1, max_size=300),
+    batch_rows=st.integers(1, 17),
+    pool_batches=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_grouping_by_length_permutes_within_pools_and_keeps_partial_batches_last(
+    lengths: list[int], batch_rows: int, pool_batches: int, seed: int
+) -> None:
+    lens = np.asarray(lengths)
+    order = np.random.default_rng(seed).permutation(len(lens))
+    grouped = group_by_length(order, lens, batch_rows, np.random.default_rng(seed), pool_batches=pool_batches)
+    pool = batch_rows * pool_batches
+    assert len(grouped) == len(order)
+    for start in range(0, len(order), pool):  # the same rows in every pool: shuffled only inside it
+        assert sorted(grouped[start : start + pool]) == sorted(order[start : start + pool])
+        chunk = grouped[start : start + pool]
+        for b in range(0, len(chunk) - len(chunk) % batch_rows, batch_rows):
+            batch = lens[chunk[b : b + batch_rows]]
+            assert list(batch) == sorted(batch, reverse=True)  # a batch is one run of the sorted pool
+
+
+def test_grouped_batches_pad_less_and_the_sampler_stays_disjoint_and_resumable() -> None:
+    rng = np.random.default_rng(0)
+    lengths = np.where(rng.random(2000) < 0.8, 256, rng.integers(20, 256, 2000))  # windows: most full
+    def padded(order: np.ndarray, batch: int) -> int:  # positions computed when a batch pads to its longest
+        return sum(int(lengths[order[i : i + batch]].max()) * len(order[i : i + batch]) for i in range(0, len(order), batch))
+
+    plain = EpochShardSampler(2000, seed=1, shuffle=True)
+    grouped = EpochShardSampler(2000, seed=1, shuffle=True, lengths=lengths, batch_size=16)
+    assert sorted(grouped.order(0)) == list(range(2000))
+    assert padded(grouped.order(0), 16) < 0.95 * padded(plain.order(0), 16)
+    assert not np.array_equal(grouped.order(0), grouped.order(1))
+    shards = [EpochShardSampler(2000, seed=1, shuffle=True, rank=r, world_size=2, lengths=lengths, batch_size=16)
+              for r in range(2)]
+    assert sorted([i for s in shards for i, _ in s]) == list(range(2000))
+    shards[0].resume_at(0, 5)
+    assert [i for i, _ in shards[0]] == list(shards[0].order(0)[5:])
+    with pytest.raises(ValueError, match="one length per row"):
+        EpochShardSampler(10, seed=1, shuffle=True, lengths=lengths, batch_size=4)
 
 
 def test_cli_train_exports_a_model_dir_that_loads_identically(data_dir: Path, tmp_path: Path) -> None:

@@ -59,6 +59,9 @@ class DataConfig:
     # None: the Python standard library, built once into the cache (see stdlib_* below).
     dir: str | None = None
     num_workers: int = 0
+    # Batches of similar window lengths (training/data.py group_by_length): less padding to
+    # compute on a CPU; a compiled run pads every batch to one width and ignores it.
+    group_by_length: bool = True
     # Standard-library corpus used when `dir` is None: kept small so a first run is quick.
     stdlib_max_files: int = 300
     stdlib_seq_len: int = 256

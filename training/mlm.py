@@ -274,6 +274,7 @@ def train_mlm(
         num_workers=config.data.num_workers,
         seed=trainer_cfg.seed,
         pin_memory=use_gpu,
+        group_by_length=config.data.group_by_length,
     )
     tokenizer = datamodule.tokenizer
     longest_window = datamodule.max_window_tokens()  # a scan of every split: once
