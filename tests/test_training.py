@@ -412,3 +412,21 @@ def test_a_wall_clock_limit_ends_the_run_and_still_exports(data_dir: Path, tmp_p
     result = run(tiny_config(data_dir, tmp_path / "timed", **values))
     assert 0 < result.global_step < 100000
     assert result.model_dir is not None and (result.model_dir / "model.safetensors").is_file()
+
+
+def test_adamw_is_fused_on_a_cpu_and_its_gradients_are_still_clipped() -> None:
+    from codemlm.model import ModelConfig
+    from training.config import OptimConfig
+    from training.mlm import MLMModule
+
+    module = MLMModule(ModelConfig(vocab_size=64, dim=16, n_layers=1, n_heads=2, mlp_hidden=32, max_seq_len=32),
+                       OptimConfig(grad_clip=1.0))
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert optimizer.defaults["fused"] is True
+    for p in module.parameters():
+        p.grad = torch.full_like(p, 10.0)
+    module.configure_gradient_clipping(optimizer, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in module.parameters()]))
+    assert norm == pytest.approx(1.0, rel=1e-3)
+    optimizer.step()  # the fused CPU kernel runs
+    assert all(torch.isfinite(p).all() for p in module.parameters())

@@ -95,8 +95,12 @@ class MLMModule(LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt = self.optim
-        # Lightning refuses to clip the gradients of a fused AdamW under AMP (it unscales inside).
-        fused = self.device.type == "cuda" and not opt.grad_clip > 0
+        # A fused AdamW updates every parameter in one vectorized pass (CPU and CUDA). Under fp16
+        # AMP it unscales the gradients inside its step, after clipping would have had to see
+        # them, so there it stays unfused when clipping; bf16 and fp32 scale nothing.
+        trainer = self._trainer
+        scaled = trainer is not None and str(trainer.precision).startswith("16")
+        fused = self.device.type in ("cpu", "cuda") and not (scaled and opt.grad_clip > 0)
         optimizer = torch.optim.AdamW(
             parameter_groups(self.encoder, opt.weight_decay),
             lr=opt.lr,
@@ -116,6 +120,18 @@ class MLMModule(LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        if gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False):
+            # Lightning's AMP plugin refuses to clip for any optimizer that could unscale itself;
+            # this one was fused only where nothing is scaled (configure_optimizers), so the
+            # gradients here are the true ones and clipping them is what the plugin would do.
+            torch.nn.utils.clip_grad_norm_(self.parameters(), float(gradient_clip_val))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # ------------------------------------------------------------------ metrics
     def _accuracy_by_kind(
