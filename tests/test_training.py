@@ -287,6 +287,10 @@ def test_grouping_by_length_permutes_within_pools_and_keeps_partial_batches_last
         for b in range(0, len(chunk) - len(chunk) % batch_rows, batch_rows):
             batch = lens[chunk[b : b + batch_rows]]
             assert list(batch) == sorted(batch, reverse=True)  # a batch is one run of the sorted pool
+    partial = len(order) % batch_rows
+    if partial and len(order) > partial:  # the epoch's partial batch is last: the last pool's shortest rows
+        last_pool = grouped[(len(order) - 1) // pool * pool :]
+        assert max(lens[grouped[-partial:]]) <= min(lens[last_pool[:-partial]], default=256)
 
 
 def test_grouped_batches_pad_less_and_the_sampler_stays_disjoint_and_resumable() -> None:

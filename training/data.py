@@ -12,6 +12,7 @@ matter how many workers prefetch ahead.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -65,8 +66,9 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @functools.cached_property
     def lengths(self) -> np.ndarray:
-        """Tokens in each row (one columnar pass, no row is decoded)."""
+        """Tokens in each row (one columnar pass, no row is decoded; read once)."""
         import pyarrow.compute as pc
 
         table = self.rows.data.table if hasattr(self.rows.data, "table") else self.rows.data
@@ -255,16 +257,8 @@ class TokenWindowsDataModule(LightningDataModule):
 
     def max_window_tokens(self) -> int:
         """Length of the longest window (the model's context must reach it)."""
-        import pyarrow.compute as pc
-
         self._load()
-        longest = 0
-        for split in self._splits.values():
-            table = split.rows.data.table if hasattr(split.rows.data, "table") else split.rows.data
-            column = table.column("input_ids")
-            if len(column):
-                longest = max(longest, int(pc.max(pc.list_value_length(column)).as_py() or 0))
-        return longest
+        return max((int(split.lengths.max()) for split in self._splits.values() if len(split)), default=0)
 
     def num_rows(self, split: str) -> int:
         self._load()
@@ -310,7 +304,7 @@ class TokenWindowsDataModule(LightningDataModule):
         grouped = self.group_by_length and self.max_len is None
         sampler = EpochShardSampler(
             len(train), seed=self.seed, shuffle=True, rank=rank, world_size=world,
-            lengths=train.lengths() if grouped else None, batch_size=self.batch_size if grouped else None,
+            lengths=train.lengths if grouped else None, batch_size=self.batch_size if grouped else None,
         )
         # Lightning creates the first iterator before it calls set_epoch (and workers draw
         # indices at once), so the sampler must already be in the epoch the fit loop runs next.
