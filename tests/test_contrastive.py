@@ -13,6 +13,7 @@ from training.config import config_from_dict
 from training.contrastive import (
     ContrastiveOptions,
     SameFileRunSampler,
+    embed_texts,
     info_nce,
     pairs_from_files,
     retrieval_metrics,
@@ -88,9 +89,12 @@ def test_same_file_runs_sampler_keeps_files_adjacent_and_shards() -> None:
     assert not set(ranks[0]) & set(ranks[1]) and len(ranks[0]) == len(ranks[1]) == 8
     with pytest.raises(Exception, match="unknown task_options"):
         ContrastiveOptions.from_task_options({"temprature": 0.1})
+    with pytest.raises(Exception, match="hard_negative_miner"):
+        ContrastiveOptions.from_task_options({"hard_negative_miner": "bm52"})
 
 
-def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("miner", ["bm25", "encoder", "encoder+bm25"])
+def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: Path, miner: str) -> None:
     from codemlm.checkpoint import save_model_dir
     from codemlm.config import ModelConfig
     from codemlm.model import CodeEncoder
@@ -116,7 +120,7 @@ def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: 
             "task_options": {
                 "repos": [str(r) for r in repos], "max_query_tokens": 24, "max_code_tokens": 48,
                 "validation_fraction": 0.3, "max_validation_pairs": 200, "mlm_weight": 0.1,
-                "hard_negatives": True,
+                "hard_negatives": True, "hard_negative_miner": miner,
             },
         }
     )
@@ -124,6 +128,7 @@ def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: 
     summary = result.summary
     assert summary["train_pairs"] > 100 and summary["validation_pairs"] >= 20
     assert 0 < summary["hard_negatives"]["pairs"] <= summary["train_pairs_doc"]
+    assert summary["hard_negatives"]["miner"] == miner
     # A random-init tiny model fits its training pairs within a few steps; held-out retrieval
     # needs an MLM start and a real corpus, so it is reported (not asserted) here.
     before, after = summary["train_probe_before"], summary["train_probe_after"]
@@ -201,3 +206,23 @@ def test_extra_repositories_add_training_pairs_and_never_validation(tmp_path: Pa
     assert len(skipping) == len(by_package) and "no_such_package_here" not in origin
     with pytest.raises(CorpusError, match="held-out"):
         load_pairs(config, ContrastiveOptions(extra_repos=("pkg:toolz",), skip_missing_packages=True))
+
+
+def test_embed_texts_reads_each_text_as_one_row_would() -> None:
+    """Batched by length with padding, each text still gets the vector it gets alone."""
+    from codemlm.config import ModelConfig
+    from codemlm.model import CodeEncoder
+    from codemlm.tokenizer import CodeTokenizer
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted((STDLIB / "json").glob("*.py"))]
+    tokenizer = CodeTokenizer.train_from_iterator(texts, vocab_size=600)
+    torch.manual_seed(0)
+    encoder = CodeEncoder(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size))
+    wanted = ["def load(fp):", "x = 1", "def load(fp):", "class JSONDecoder(object):\n    pass", "y"]
+    vectors = embed_texts(encoder, tokenizer, wanted, 16, batch_size=2)
+    assert vectors.shape == (5, encoder.config.dim)
+    assert encoder.training  # left as it was found
+    for i, text in enumerate(wanted):
+        alone = embed_texts(encoder, tokenizer, [text], 16)[0]
+        assert abs(float(vectors[i] @ alone) - 1.0) < 1e-4
+    assert (vectors[0] == vectors[2]).all()

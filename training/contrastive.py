@@ -83,6 +83,9 @@ __all__ = [
 ]
 
 
+HARD_NEGATIVE_MINERS = ("bm25", "encoder", "encoder+bm25")
+
+
 @dataclass(frozen=True)
 class ContrastiveOptions:
     repos: tuple[str, ...] = ()
@@ -93,7 +96,10 @@ class ContrastiveOptions:
     temperature: float = 0.05
     learn_temperature: bool = True
     same_file_run: int = 4
-    hard_negatives: bool = False  # each doc pair also meets the code BM25 ranks highest for its query
+    hard_negatives: bool = False  # each doc pair also meets a mined negative code (hard_negative_miner)
+    # "bm25": BM25's top for the query; "encoder": init_from's nearest code below the margin (none if
+    # none); "encoder+bm25": that, else BM25's
+    hard_negative_miner: str = "bm25"
     code_views: bool = True
     code_view_ratio: float = 1.0
     mlm_weight: float = 0.0
@@ -121,6 +127,8 @@ class ContrastiveOptions:
             raise ConfigError("task_options.max_validation_pairs must be >= 2")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError("task_options.validation_fraction must be in (0, 1)")
+        if self.hard_negative_miner not in HARD_NEGATIVE_MINERS:
+            raise ConfigError(f"task_options.hard_negative_miner must be one of {', '.join(HARD_NEGATIVE_MINERS)}")
         if self.teacher_weight < 0 or not 0.0 < self.teacher_temperature < 1.0:
             raise ConfigError("task_options.teacher_weight must be >= 0 and teacher_temperature in (0, 1)")
 
@@ -408,9 +416,14 @@ def teacher_table(pairs: Sequence[Pair], teacher: Teacher, tokenizer: CodeTokeni
 # --------------------------------------------------------------------------- batches
 def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     body = max_tokens - 2
-    rows = [[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)]
+    return _padded([[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)],
+                   tokenizer.pad_id)
+
+
+def _padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one padded [B, T] id tensor and its mask."""
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
@@ -653,6 +666,7 @@ def train_contrastive(
     from lightning.pytorch import seed_everything
 
     from codemlm.checkpoint import load_model_dir
+    from codemlm.hardware import native_bf16_available
     from training import run as run_lib
 
     options = ContrastiveOptions.from_task_options(config.task_options)
@@ -680,22 +694,25 @@ def train_contrastive(
         table, teacher_info = teacher_table(train_pairs, teacher or LazyTeacher(options.teacher), tokenizer, options,
                                             cache, verbose=True)
 
-    negatives, mined = None, None
-    if options.hard_negatives:
-        from training.hard_negatives import mine_hard_negatives
-
-        began = time.perf_counter()
-        chosen = mine_hard_negatives([p.query for p in train_pairs], [p.code for p in train_pairs],
-                                     [p.group for p in train_pairs], [p.kind == "doc" for p in train_pairs])
-        negatives = {p: train_pairs[j].code for p, j in zip(train_pairs, chosen, strict=True) if j >= 0}
-        mined = {"pairs": len(negatives), "seconds": round(time.perf_counter() - began, 1)}
-        print(f"hard negatives: {len(negatives)} of {len(train_pairs)} pairs ({mined['seconds']} s)", file=sys.stderr)
-
     seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = ContrastiveModule(model_config, config.optim, options, mask_id=tokenizer.mask_id,
                                special_ids=sorted(tokenizer.special_ids))
     if loaded is not None:
         module.encoder.load_state_dict(loaded.model.state_dict())
+    negatives, mined = None, None
+    if options.hard_negatives:
+        if options.hard_negative_miner != "bm25" and loaded is None:
+            raise ConfigError("hard_negative_miner: encoder needs init_from (the encoder that mines)")
+        began = time.perf_counter()
+        # The module is still on the CPU here; bf16 where the CPU has it natively, as training does.
+        chosen, by_miner = _mine(train_pairs, options, module.encoder, tokenizer,
+                                 "bf16-mixed" if native_bf16_available("cpu") else "32-true")
+        negatives = {p: train_pairs[j].code for p, j in zip(train_pairs, chosen, strict=True) if j >= 0}
+        mined = {"pairs": len(negatives), "miner": options.hard_negative_miner, "by_miner": by_miner,
+                 "seconds": round(time.perf_counter() - began, 1)}
+        print(f"hard negatives ({options.hard_negative_miner}): {len(negatives)} of {len(train_pairs)} pairs "
+              f"{by_miner} ({mined['seconds']} s)", file=sys.stderr)
+
     datamodule = PairDataModule(train_pairs, val_pairs, tokenizer, options, batch_size=config.optim.batch_size,
                                 num_workers=config.data.num_workers, seed=config.trainer.seed, teacher=table,
                                 negatives=negatives)
@@ -742,6 +759,63 @@ def train_contrastive(
         model_dir=model_dir, checkpoint_dir=run_lib.checkpoint_dir(config), global_step=int(trainer.global_step),
         tokens=0, seconds=seconds, metrics=metrics, summary=summary,
     )
+
+
+def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder, tokenizer: CodeTokenizer,
+          precision: str | None = None) -> tuple[list[int], dict[str, int]]:
+    """Each doc pair's mined negative (an index into ``pairs``, or -1), by ``hard_negative_miner``,
+    and how many each miner gave. The encoder passes over pairs whose nearest codes all score too
+    close to the positive (often the pairs it gets wrong); under "encoder+bm25" those keep BM25's."""
+    from training.hard_negatives import mine_hard_negatives, mine_nearest_negatives
+
+    queries, codes, groups = [p.query for p in pairs], [p.code for p in pairs], [p.group for p in pairs]
+    wanted = [p.kind == "doc" for p in pairs]
+    if options.hard_negative_miner == "bm25":
+        lexical = mine_hard_negatives(queries, codes, groups, wanted)
+        return lexical, {"bm25": sum(j >= 0 for j in lexical)}
+    rows = [i for i, w in enumerate(wanted) if w]
+    query_vectors = np.zeros((len(pairs), encoder.config.dim), dtype=np.float32)
+    query_vectors[rows] = embed_texts(encoder, tokenizer, [queries[i] for i in rows], options.max_query_tokens,
+                                      precision=precision)
+    code_vectors = embed_texts(encoder, tokenizer, codes, options.max_code_tokens, precision=precision)
+    chosen = mine_nearest_negatives(query_vectors, code_vectors, queries, codes, groups, wanted)
+    by_encoder = sum(j >= 0 for j in chosen)
+    if options.hard_negative_miner == "encoder":
+        return chosen, {"encoder": by_encoder}
+    lexical = mine_hard_negatives(queries, codes, groups, wanted)
+    chosen = [j if j >= 0 else k for j, k in zip(chosen, lexical, strict=True)]
+    return chosen, {"encoder": by_encoder, "bm25": sum(j >= 0 for j in chosen) - by_encoder}
+
+
+@torch.no_grad()
+def embed_texts(encoder: CodeEncoder, tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int,
+                *, batch_size: int = 256, precision: str | None = None) -> np.ndarray:
+    """Unit vectors of ``texts`` as the contrastive stage reads them ([len(texts), dim]); each
+    distinct text once, in batches of similar length so little is padding. ``precision``
+    "bf16-mixed" runs the encoder under bfloat16 autocast, as training does (about twice as fast on
+    a CPU with bf16 instructions); a line on stderr every 50 batches says how far it is."""
+    unique = list(dict.fromkeys(texts))
+    encoded = tokenizer.encode_ids_batch(unique)
+    order = sorted(range(len(unique)), key=lambda i: len(encoded[i]))
+    vectors = np.zeros((len(unique), encoder.config.dim), dtype=np.float32)
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    body = max_tokens - 2
+    try:
+        with autocast:
+            for n, start in enumerate(range(0, len(order), batch_size)):
+                chosen = order[start : start + batch_size]
+                rows = [[tokenizer.cls_id, *encoded[i][:body].tolist(), tokenizer.sep_id] for i in chosen]
+                ids, mask = _padded(rows, tokenizer.pad_id)
+                vectors[chosen] = encoder.embed(ids.to(device), mask.to(device)).float().cpu().numpy()
+                if n % 50 == 49:
+                    print(f"embedded {start + len(chosen)} of {len(unique)} texts", file=sys.stderr, flush=True)
+    finally:
+        encoder.train(was_training)
+    position = {text: i for i, text in enumerate(unique)}
+    return vectors[[position[t] for t in texts]]
 
 
 @torch.no_grad()

@@ -6,6 +6,12 @@ tell topics apart. A *mined* negative is the code of another file that a lexical
 over identifier terms) ranks highest for the query: it shares the query's words and still does
 not answer it, which is what the search encoder must tell apart when it rereads the top of a
 BM25-led candidate list. Pure CPU work over the pairs, no model.
+
+An *encoder-mined* negative (``mine_nearest_negatives``) is the code the encoder being continued
+already places nearest the query: the confusions it has now, not the ones BM25 has. The nearest
+codes include true answers the pairs do not name (an overload, a copy under another name), so a
+candidate scoring within ``margin`` of the query's own positive is passed over (positive-aware
+mining, as in NV-Retriever), and the first one below it is taken.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 
 from codemlm.identifiers import identifier_terms
 
-__all__ = ["mine_hard_negatives"]
+__all__ = ["mine_hard_negatives", "mine_nearest_negatives"]
 
 _K1 = 1.2
 _B = 0.75
@@ -74,4 +80,42 @@ def mine_hard_negatives(
             if groups[j] != groups[i] and codes[j] != codes[i] and queries[j] != query:
                 out[i] = j
                 break
+    return out
+
+
+def mine_nearest_negatives(
+    query_vectors: np.ndarray, code_vectors: np.ndarray, queries: Sequence[str],
+    codes: Sequence[str], groups: Sequence[int], wanted: Sequence[bool] | None = None,
+    *, margin: float = 0.95, depth: int = 30, block: int = 256,
+) -> list[int]:
+    """For each pair i (query vector i, unit rows), the index of another pair whose code vector
+    is nearest to it, from another file, with another code and another query, and scoring below
+    ``margin`` times its own code's (``code_vectors[i]``, the positive); -1 when none of the
+    ``depth`` nearest qualifies or the pair is not ``wanted``. Deterministic."""
+    n = len(queries)
+    if not (len(query_vectors) == len(codes) == len(groups) == n == len(code_vectors)) \
+            or (wanted is not None and len(wanted) != n):
+        raise ValueError("vectors, queries, codes, groups and wanted must have one entry per pair")
+    if not 0.0 < margin <= 1.0:
+        raise ValueError("margin must be in (0, 1]")
+    out = [-1] * n
+    rows = [i for i in range(n) if wanted is None or wanted[i]]
+    if n < 2 or not rows:
+        return out
+    import torch  # topk over [block, n] scores on every core (numpy's argpartition uses one)
+
+    code_matrix = torch.from_numpy(np.ascontiguousarray(code_vectors, dtype=np.float32))
+    query_matrix = torch.from_numpy(np.ascontiguousarray(query_vectors, dtype=np.float32))
+    depth = min(depth, n)
+    for start in range(0, len(rows), block):
+        chunk = rows[start : start + block]
+        scores = query_matrix[chunk] @ code_matrix.T  # [b, n]
+        own = scores[torch.arange(len(chunk)), torch.tensor(chunk)]  # [b] each query's positive
+        values, indices = scores.topk(depth, dim=1)  # [b, depth], best first
+        for row, i in enumerate(chunk):
+            ceiling = margin * float(own[row])
+            for value, j in zip(values[row].tolist(), indices[row].tolist(), strict=True):
+                if value < ceiling and groups[j] != groups[i] and codes[j] != codes[i] and queries[j] != queries[i]:
+                    out[i] = j
+                    break
     return out
