@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the model shipped in codemlm/default_model with the project's own pipeline.
 #
-#   bash scripts/train_default_model.sh              # 2 CPU cores, ~4 hours
+#   bash scripts/train_default_model.sh              # 2 CPU cores, ~4.5 hours
 #   bash scripts/train_default_model.sh --gpu        # one H100/H200, ~10 minutes of training, >= 300M tokens
 #   bash scripts/train_default_model.sh [--gpu] --dry-run   # print and validate every step, train nothing
 #
@@ -13,7 +13,7 @@
 # 5. the static search table: the shipped one when the new tokenizer is the same (the table
 #    depends on the tokenizer alone), else distilled again (training.distill_static, which
 #    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
-# 6. the search encoder: the contrastive stage (search-compact-more.yaml, then three rounds of
+# 6. the search encoder: the contrastive stage (search-compact-more.yaml, then four rounds of
 #    search-compact-continue.yaml on more installed libraries), installed with the rerank
 #    weight chosen on the stdlib validation set (training.search_encoder); with --gpu the shipped
 #    compact encoder is kept when the tokenizer is the same (it runs on the user's CPU)
@@ -109,9 +109,9 @@ if [ "$gpu" = 1 ] && [ -f "$SHIPPED_ENCODER/tokenizer.json" ] && \
 else
   train --config training/configs/search-compact-more.yaml --data "$DATA" --out "$RUNS/search-compact-more" \
     --no-progress --init-from "$MODEL"
-  # then three continuations on more libraries, each from the last (search-compact-continue.yaml)
+  # then four continuations on more libraries, each from the last (search-compact-continue.yaml)
   encoder="$RUNS/search-compact-more"
-  for round in 1 2 3; do
+  for round in 1 2 3 4; do
     train --config training/configs/search-compact-continue.yaml --data "$DATA" \
       --out "$RUNS/search-compact-continue$round" --no-progress --init-from "$encoder/model"
     encoder="$RUNS/search-compact-continue$round"

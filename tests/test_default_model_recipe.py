@@ -35,10 +35,10 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
     assert run.returncode == 0, run.stderr
     steps = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
     # fetch, corpus build, one step per phase, the ranker fit, the static table, the contrastive
-    # stage, its three continuations and the search encoder's install (on a GPU: the shipped compact
+    # stage, its four continuations and the search encoder's install (on a GPU: the shipped compact
     # encoder copied), the export
     gpu = flag == "--gpu"
-    assert len(steps) == 2 + len(phases) + (4 if gpu else 8)
+    assert len(steps) == 2 + len(phases) + (4 if gpu else 9)
     assert "corpus build" in steps[1] and "--vocab-size 8192" in steps[1]
     for index, phase in enumerate(phases):
         assert f"training/configs/{phase}.yaml" in steps[2 + index]
@@ -49,13 +49,13 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
         ranker, table, copy, export = steps[-4:]
         assert copy.startswith("+ cp -r codemlm/default_model/search_encoder") and f"{last_model}/search_encoder" in copy
     else:
-        ranker, table, contrastive, *continued, install, export = steps[-8:]
+        ranker, table, contrastive, *continued, install, export = steps[-9:]
         assert "search-compact-more.yaml" in contrastive and f"--init-from {last_model}" in contrastive
         previous = f"{tmp_path}/runs/search-compact-more"
         for round_, step in enumerate(continued, start=1):  # each continuation starts from the one before
             assert "search-compact-continue.yaml" in step and f"--init-from {previous}/model" in step
             previous = f"{tmp_path}/runs/search-compact-continue{round_}"
-        assert len(continued) == 3
+        assert len(continued) == 4
         assert "training.search_encoder" in install and f"--model-dir {last_model}" in install
         assert f"--encoder {previous}/model" in install
     assert "infill_fit_ranker.py" in ranker and f"--out {last_model}/ranker.json" in ranker
