@@ -68,11 +68,13 @@ if TYPE_CHECKING:
     from training.teacher import Teacher
 
 __all__ = [
+    "HARD_NEGATIVE_MINERS",
     "ContrastiveModule",
     "ContrastiveOptions",
     "Pair",
     "PairDataModule",
     "TeacherTable",
+    "embed_texts",
     "info_nce",
     "pairs_from_files",
     "retrieval_metrics",
@@ -765,7 +767,8 @@ def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder, 
           precision: str | None = None) -> tuple[list[int], dict[str, int]]:
     """Each doc pair's mined negative (an index into ``pairs``, or -1), by ``hard_negative_miner``,
     and how many each miner gave. The encoder passes over pairs whose nearest codes all score too
-    close to the positive (often the pairs it gets wrong); under "encoder+bm25" those keep BM25's."""
+    close to the positive (every pair whose own code is not among its nearest, among others);
+    under "encoder+bm25" those keep BM25's."""
     from training.hard_negatives import mine_hard_negatives, mine_nearest_negatives
 
     queries, codes, groups = [p.query for p in pairs], [p.code for p in pairs], [p.group for p in pairs]
@@ -792,8 +795,8 @@ def embed_texts(encoder: CodeEncoder, tokenizer: CodeTokenizer, texts: Sequence[
                 *, batch_size: int = 256, precision: str | None = None) -> np.ndarray:
     """Unit vectors of ``texts`` as the contrastive stage reads them ([len(texts), dim]); each
     distinct text once, in batches of similar length so little is padding. ``precision``
-    "bf16-mixed" runs the encoder under bfloat16 autocast, as training does (about twice as fast on
-    a CPU with bf16 instructions); a line on stderr every 50 batches says how far it is."""
+    "bf16-mixed" runs the encoder under bfloat16 autocast, as training does; a line on stderr every
+    50 batches says how far it is."""
     unique = list(dict.fromkeys(texts))
     encoded = tokenizer.encode_ids_batch(unique)
     order = sorted(range(len(unique)), key=lambda i: len(encoded[i]))
