@@ -68,7 +68,7 @@ def test_the_encoder_negative_is_the_nearest_code_below_the_margin() -> None:
     c = _unit([[0.8, 0.6, 0], [0.7, 0.71, 0], [0.99, 0.14, 0], [0, 0, 1]])
     chosen = mine_nearest_negatives(q, c, queries, codes, groups, margin=0.95)
     assert chosen[0] == 1
-    assert chosen[3] == -1 or chosen[3] != 3
+    assert chosen[3] in (0, 1, 2)  # its own code scores 1.0; every other one 0, below the margin
     # a margin of 1 passes over only what scores at least the positive: for pair 2 (its own code
     # at 0.99) the nearest other code is taken
     others = [j for j in range(4) if j != 2]

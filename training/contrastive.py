@@ -418,14 +418,9 @@ def teacher_table(pairs: Sequence[Pair], teacher: Teacher, tokenizer: CodeTokeni
 # --------------------------------------------------------------------------- batches
 def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     body = max_tokens - 2
-    return _padded([[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)],
-                   tokenizer.pad_id)
-
-
-def _padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token rows as one padded [B, T] id tensor and its mask."""
+    rows = [[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)]
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
@@ -668,7 +663,6 @@ def train_contrastive(
     from lightning.pytorch import seed_everything
 
     from codemlm.checkpoint import load_model_dir
-    from codemlm.hardware import native_bf16_available
     from training import run as run_lib
 
     options = ContrastiveOptions.from_task_options(config.task_options)
@@ -706,9 +700,7 @@ def train_contrastive(
         if options.hard_negative_miner != "bm25" and loaded is None:
             raise ConfigError("hard_negative_miner: encoder needs init_from (the encoder that mines)")
         began = time.perf_counter()
-        # The module is still on the CPU here; bf16 where the CPU has it natively, as training does.
-        chosen, by_miner = _mine(train_pairs, options, module.encoder, tokenizer,
-                                 "bf16-mixed" if native_bf16_available("cpu") else "32-true")
+        chosen, by_miner = _mine(train_pairs, options, module.encoder, tokenizer)
         negatives = {p: train_pairs[j].code for p, j in zip(train_pairs, chosen, strict=True) if j >= 0}
         mined = {"pairs": len(negatives), "miner": options.hard_negative_miner, "by_miner": by_miner,
                  "seconds": round(time.perf_counter() - began, 1)}
@@ -763,8 +755,8 @@ def train_contrastive(
     )
 
 
-def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder, tokenizer: CodeTokenizer,
-          precision: str | None = None) -> tuple[list[int], dict[str, int]]:
+def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder,
+          tokenizer: CodeTokenizer) -> tuple[list[int], dict[str, int]]:
     """Each doc pair's mined negative (an index into ``pairs``, or -1), by ``hard_negative_miner``,
     and how many each miner gave. The encoder passes over pairs whose nearest codes all score too
     close to the positive (every pair whose own code is not among its nearest, among others);
@@ -778,9 +770,8 @@ def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder, 
         return lexical, {"bm25": sum(j >= 0 for j in lexical)}
     rows = [i for i, w in enumerate(wanted) if w]
     query_vectors = np.zeros((len(pairs), encoder.config.dim), dtype=np.float32)
-    query_vectors[rows] = embed_texts(encoder, tokenizer, [queries[i] for i in rows], options.max_query_tokens,
-                                      precision=precision)
-    code_vectors = embed_texts(encoder, tokenizer, codes, options.max_code_tokens, precision=precision)
+    query_vectors[rows] = embed_texts(encoder, tokenizer, [queries[i] for i in rows], options.max_query_tokens)
+    code_vectors = embed_texts(encoder, tokenizer, codes, options.max_code_tokens)
     chosen = mine_nearest_negatives(query_vectors, code_vectors, queries, codes, groups, wanted)
     by_encoder = sum(j >= 0 for j in chosen)
     if options.hard_negative_miner == "encoder":
@@ -790,33 +781,22 @@ def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder, 
     return chosen, {"encoder": by_encoder, "bm25": sum(j >= 0 for j in chosen) - by_encoder}
 
 
-@torch.no_grad()
 def embed_texts(encoder: CodeEncoder, tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int,
-                *, batch_size: int = 256, precision: str | None = None) -> np.ndarray:
-    """Unit vectors of ``texts`` as the contrastive stage reads them ([len(texts), dim]); each
-    distinct text once, in batches of similar length so little is padding. ``precision``
-    "bf16-mixed" runs the encoder under bfloat16 autocast, as training does; a line on stderr every
-    50 batches says how far it is."""
+                *, batch_size: int = 256, report_every: int = 25_600) -> np.ndarray:
+    """Unit vectors of ``texts`` ([len(texts), dim]) as search reads them (``ModelEmbedder``:
+    ``<cls> ids <sep>`` cut to ``max_tokens``, batches of similar length), each distinct text
+    once; a line on stderr every ``report_every`` texts says how far it is."""
+    from codemlm.checkpoint import LoadedModel
+    from codemlm.embedder import ModelEmbedder
+
+    embedder = ModelEmbedder(LoadedModel(encoder, tokenizer, encoder.config, {}, Path()), batch_size,
+                             max_tokens=max_tokens)
     unique = list(dict.fromkeys(texts))
-    encoded = tokenizer.encode_ids_batch(unique)
-    order = sorted(range(len(unique)), key=lambda i: len(encoded[i]))
     vectors = np.zeros((len(unique), encoder.config.dim), dtype=np.float32)
-    was_training = encoder.training
-    encoder.eval()
-    device = next(encoder.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
-    body = max_tokens - 2
-    try:
-        with autocast:
-            for n, start in enumerate(range(0, len(order), batch_size)):
-                chosen = order[start : start + batch_size]
-                rows = [[tokenizer.cls_id, *encoded[i][:body].tolist(), tokenizer.sep_id] for i in chosen]
-                ids, mask = _padded(rows, tokenizer.pad_id)
-                vectors[chosen] = encoder.embed(ids.to(device), mask.to(device)).float().cpu().numpy()
-                if n % 50 == 49:
-                    print(f"embedded {start + len(chosen)} of {len(unique)} texts", file=sys.stderr, flush=True)
-    finally:
-        encoder.train(was_training)
+    for start in range(0, len(unique), report_every):
+        vectors[start : start + report_every] = embedder.embed_code(unique[start : start + report_every])
+        if len(unique) > report_every:
+            print(f"embedded {min(start + report_every, len(unique))} of {len(unique)} texts", file=sys.stderr, flush=True)
     position = {text: i for i, text in enumerate(unique)}
     return vectors[[position[t] for t in texts]]
 
