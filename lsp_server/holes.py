@@ -233,7 +233,16 @@ class HoleService:
         state = await self._model()
         if state.engine is None:
             return None
-        return await self._shared_run(state.engine, hole, k, kind)
+        found = await self._shared_run(state.engine, hole, k, kind)
+        # The runner's ticket is taken when the job is queued, after the awaits above: an edit
+        # applied between cutting the hole and queueing it would not make the job stale there.
+        if hole.version is not None and self._buffer_version(hole.uri) != hole.version:
+            return STALE
+        return found
+
+    def _buffer_version(self, uri: str) -> int | None:
+        document = self._workspace().text_documents.get(uri)
+        return None if document is None else document.version
 
     async def _shared_run(self, engine: InfillEngine, hole: Hole, k: int, kind: str) -> list[Candidate] | Stale:
         key = (*hole.key, k)
