@@ -13,7 +13,8 @@ the contrastive stage (``codemlm train --config search-compact``). It is a copy 
 because the contrastive stage trades away masked-token prediction, which completion needs.
 
 Chunk vectors are cached by text, so an editor's repeated searches embed only code they have
-not seen. Loading torch and the weights takes a second or two, so the language server (its
+not seen. When the model directory also ships a cross-encoder (``codemlm.search_cross``), it
+reads the very top of the encoder's order last. Loading torch and the weights takes a second or two, so the language server (its
 model is warm anyway) uses it by default and ``codemlm search`` only with ``--rerank``.
 """
 
@@ -33,6 +34,7 @@ from codemlm.errors import CheckpointError
 
 if TYPE_CHECKING:
     from codemlm.checkpoint import LoadedModel
+    from codemlm.search_cross import CrossScorer
     from codemlm.index import RepoIndex
     from codemlm.search import SearchResult
 
@@ -79,10 +81,12 @@ def rescore(results: Sequence[SearchResult], cosines: Sequence[float] | np.ndarr
 class EncoderReranker:
     """Reorders search results by ``score + weight * cosine(query, chunk)`` under one encoder."""
 
-    def __init__(self, loaded: LoadedModel, settings: RerankSettings | None = None, *, cache_size: int = 50_000) -> None:
+    def __init__(self, loaded: LoadedModel, settings: RerankSettings | None = None, *, cache_size: int = 50_000,
+                 cross: CrossScorer | None = None) -> None:
         from codemlm.embedder import ModelEmbedder
 
         self.settings = settings or RerankSettings.from_summary(loaded.summary)
+        self.cross = cross  # reads the top cross.settings.depth of the encoder's order, last
         self._embedder = ModelEmbedder(loaded, max_tokens=self.settings.max_tokens)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -90,12 +94,15 @@ class EncoderReranker:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path) -> EncoderReranker:
-        """The search encoder of ``model_dir`` (a CheckpointError when there is none or it is broken)."""
+        """The search encoder of ``model_dir``, and its cross-encoder when it ships one (a
+        CheckpointError when there is no search encoder or either is broken)."""
         from codemlm.checkpoint import load_model_dir
+        from codemlm.search_cross import CrossScorer, has_cross_encoder
 
         if not has_search_encoder(model_dir):
             raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/); search without reranking")
-        return cls(load_model_dir(Path(model_dir) / SEARCH_ENCODER_DIR))
+        cross = CrossScorer.from_model_dir(model_dir) if has_cross_encoder(model_dir) else None
+        return cls(load_model_dir(Path(model_dir) / SEARCH_ENCODER_DIR), cross=cross)
 
     @property
     def depth(self) -> int:
@@ -113,8 +120,13 @@ class EncoderReranker:
         if len(head) < 2 or self.settings.weight == 0:
             return (head + tail)[:k]
         rows = index.chunk_rows([r.chunk_id for r in head])
-        texts = [rows[r.chunk_id].text if r.chunk_id in rows else r.snippet for r in head]
-        return (rescore(head, self.cosines(query, texts), self.settings.weight) + tail)[:k]
+        text = {r.chunk_id: rows[r.chunk_id].text if r.chunk_id in rows else r.snippet for r in head}
+        reread = rescore(head, self.cosines(query, [text[r.chunk_id] for r in head]), self.settings.weight)
+        if self.cross is not None and self.cross.settings.weight > 0:
+            top, rest = reread[: self.cross.settings.depth], reread[self.cross.settings.depth :]
+            scores = self.cross.scores(query, [text[r.chunk_id] for r in top])
+            reread = rescore(top, scores, self.cross.settings.weight) + rest
+        return (reread + tail)[:k]
 
     def cosines(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """The encoder's cosine between ``query`` and each text ([len(texts)])."""

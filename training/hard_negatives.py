@@ -24,7 +24,7 @@ import numpy as np
 
 from codemlm.identifiers import identifier_terms
 
-__all__ = ["mine_hard_negatives", "mine_nearest_negatives"]
+__all__ = ["mine_hard_negative_lists", "mine_hard_negatives", "mine_nearest_negatives"]
 
 _K1 = 1.2
 _B = 0.75
@@ -39,10 +39,22 @@ def mine_hard_negatives(
     query (a copied docstring means the same behaviour: no negative); -1 when there is none or
     the pair is not ``wanted`` (default: all). Terms in more than ``max_df`` of the codes are skipped: they rank nothing
     and make the postings long. Deterministic."""
+    lists = mine_hard_negative_lists(queries, codes, groups, wanted, count=1, max_df=max_df, depth=depth)
+    return [found[0] if found else -1 for found in lists]
+
+
+def mine_hard_negative_lists(
+    queries: Sequence[str], codes: Sequence[str], groups: Sequence[int], wanted: Sequence[bool] | None = None,
+    *, count: int, max_df: float = 0.05, depth: int = 20,
+) -> list[list[int]]:
+    """``mine_hard_negatives`` keeping up to ``count`` negatives per pair, best first, each with
+    a code of its own (no two negatives of one pair are the same code)."""
     n = len(queries)
     if not len(codes) == len(groups) == n or (wanted is not None and len(wanted) != n):
         raise ValueError("queries, codes, groups and wanted must have one entry per pair")
-    out = [-1] * n
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    out: list[list[int]] = [[] for _ in range(n)]
     if n < 2:
         return out
     counts = [Counter(identifier_terms(code)) for code in codes]
@@ -76,10 +88,13 @@ def mine_hard_negatives(
         candidates, inverse = np.unique(index, return_inverse=True)
         scores = np.bincount(inverse, weights=weight)
         top = np.argsort(-scores, kind="stable")[:depth]
+        taken: set[str] = set()
         for j in candidates[top].tolist():
-            if groups[j] != groups[i] and codes[j] != codes[i] and queries[j] != query:
-                out[i] = j
-                break
+            if groups[j] != groups[i] and codes[j] != codes[i] and queries[j] != query and codes[j] not in taken:
+                out[i].append(j)
+                taken.add(codes[j])
+                if len(out[i]) == count:
+                    break
     return out
 
 

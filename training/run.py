@@ -50,6 +50,7 @@ __all__ = [
 TASKS: dict[str, str] = {
     "mlm": "training.mlm:train_mlm",
     "contrastive": "training.contrastive:train_contrastive",
+    "cross": "training.cross_encoder:train_cross",
 }
 
 LAST_CHECKPOINT = "last.ckpt"
