@@ -142,6 +142,15 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
             # validation by training.search_encoder); alone over a full index it is "full dense".
             reranker = EncoderReranker.from_model_dir(resolved)
             settings = reranker.settings
+            cross = reranker.cross
+            if cross is not None:
+                # The cross-encoder reads the very top last (training.search_cross chose it on
+                # validation); the row without it is the same reranker with the cross stage off.
+                add(f"{name} + BM25 hybrid, search encoder (top {settings.depth}, weight {settings.weight}), "
+                    f"cross-encoder (top {cross.settings.depth}, weight {cross.settings.weight})",
+                    evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index,
+                                    reranker=reranker))
+                reranker.cross = None
             add(f"{name} + BM25 hybrid, search encoder rereads the top {settings.depth} (weight {settings.weight})",
                 evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index, reranker=reranker))
             encoder = ModelEmbedder(load_model_dir(resolved / SEARCH_ENCODER_DIR), max_tokens=settings.max_tokens)

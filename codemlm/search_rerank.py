@@ -34,9 +34,9 @@ from codemlm.errors import CheckpointError
 
 if TYPE_CHECKING:
     from codemlm.checkpoint import LoadedModel
-    from codemlm.search_cross import CrossScorer
     from codemlm.index import RepoIndex
     from codemlm.search import SearchResult
+    from codemlm.search_cross import CrossScorer
 
 __all__ = ["SEARCH_ENCODER_DIR", "EncoderReranker", "RerankSettings", "has_search_encoder", "rescore"]
 

@@ -201,3 +201,52 @@ def test_refreshing_the_card_for_a_new_search_encoder_keeps_the_weights_and_the_
     refused = subprocess.run([*script, "--refresh-search", str(tmp_path / "absent")], capture_output=True, text=True,
                              timeout=120)
     assert refused.returncode == 2 and "is not a model directory" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def cross_dir(encoder_dir: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """``encoder_dir`` plus a search_cross/: the tiny encoder with a random head (a real scorer)."""
+    import shutil
+
+    from codemlm.search_cross import SEARCH_CROSS_DIR
+
+    loaded = load_model_dir(tiny_model_dir)
+    root = tmp_path_factory.mktemp("with-cross")
+    shutil.copytree(encoder_dir / SEARCH_ENCODER_DIR, root / SEARCH_ENCODER_DIR)
+    head = np.random.default_rng(0).normal(size=loaded.config.dim).round(4).tolist()
+    summary = {"task": "cross", "cross_head": {"weight": head}, "cross_rerank": {"weight": 1.5, "depth": 3}}
+    save_model_dir(root / SEARCH_CROSS_DIR, loaded.model, loaded.tokenizer, summary=summary)
+    return root
+
+
+def test_a_shipped_cross_encoder_rescores_the_top_of_the_encoders_order_last(
+    encoder_dir: Path, cross_dir: Path, index: RepoIndex
+) -> None:
+    from codemlm.search_cross import CrossScorer
+
+    query = "area of a shape"
+    plain = search(index, query, k=20, mode="dense")
+    by_encoder = EncoderReranker.from_model_dir(encoder_dir).rerank(index, query, plain, k=20)
+    reranker = EncoderReranker.from_model_dir(cross_dir)
+    assert reranker.cross is not None and reranker.cross.settings.depth == 3
+    final = reranker.rerank(index, query, plain, k=20)
+    top = by_encoder[:3]
+    rows = index.chunk_rows([r.chunk_id for r in top])
+    scores = CrossScorer.from_model_dir(cross_dir).scores(query, [rows[r.chunk_id].text for r in top])
+    expected = {r.chunk_id: r.score + 1.5 * s for r, s in zip(top, scores, strict=True)}
+    assert [r.chunk_id for r in final[:3]] == sorted(expected, key=lambda cid: -expected[cid])
+    assert [r.score for r in final[:3]] == pytest.approx(sorted(expected.values(), reverse=True), abs=1e-4)
+    assert final[3:] == by_encoder[3:]  # below the cross-encoder's depth, the encoder's order stands
+
+
+def test_install_writes_a_float16_cross_encoder_with_the_chosen_settings(cross_dir: Path, tmp_path: Path) -> None:
+    from codemlm.search_cross import SEARCH_CROSS_DIR, CrossScorer, CrossSettings
+    from training.search_cross import install
+
+    path = install(cross_dir / SEARCH_CROSS_DIR, tmp_path, 0.25, 5, {"mrr": 0.5})
+    assert path == tmp_path / SEARCH_CROSS_DIR
+    scorer = CrossScorer.from_model_dir(tmp_path)
+    assert scorer.settings == CrossSettings(weight=0.25, depth=5)
+    assert scorer.loaded.summary["cross_rerank_validation"] == {"mrr": 0.5}
+    original = CrossScorer.from_model_dir(cross_dir).scores("polygon area", ["def area(p):\n    return 0"])
+    assert scorer.scores("polygon area", ["def area(p):\n    return 0"]) == pytest.approx(original, rel=0.02, abs=0.02)

@@ -20,9 +20,9 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,14 +30,17 @@ from codemlm.errors import CodemlmError
 from codemlm.eval_search import DEPTH, answer_chunk, read_search_cases
 from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings, rescore
 
-__all__ = ["choose", "install", "main", "rerank_grid"]
+if TYPE_CHECKING:
+    from codemlm.search import SearchResult
+
+__all__ = ["choose", "install", "labelled_grid", "main", "reciprocal_rank", "rerank_grid", "second_opinion",
+           "validation_searches"]
 
 
-def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths: Sequence[int],
-                work: Path, library: Path | None = None) -> dict[tuple[float, int], float]:
-    """MRR@10 on the stdlib validation set (or the same kind of set built from ``library``, a
-    second opinion) for every (weight, depth), MODEL's search underneath."""
-    from codemlm.checkpoint import load_model_dir
+def validation_searches(model_dir: Path, work: Path, depth: int,
+                        library: Path | None = None) -> Iterator[tuple[str, int | None, list[SearchResult], list[str]]]:
+    """For each query of the stdlib validation set (or the same kind of set built from
+    ``library``): the query, its answer's chunk id, MODEL's top ``depth`` results and their texts."""
     from codemlm.embedder import LazyModelEmbedder
     from codemlm.index import RepoIndex
     from codemlm.search import search
@@ -46,24 +49,37 @@ def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths
     repo, cases_file = build_validation_set(work / "validation", library)
     cases = read_search_cases(cases_file)
     index = RepoIndex.open(repo, index_path=work / "index.sqlite", embedder=LazyModelEmbedder(model_dir))
-    deepest = max(depths)
-    reranker = EncoderReranker(load_model_dir(encoder), RerankSettings(weight=1.0, depth=deepest))
-    reciprocal: dict[tuple[float, int], list[float]] = {(w, d): [] for w in weights for d in depths}
     try:
         index.update()
         for case in cases:
             answer = answer_chunk(index, case, str(cases_file))
-            results = search(index, case.query, k=deepest)
+            results = search(index, case.query, k=depth)
             rows = index.chunk_rows([r.chunk_id for r in results])
-            texts = [rows[r.chunk_id].text for r in results]
-            cosines = reranker.cosines(case.query, texts)
-            for (weight, depth), ranks in reciprocal.items():
-                # The reranker's own rescoring of its top `depth`; the rest keep the search's order.
-                reread = rescore(results[:depth], cosines[:depth], weight) + list(results[depth:])
-                top = [r.chunk_id for r in reread[:DEPTH]]
-                ranks.append(1.0 / (top.index(answer) + 1) if answer in top else 0.0)
+            yield case.query, answer, results, [rows[r.chunk_id].text for r in results]
     finally:
         index.close()
+
+
+def reciprocal_rank(results: Sequence[SearchResult], answer: int | None) -> float:
+    top = [r.chunk_id for r in results[:DEPTH]]
+    return 1.0 / (top.index(answer) + 1) if answer in top else 0.0
+
+
+def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths: Sequence[int],
+                work: Path, library: Path | None = None) -> dict[tuple[float, int], float]:
+    """MRR@10 on the stdlib validation set (or the same kind of set built from ``library``, a
+    second opinion) for every (weight, depth), MODEL's search underneath."""
+    from codemlm.checkpoint import load_model_dir
+
+    deepest = max(depths)
+    reranker = EncoderReranker(load_model_dir(encoder), RerankSettings(weight=1.0, depth=deepest))
+    reciprocal: dict[tuple[float, int], list[float]] = {(w, d): [] for w in weights for d in depths}
+    for query, answer, results, texts in validation_searches(model_dir, work, deepest, library):
+        cosines = reranker.cosines(query, texts)
+        for (weight, depth), ranks in reciprocal.items():
+            # The reranker's own rescoring of its top `depth`; the rest keep the search's order.
+            reread = rescore(results[:depth], cosines[:depth], weight) + list(results[depth:])
+            ranks.append(reciprocal_rank(reread, answer))
     return {key: float(np.mean(values)) for key, values in reciprocal.items()}
 
 
@@ -107,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     try:
         if args.library:
-            return _second_opinion(args)
+            return second_opinion(lambda work, library: rerank_grid(
+                args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, work, library), args.library)
         with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
             grid = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, Path(tmp))
         (weight, depth), best, baseline = choose(grid)
-        table = _labelled(grid)
+        table = labelled_grid(grid)
         print(json.dumps({"validation_mrr": table, "chosen": {"weight": weight, "depth": depth, "mrr": round(best, 4)},
                           "without_encoder": round(baseline, 4)}, indent=2))
         if weight == 0.0 or best <= baseline:
@@ -129,20 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _labelled(grid: dict[tuple[float, int], float]) -> dict[str, float]:
+def labelled_grid(grid: dict[tuple[float, int], float]) -> dict[str, float]:
+    """A grid's MRRs keyed ``w=W depth=D`` (four places), for the JSON report."""
     return {f"w={w:g} depth={d}": round(mrr, 4) for (w, d), mrr in sorted(grid.items())}
 
 
-def _second_opinion(args: argparse.Namespace) -> int:
-    """MRR@10 per library and their mean for every (weight, depth); nothing installed."""
+def second_opinion(grid: Callable[[Path, Path], dict[tuple[float, int], float]], libraries: Sequence[Path]) -> int:
+    """Print MRR@10 per library and their mean for every (weight, depth), ``grid(work, library)``
+    measuring one library; nothing installed."""
     per_library: dict[str, dict[tuple[float, int], float]] = {}
-    with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
-        for n, library in enumerate(args.library):
-            per_library[library.name] = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}),
-                                                     args.depths, Path(tmp) / str(n), library)
-    report = {name: _labelled(grid) for name, grid in per_library.items()}
+    with tempfile.TemporaryDirectory(prefix="codemlm-second-opinion-") as tmp:
+        for n, library in enumerate(libraries):
+            per_library[library.name] = grid(Path(tmp) / str(n), library)
+    report = {name: labelled_grid(g) for name, g in per_library.items()}
     keys = next(iter(per_library.values()))
-    report["mean"] = _labelled({key: float(np.mean([g[key] for g in per_library.values()])) for key in keys})
+    report["mean"] = labelled_grid({key: float(np.mean([g[key] for g in per_library.values()])) for key in keys})
     print(json.dumps({"validation_mrr": report}, indent=2))
     return 0
 
