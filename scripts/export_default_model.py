@@ -114,7 +114,7 @@ def render_svg(series: dict[str, list[tuple[float, float]]], boundaries: list[fl
     panels = [("loss", ["train/loss", "val/loss"]), ("masked-token accuracy", ["train/acc", "val/acc"])]
     colors = {"train": "#1f77b4", "val": "#d62728"}
     all_x = [x for pts in series.values() for x, _ in pts] or [1.0]
-    x_max = max(all_x)
+    x_max = max(all_x) or 1.0  # a run that logged no tokens (a search task) plots at x = 0
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height * 2}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height * 2}" fill="white"/>']
     for index, (title, names) in enumerate(panels):

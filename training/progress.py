@@ -50,6 +50,8 @@ _SHOWN = (
     ("val/acc_expression", "  expressions"),
     ("val/acc_arguments", "  arguments"),
     ("val/acc_statement", "  statements"),
+    ("val/mrr", "validation MRR"),
+    ("val/recall_at_1", "validation recall@1"),
     ("train/tokens_per_s", "tokens/s (last interval)"),
 )
 
@@ -68,12 +70,16 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("steps", str(result.global_step))
-    table.add_row("tokens", format_count(result.tokens))
+    if result.tokens:  # the search tasks count pairs, not tokens
+        table.add_row("tokens", format_count(result.tokens))
     minutes, seconds = divmod(result.seconds, 60)
     table.add_row("time", f"{int(minutes)}m{seconds:04.1f}s" if minutes else f"{seconds:.1f}s")
     if result.seconds > 0 and result.tokens:
         table.add_row("tokens/s (whole run)", format_count(result.tokens / result.seconds))
+    masked = result.summary.get("task", "mlm") == "mlm"
     for key, label in _SHOWN:
+        if not masked:  # the search tasks' accuracy is the answer's rank, not masked tokens
+            label = label.replace("masked accuracy", "accuracy")
         if key in result.metrics:
             value = result.metrics[key]
             text = format_count(value) if key.endswith("per_s") else f"{value:.4f}"
