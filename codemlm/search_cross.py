@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from codemlm.checkpoint import LoadedModel
     from codemlm.tokenizer import CodeTokenizer
 
-__all__ = ["SEARCH_CROSS_DIR", "CrossScorer", "CrossSettings", "encode_pairs", "has_cross_encoder"]
+__all__ = ["SEARCH_CROSS_DIR", "CrossScorer", "CrossSettings", "encode_pairs", "has_cross_encoder", "read_cross_head"]
 
 SEARCH_CROSS_DIR = "search_cross"  # a model directory's cross-encoder, for the very top of a search
 

@@ -133,3 +133,21 @@ def test_a_broken_head_is_a_checkpoint_error(trained: dict) -> None:
         CrossScorer.from_model_dir(broken)
     with pytest.raises(CheckpointError, match="no cross-encoder"):
         CrossScorer.from_model_dir(trained["tmp"])
+
+
+def test_continuing_a_cross_encoder_starts_from_its_head(trained: dict) -> None:
+    first = trained["result"]
+    config = config_from_dict({
+        "task": "cross",
+        "init_from": str(first.model_dir),
+        "optim": {"lr": 1e-7, "warmup_steps": 0, "max_steps": 1, "batch_size": 8, "schedule": "constant"},
+        "trainer": {"accelerator": "cpu", "devices": 1, "val_check_interval": 0, "checkpoint_every": 0,
+                    "progress": False, "out_dir": str(trained["tmp"] / "again"), "log_every": 1},
+        "task_options": {"repos": [str(STDLIB / "json"), str(STDLIB / "email")], "max_query_tokens": 16,
+                         "max_code_tokens": 48, "validation_fraction": 0.3, "validation_candidates": 8},
+    })
+    again = run(config).summary
+    before, after = np.array(first.summary["cross_head"]["weight"]), np.array(again["cross_head"]["weight"])
+    assert np.abs(before).max() > 0.1  # the first run's head is not still zero
+    assert np.allclose(after, before, atol=1e-3)
+    assert again["validation_after"]["mrr"] > 0.3  # and it still ranks as it did

@@ -17,7 +17,7 @@ directory, ``extra_repos``, ``exclude_search_validation``). Validation: each val
 against its answer and ``validation_candidates - 1`` BM25-mined codes of the validation files;
 MRR and recall@1 of the answer in that group (``val/mrr``). Starts from ``init_from`` (a model directory:
 the search encoder is a good start, it already matches docstrings to code); the head starts at
-zero. The exported model directory carries the head in its summary (``cross_head``).
+zero (or at ``init_from``'s own head, continuing a cross-encoder). The exported model directory carries the head in its summary (``cross_head``).
 
 ``task_options`` (all optional): ``repos``, ``extra_repos``, ``skip_missing_packages``,
 ``exclude_search_validation``, ``max_validation_pairs`` (1000), ``validation_fraction`` (0.1),
@@ -284,6 +284,11 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
     seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = CrossEncoderModule(loaded.config, config.optim, options)
     module.encoder.load_state_dict(loaded.model.state_dict())
+    if "cross_head" in loaded.summary:  # continuing a cross-encoder: its head too, not a fresh zero
+        from codemlm.search_cross import read_cross_head
+
+        head = read_cross_head(loaded.summary, loaded.config.dim) / options.score_scale
+        module.head.weight.data.copy_(torch.from_numpy(head)[None, :])
     datamodule = CrossDataModule(train_pairs, mined, groups, loaded.tokenizer, options,
                                  batch_size=config.optim.batch_size, seed=config.trainer.seed)
     trainer = run_lib.build_trainer(config, callbacks=list(callbacks))
