@@ -250,3 +250,28 @@ def test_install_writes_a_float16_cross_encoder_with_the_chosen_settings(cross_d
     assert scorer.loaded.summary["cross_rerank_validation"] == {"mrr": 0.5}
     original = CrossScorer.from_model_dir(cross_dir).scores("polygon area", ["def area(p):\n    return 0"])
     assert scorer.scores("polygon area", ["def area(p):\n    return 0"]) == pytest.approx(original, rel=0.02, abs=0.02)
+
+
+def test_cli_rerank_with_a_broken_cross_encoder_is_one_line_and_a_working_one_is_used(
+    cross_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from codemlm.cli import main
+    from codemlm.search_cross import SEARCH_CROSS_DIR
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE_REPO, repo)
+    model = tmp_path / "model"
+    shutil.copytree(cross_dir / SEARCH_ENCODER_DIR, model)  # the main model: the same tiny encoder
+    shutil.copytree(cross_dir, model, dirs_exist_ok=True)  # + search_encoder/ and search_cross/
+    common = ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+    assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]) == 3
+    config_file = model / SEARCH_CROSS_DIR / "config.json"
+    data = json.loads(config_file.read_text())
+    data["summary"]["cross_head"] = {"weight": [1.0, 2.0]}
+    config_file.write_text(json.dumps(data))
+    assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "cross_head.weight" in errors[0]
