@@ -12,9 +12,10 @@ cumulative tokens and steps of every phase, and ``learning_curve.svg`` (loss and
 against tokens). It refuses to replace the shipped model with one that scores lower on the
 held-out masked-token accuracy, unless ``--force``.
 
-``--refresh-search`` is for a new search encoder alone (``python -m training.search_encoder
---model-dir`` installed it): the encoder weights and the MLM are untouched; the card's search
-encoder entry and held-out search figures are measured again and the card is rewritten, its
+``--refresh-search`` is for a new search encoder or cross-encoder alone (``python -m
+training.search_encoder`` or ``training.search_cross --model-dir`` installed it): the weights
+and the MLM are untouched; the card's search encoder and cross-encoder entries and held-out
+search figures are measured again and the card is rewritten, its
 training phases, curve and other metrics kept as they were.
 """
 
@@ -41,8 +42,8 @@ CACHE = Path.home() / ".cache/codemlm/bench"
 # Held-out code for masked-token accuracy (benchmarks/data/HELDOUT.md): boltons 25.0.0 (Python)
 # and dayjs 1.11.13's ES modules (JavaScript), unpacked by benchmarks/fetch_heldout_mlm.sh.
 # Files fitted to one model's outputs (completion ranker, static search table, the search
-# encoder: a directory, codemlm/search_rerank.py).
-COMPANIONS = ("ranker.json", "static.safetensors", "search_encoder")
+# encoder and the cross-encoder: directories, codemlm/search_rerank.py, codemlm/search_cross.py).
+COMPANIONS = ("ranker.json", "static.safetensors", "search_encoder", "search_cross")
 DEFAULT_HELDOUT = [CACHE / "heldout_mlm/boltons", CACHE / "heldout_mlm/dayjs"]
 
 
@@ -66,6 +67,16 @@ def search_encoder_summary(path: Path) -> dict[str, Any] | None:
     return {"directory": path.name, "rerank": encoder.get("search_rerank"),
             "validation": encoder.get("search_rerank_validation"), "steps": encoder.get("steps"),
             "command": encoder.get("command")}
+
+
+def cross_encoder_summary(path: Path) -> dict[str, Any] | None:
+    """The cross-encoder's settings and where they were chosen, for the card."""
+    if not (path / "config.json").is_file():
+        return None
+    cross = read_model_summary(path)
+    return {"directory": path.name, "rerank": cross.get("cross_rerank"),
+            "validation": cross.get("cross_rerank_validation"), "steps": cross.get("steps"),
+            "command": cross.get("command")}
 
 
 def static_table_summary(path: Path) -> dict[str, Any] | None:
@@ -176,7 +187,7 @@ def heldout_search(model_dir: Path, search_repo: Path) -> dict[str, Any]:
     if has_search_encoder(model_dir):
         reread = evaluate_search(search_repo, SEARCH_CASES, model_dir=str(model_dir),
                                  reranker=EncoderReranker.from_model_dir(model_dir))
-        out["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank") if k in reread}
+        out["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank", "cross_rerank") if k in reread}
     return out
 
 
@@ -208,6 +219,7 @@ def refresh_search(model_dir: Path, search_repo: Path, note: str | None) -> int:
     if encoder is not None and note:
         encoder["note"] = note
     summary["search_encoder"] = encoder
+    summary["search_cross"] = cross_encoder_summary(model_dir / "search_cross")
     metrics = {k: v for k, v in (summary.get("metrics") or {}).items()
                if k not in ("search_heldout", "search_heldout_reranked")}
     metrics.update(heldout_search(model_dir, search_repo))
@@ -318,6 +330,7 @@ def main() -> int:
         "search_dense_weight": 0.0,
         "search_static_table": static_table_summary(args.source / "static.safetensors"),
         "search_encoder": search_encoder_summary(args.source / "search_encoder"),
+        "search_cross": cross_encoder_summary(args.source / "search_cross"),
         "metrics": metrics,
     }
     boundaries, total = [], 0.0
