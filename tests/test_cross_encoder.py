@@ -151,3 +151,21 @@ def test_continuing_a_cross_encoder_starts_from_its_head(trained: dict) -> None:
     assert np.abs(before).max() > 0.1  # the first run's head is not still zero
     assert np.allclose(after, before, atol=1e-3)
     assert again["validation_after"]["mrr"] > 0.3  # and it still ranks as it did
+
+
+def test_a_residual_run_starts_at_the_search_encoders_own_ranking(trained: dict) -> None:
+    start = trained["tmp"] / "start"
+    config = config_from_dict({
+        "task": "cross",
+        "init_from": str(start),
+        "optim": {"lr": 1e-9, "warmup_steps": 0, "max_steps": 1, "batch_size": 8, "schedule": "constant"},
+        "trainer": {"accelerator": "cpu", "devices": 1, "val_check_interval": 0, "checkpoint_every": 0,
+                    "progress": False, "out_dir": str(trained["tmp"] / "residual"), "log_every": 1},
+        "task_options": {"repos": [str(STDLIB / "json"), str(STDLIB / "email")], "max_query_tokens": 16,
+                         "max_code_tokens": 48, "validation_fraction": 0.3, "validation_candidates": 8,
+                         "residual_to": str(start)},
+    })
+    summary = run(config).summary
+    # The head is still (almost) zero: the groups rank by the search encoder's cosine alone.
+    assert summary["residual_to"] == str(start) and summary["bi_scale"] == pytest.approx(20.0, rel=1e-3)
+    assert summary["validation_after"]["mrr"] == pytest.approx(summary["validation_init_bi_encoder"]["mrr"], abs=1e-3)

@@ -24,11 +24,20 @@ zero (or at ``init_from``'s own head, continuing a cross-encoder). The exported 
 ``max_query_tokens`` (48), ``max_code_tokens`` (128), ``lexical_negatives`` (3),
 ``mined_negatives`` (8), ``batch_negatives`` (4), ``score_scale`` (20.0: the head's output is
 multiplied by it, so a zero-initialised head on unit vectors can reach confident logits),
-``validation_candidates`` (16).
+``validation_candidates`` (16), ``residual_to`` (null).
+
+**Residual training** (``residual_to``: a search encoder's model directory). At query time the
+cross score is *added* to the search encoder's cosine, so what it has to learn is what that
+cosine gets wrong. With ``residual_to`` each group's logits are ``bi_scale x cosine + score``:
+the cosine of the frozen search encoder (query and code each read as search reads them, every
+distinct text embedded once before training) and a learnable ``bi_scale`` starting at the
+encoder's own inverse temperature. The zero head starts exactly at the search encoder's
+ranking, and training moves it only where the pair read together tells more.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -67,6 +76,9 @@ class CrossOptions:
     batch_negatives: int = 4
     score_scale: float = 20.0
     validation_candidates: int = 16
+    # A search encoder's model directory: the cross score is trained as a correction to its cosine
+    # (the group's logits are bi_scale x cosine + cross score), since at query time it is added to it.
+    residual_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_query_tokens < 3 or self.max_code_tokens < 3:
@@ -139,10 +151,11 @@ class _TrainCollate:
     """A batch of pairs -> every (query, candidate) sequence, ``1 + lexical + batch`` per query."""
 
     def __init__(self, pairs: Sequence[Pair], mined: Sequence[Sequence[int]], tokenizer: CodeTokenizer,
-                 options: CrossOptions, seed: int) -> None:
+                 options: CrossOptions, seed: int, bi: BiCosines | None = None) -> None:
         self.pairs, self.mined, self.tokenizer, self.options = pairs, mined, tokenizer, options
         self.rng = random.Random(seed)
         self.size = 1 + options.lexical_negatives + options.batch_negatives
+        self.bi = bi
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         queries, codes = [], []
@@ -155,33 +168,65 @@ class _TrainCollate:
             fill = [c for c in batch_codes if c not in group]
             self.rng.shuffle(fill)
             group += fill[: self.size - len(group)]
-            while len(group) < self.size:  # a tiny batch: repeat a negative (it changes no ranking)
-                group.append(group[-1] if len(group) > 1 else pair.code + "\n")
+            while len(group) < self.size:  # a tiny batch: repeat the last candidate
+                group.append(group[-1])
             queries += [pair.query] * self.size
             codes += group
         ids, mask = encode_pairs(self.tokenizer, queries, codes, self.options.max_query_tokens,
                                  self.options.max_code_tokens)
-        return {"ids": ids, "mask": mask}
+        batch = {"ids": ids, "mask": mask}
+        if self.bi is not None:
+            batch["bi"] = self.bi.cosines(queries, codes)
+        return batch
 
 
 class _GroupCollate:
-    def __init__(self, tokenizer: CodeTokenizer, options: CrossOptions) -> None:
-        self.tokenizer, self.options = tokenizer, options
+    def __init__(self, tokenizer: CodeTokenizer, options: CrossOptions, bi: BiCosines | None = None) -> None:
+        self.tokenizer, self.options, self.bi = tokenizer, options, bi
 
     def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         queries = [g.query for g in groups for _ in g.codes]
         codes = [c for g in groups for c in g.codes]
         ids, mask = encode_pairs(self.tokenizer, queries, codes, self.options.max_query_tokens,
                                  self.options.max_code_tokens)
-        return {"ids": ids, "mask": mask, "sizes": torch.tensor([len(g.codes) for g in groups])}
+        batch = {"ids": ids, "mask": mask, "sizes": torch.tensor([len(g.codes) for g in groups])}
+        if self.bi is not None:
+            batch["bi"] = self.bi.cosines(queries, codes)
+        return batch
+
+
+class BiCosines:
+    """A frozen search encoder's unit vectors of every query and code the run will show (each
+    distinct text embedded once, as search reads it), and their cosines by text."""
+
+    def __init__(self, model_dir: str, queries: Sequence[str], codes: Sequence[str]) -> None:
+        from codemlm.checkpoint import load_model_dir
+        from codemlm.search_rerank import RerankSettings
+        from training.contrastive import embed_texts
+
+        loaded = load_model_dir(model_dir)
+        reads = RerankSettings.from_summary(loaded.summary).max_tokens
+        temperature = loaded.summary.get("temperature")
+        self.scale = 1.0 / float(temperature) if isinstance(temperature, (int, float)) and temperature > 0 else 20.0
+        self.queries = {t: i for i, t in enumerate(dict.fromkeys(queries))}
+        self.codes = {t: i for i, t in enumerate(dict.fromkeys(codes))}
+        self.query_vectors = torch.from_numpy(embed_texts(loaded.model, loaded.tokenizer, list(self.queries), reads))
+        self.code_vectors = torch.from_numpy(embed_texts(loaded.model, loaded.tokenizer, list(self.codes), reads))
+
+    def cosines(self, queries: Sequence[str], codes: Sequence[str]) -> torch.Tensor:
+        """Float[N]: the cosine of each (queries[i], codes[i])."""
+        q = self.query_vectors[[self.queries[t] for t in queries]]
+        c = self.code_vectors[[self.codes[t] for t in codes]]
+        return (q * c).sum(dim=1)
 
 
 class CrossDataModule(LightningDataModule):
     def __init__(self, train: Sequence[Pair], mined: Sequence[Sequence[int]], validation: Sequence[Group],
-                 tokenizer: CodeTokenizer, options: CrossOptions, *, batch_size: int, seed: int = 0) -> None:
+                 tokenizer: CodeTokenizer, options: CrossOptions, *, batch_size: int, seed: int = 0,
+                 bi: BiCosines | None = None) -> None:
         super().__init__()
-        self.train_collate = _TrainCollate(train, mined, tokenizer, options, seed)
-        self.group_collate = _GroupCollate(tokenizer, options)
+        self.train_collate = _TrainCollate(train, mined, tokenizer, options, seed, bi)
+        self.group_collate = _GroupCollate(tokenizer, options, bi)
         self.n_train, self.validation = len(train), list(validation)
         self.batch_size, self.seed = batch_size, seed
 
@@ -203,14 +248,25 @@ def group_metrics(scores: Sequence[torch.Tensor]) -> dict[str, float]:
 
 
 class CrossEncoderModule(LightningModule):
-    def __init__(self, model_config: ModelConfig, optim: OptimConfig, options: CrossOptions) -> None:
+    def __init__(self, model_config: ModelConfig, optim: OptimConfig, options: CrossOptions, *,
+                 bi_scale: float = 20.0) -> None:
         super().__init__()
         self.save_hyperparameters({"model": asdict(model_config), "optim": asdict(optim), "options": asdict(options)})
         self.optim, self.options = optim, options
         self.encoder = CodeEncoder(model_config)
         self.head = torch.nn.Linear(model_config.dim, 1, bias=False)  # a bias would shift every score alike
         torch.nn.init.zeros_(self.head.weight)
+        # log(bi_scale): how much the frozen search encoder's cosine counts beside the score (residual runs)
+        self.log_bi_scale = torch.nn.Parameter(torch.tensor(math.log(bi_scale)))
         self._val_scores: list[torch.Tensor] = []
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Float[N]: the score of each sequence, plus bi_scale x the search encoder's cosine when
+        the batch carries it (residual training)."""
+        score = self.score(batch["ids"], batch["mask"])
+        if "bi" in batch:
+            score = score + self.log_bi_scale.exp() * batch["bi"].to(score.dtype)
+        return score
 
     def score(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Long[N, T], Bool[N, T] -> Float[N]: the relevance of each (query, code) sequence."""
@@ -223,7 +279,7 @@ class CrossEncoderModule(LightningModule):
     def configure_optimizers(self) -> Any:
         opt = self.optim
         groups = parameter_groups(self.encoder, opt.weight_decay)
-        groups.append({"params": list(self.head.parameters()), "weight_decay": 0.0})
+        groups.append({"params": [*self.head.parameters(), self.log_bi_scale], "weight_decay": 0.0})
         optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
 
         def factor(step: int) -> float:
@@ -235,7 +291,7 @@ class CrossEncoderModule(LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         size = 1 + self.options.lexical_negatives + self.options.batch_negatives
-        logits = self.score(batch["ids"], batch["mask"]).view(-1, size)  # [B, G]; the answer is column 0
+        logits = self.logits(batch).view(-1, size)  # [B, G]; the answer is column 0
         loss = F.cross_entropy(logits.float(), torch.zeros(len(logits), dtype=torch.long, device=logits.device))
         self.log("train/loss", loss.detach(), prog_bar=True)
         self.log("train/acc", (logits.argmax(dim=1) == 0).float().mean())
@@ -245,7 +301,7 @@ class CrossEncoderModule(LightningModule):
         self._val_scores = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        scores = self.score(batch["ids"], batch["mask"]).float().cpu()
+        scores = self.logits(batch).float().cpu()
         self._val_scores += list(torch.split(scores, batch["sizes"].tolist()))
 
     def on_validation_epoch_end(self) -> None:
@@ -278,11 +334,18 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
     print(f"cross: {len(train_pairs)} training pairs, {mining['pairs_with_negatives']} with mined negatives, "
           f"{len(groups)} validation groups ({mining['seconds']} s)", file=sys.stderr)
 
-    floor = _bi_encoder_floor(loaded, groups, options)
+    bi = None
+    if options.residual_to:
+        began = time.perf_counter()
+        bi = BiCosines(options.residual_to, [p.query for p in train_pairs] + [g.query for g in groups],
+                       [p.code for p in train_pairs] + [c for g in groups for c in g.codes])
+        print(f"cross: {options.residual_to}'s vectors of {len(bi.queries)} queries and {len(bi.codes)} codes "
+              f"({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+    floor = _bi_encoder_floor(config.init_from, groups)
     print(f"cross: init_from as a bi-encoder (cosine) on the validation groups: {floor}", file=sys.stderr)
 
     seed_everything(config.trainer.seed, workers=True, verbose=False)
-    module = CrossEncoderModule(loaded.config, config.optim, options)
+    module = CrossEncoderModule(loaded.config, config.optim, options, bi_scale=bi.scale if bi is not None else 20.0)
     module.encoder.load_state_dict(loaded.model.state_dict())
     if "cross_head" in loaded.summary:  # continuing a cross-encoder: its head too, not a fresh zero
         from codemlm.search_cross import read_cross_head
@@ -290,7 +353,7 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
         head = read_cross_head(loaded.summary, loaded.config.dim) / options.score_scale
         module.head.weight.data.copy_(torch.from_numpy(head)[None, :])
     datamodule = CrossDataModule(train_pairs, mined, groups, loaded.tokenizer, options,
-                                 batch_size=config.optim.batch_size, seed=config.trainer.seed)
+                                 batch_size=config.optim.batch_size, seed=config.trainer.seed, bi=bi)
     trainer = run_lib.build_trainer(config, callbacks=list(callbacks))
     ckpt_path = run_lib.resolve_resume(config)
     if ckpt_path is not None:
@@ -315,6 +378,8 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
         "seconds": round(seconds, 2),
         "validation_after": {k: round(v, 4) for k, v in after.items()},
         "validation_init_bi_encoder": {k: round(v, 4) for k, v in floor.items()},
+        "residual_to": options.residual_to,
+        "bi_scale": round(float(module.log_bi_scale.detach().exp()), 4) if bi is not None else None,
         "cross_head": {"weight": module.head_vector()},
         "cross_rerank": {"max_query_tokens": options.max_query_tokens, "max_code_tokens": options.max_code_tokens},
         "metrics": metrics,
@@ -327,16 +392,11 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
     )
 
 
-def _bi_encoder_floor(loaded: Any, groups: Sequence[Group], options: CrossOptions) -> dict[str, float]:
-    """The validation groups ranked by ``init_from``'s cosine of query and code read apart: the
-    search encoder's own answer, which the cross-encoder must beat to be worth its cost."""
-    from codemlm.embedder import ModelEmbedder
-
-    queries = ModelEmbedder(loaded, max_tokens=options.max_query_tokens).embed_query([g.query for g in groups])
-    coder = ModelEmbedder(loaded, max_tokens=options.max_code_tokens)
-    codes = coder.embed_code(list(dict.fromkeys(c for g in groups for c in g.codes)))
-    row = {c: i for i, c in enumerate(dict.fromkeys(c for g in groups for c in g.codes))}
-    return group_metrics([torch.from_numpy(codes[[row[c] for c in g.codes]] @ q) for g, q in zip(groups, queries, strict=True)])
+def _bi_encoder_floor(model_dir: str, groups: Sequence[Group]) -> dict[str, float]:
+    """The validation groups ranked by ``model_dir``'s cosine of query and code read apart, as
+    search reads them: the search encoder's own answer, which a cross-encoder must beat."""
+    bi = BiCosines(model_dir, [g.query for g in groups], [c for g in groups for c in g.codes])
+    return group_metrics([bi.cosines([g.query] * len(g.codes), g.codes) for g in groups])
 
 
 @torch.no_grad()
@@ -347,7 +407,7 @@ def _group_scores(module: CrossEncoderModule, datamodule: CrossDataModule) -> di
     device = next(module.parameters()).device
     scores: list[torch.Tensor] = []
     for batch in datamodule.val_dataloader():
-        values = module.score(batch["ids"].to(device), batch["mask"].to(device)).float().cpu()
+        values = module.logits({k: v.to(device) for k, v in batch.items()}).float().cpu()
         scores += list(torch.split(values, batch["sizes"].tolist()))
     module.train(was_training)
     return group_metrics(scores)
