@@ -74,7 +74,7 @@ def encode_pairs(tokenizer: CodeTokenizer, queries: Sequence[str], codes: Sequen
     """``<cls> query <sep> code <sep>`` for each (queries[i], codes[i]), each side cut to its
     budget (the query's includes <cls>, the code's its <sep>): (ids Long[N, T], mask Bool[N, T]).
     Training and serving both encode through here, so they read the same sequences."""
-    import torch
+    from codemlm.tokenizer import padded_batch
 
     if len(queries) != len(codes):
         raise ValueError("one query per code")
@@ -86,13 +86,7 @@ def encode_pairs(tokenizer: CodeTokenizer, queries: Sequence[str], codes: Sequen
          tokenizer.sep_id]
         for q, c in zip(query_ids, code_ids, strict=True)
     ]
-    width = max((len(r) for r in rows), default=0)
-    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = True
-    return ids, mask
+    return padded_batch(rows, tokenizer.pad_id)
 
 
 def read_cross_head(summary: dict[str, Any], dim: int) -> np.ndarray:

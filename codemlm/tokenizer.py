@@ -30,6 +30,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "CodeTokenizer",
     "TokenizedText",
+    "padded_batch",
 ]
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<cls>", "<sep>", "<mask>")  # ids 0..4 in this order
@@ -294,3 +295,16 @@ def _non_empty(texts: Iterable[str]) -> Iterator[str]:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def padded_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """Token rows as one right-padded batch: (ids Long[N, T], mask Bool[N, T]), T the longest row."""
+    import torch
+
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
+        mask[i, : len(r)] = True
+    return ids, mask

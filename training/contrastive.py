@@ -48,7 +48,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ from torch.utils.data import DataLoader, Sampler
 from codemlm.config import ModelConfig
 from codemlm.errors import ConfigError, CorpusError
 from codemlm.model import IGNORE_INDEX, CodeEncoder
-from codemlm.tokenizer import CodeTokenizer
+from codemlm.tokenizer import CodeTokenizer, padded_batch
 from training.config import OptimConfig, TrainConfig
 from training.mlm import lr_factor, parameter_groups
 
@@ -76,6 +76,7 @@ __all__ = [
     "TeacherTable",
     "embed_texts",
     "info_nce",
+    "options_from_dict",
     "pairs_from_files",
     "retrieval_metrics",
     "seen_texts",
@@ -136,19 +137,28 @@ class ContrastiveOptions:
 
     @classmethod
     def from_task_options(cls, options: dict[str, Any]) -> ContrastiveOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"unknown task_options for contrastive: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        values = dict(options)
-        for key in ("repos", "extra_repos"):
-            if key in values:
-                repos = values[key]
-                values[key] = (repos,) if isinstance(repos, str) else tuple(str(r) for r in repos)
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"invalid task_options: {exc}") from exc
+        return options_from_dict(cls, options, "contrastive")
+
+
+_Options = TypeVar("_Options")
+
+
+def options_from_dict(cls: type[_Options], options: dict[str, Any], task: str) -> _Options:
+    """``task_options`` as the dataclass ``cls`` of a search task: unknown keys named, a single
+    folder for ``repos`` / ``extra_repos`` taken as a list of one, invalid values a ConfigError."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown task_options for {task}: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    values = dict(options)
+    for key in ("repos", "extra_repos"):
+        if key in values:
+            repos = values[key]
+            values[key] = (repos,) if isinstance(repos, str) else tuple(str(r) for r in repos)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"invalid task_options: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- pairs
@@ -419,13 +429,7 @@ def teacher_table(pairs: Sequence[Pair], teacher: Teacher, tokenizer: CodeTokeni
 def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     body = max_tokens - 2
     rows = [[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = True
-    return ids, mask
+    return padded_batch(rows, tokenizer.pad_id)
 
 
 class _Collate:

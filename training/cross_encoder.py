@@ -41,7 +41,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ from codemlm.model import CodeEncoder
 from codemlm.search_cross import encode_pairs
 from codemlm.tokenizer import CodeTokenizer
 from training.config import OptimConfig, TrainConfig
-from training.contrastive import ContrastiveOptions, Pair, load_pairs
+from training.contrastive import ContrastiveOptions, Pair, load_pairs, options_from_dict
 from training.mlm import lr_factor, parameter_groups
 
 __all__ = ["CrossEncoderModule", "CrossOptions", "Group", "group_metrics", "train_cross"]
@@ -94,19 +94,7 @@ class CrossOptions:
 
     @classmethod
     def from_task_options(cls, options: dict[str, Any]) -> CrossOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"unknown task_options for cross: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        values = dict(options)
-        for key in ("repos", "extra_repos"):
-            if key in values:
-                repos = values[key]
-                values[key] = (repos,) if isinstance(repos, str) else tuple(str(r) for r in repos)
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"invalid task_options: {exc}") from exc
+        return options_from_dict(cls, options, "cross")
 
     def pair_options(self) -> ContrastiveOptions:
         """The contrastive loader's options for the same pairs (documentation pairs only)."""
