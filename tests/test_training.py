@@ -434,3 +434,14 @@ def test_adamw_is_fused_on_a_cpu_and_its_gradients_are_still_clipped() -> None:
     assert norm == pytest.approx(1.0, rel=1e-3)
     optimizer.step()  # the fused CPU kernel runs
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_window_lengths_follow_a_selected_split_not_the_table_under_it() -> None:
+    import datasets
+
+    rows = datasets.Dataset.from_dict({
+        "input_ids": [[1] * n for n in range(1, 11)], "span_start": [[0]] * 10, "span_end": [[0]] * 10,
+        "span_kind": [[0]] * 10,
+    })
+    assert WindowDataset(rows).lengths.tolist() == list(range(1, 11))
+    assert WindowDataset(rows.select([9, 0, 3])).lengths.tolist() == [10, 1, 4]

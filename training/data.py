@@ -68,11 +68,12 @@ class WindowDataset(Dataset):
 
     @functools.cached_property
     def lengths(self) -> np.ndarray:
-        """Tokens in each row (one columnar pass, no row is decoded; read once)."""
+        """Tokens in each row (one columnar pass, no row is decoded; read once). Through the
+        arrow view, so the rows of a ``select()``ed split are its own, in its order."""
         import pyarrow.compute as pc
 
-        table = self.rows.data.table if hasattr(self.rows.data, "table") else self.rows.data
-        return np.asarray(pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False), dtype=np.int64)
+        column = self.rows.with_format("arrow")["input_ids"]
+        return np.asarray(pc.list_value_length(column).to_numpy(zero_copy_only=False), dtype=np.int64)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         return self.__getitems__([key])[0]
