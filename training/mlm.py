@@ -98,8 +98,11 @@ class MLMModule(LightningModule):
         # A fused AdamW updates every parameter in one vectorized pass (CPU and CUDA). Under fp16
         # AMP it unscales the gradients inside its step, after clipping would have had to see
         # them, so there it stays unfused when clipping; bf16 and fp32 scale nothing.
-        trainer = self._trainer
-        scaled = trainer is not None and str(trainer.precision).startswith("16")
+        try:
+            precision = str(self.trainer.precision)
+        except RuntimeError:  # not attached to a Trainer (a module built by hand): nothing is scaled
+            precision = "32"
+        scaled = precision.startswith("16")
         fused = self.device.type in ("cpu", "cuda") and not (scaled and opt.grad_clip > 0)
         optimizer = torch.optim.AdamW(
             parameter_groups(self.encoder, opt.weight_decay),
