@@ -32,6 +32,7 @@ from codemlm.config import ChunkingConfig, CorpusConfig, MaskingConfig
 from codemlm.errors import CorpusError
 from codemlm.masking import MaskingCollator
 from codemlm.tokenizer import CodeTokenizer
+from training.config import DataConfig
 
 __all__ = [
     "EpochShardSampler",
@@ -216,7 +217,7 @@ class TokenWindowsDataModule(LightningDataModule):
         seed: int = 0,
         max_len: int | None = None,
         pin_memory: bool = False,
-        group_by_length: bool = False,
+        group_by_length: bool = DataConfig.group_by_length,  # one default: the config's
     ) -> None:
         super().__init__()
         self.group_by_length = group_by_length
