@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the model shipped in codemlm/default_model with the project's own pipeline.
 #
-#   bash scripts/train_default_model.sh              # 2 CPU cores, ~4.5 hours
+#   bash scripts/train_default_model.sh              # 2 CPU cores, ~5.5 hours
 #   bash scripts/train_default_model.sh --gpu        # one H100/H200, ~10 minutes of training, >= 300M tokens
 #   bash scripts/train_default_model.sh [--gpu] --dry-run   # print and validate every step, train nothing
 #
@@ -15,8 +15,10 @@
 #    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
 # 6. the search encoder: the contrastive stage (search-compact-more.yaml, then four rounds of
 #    search-compact-continue.yaml on more installed libraries), installed with the rerank
-#    weight chosen on the stdlib validation set (training.search_encoder); with --gpu the shipped
-#    compact encoder is kept when the tokenizer is the same (it runs on the user's CPU)
+#    weight chosen on the stdlib validation set (training.search_encoder), then a cross-encoder
+#    trained against it (search-cross.yaml, training.search_cross); with --gpu the shipped
+#    compact encoder and its cross-encoder are kept when the tokenizer is the same (they run on
+#    the user's CPU)
 # 7. export (float16) into codemlm/default_model with its card, evaluated on held-out code
 # Training continues an earlier run when INIT_FROM names a model directory (cumulative
 # tokens are recorded in the card). Nothing is overwritten before the export of step 7.
@@ -102,10 +104,15 @@ fi
 # on the user's CPU, so the shipped compact encoder stays when the tokenizer is the same (it
 # reads queries and code alone; the hybrid it re-reads does not use the MLM model).
 SHIPPED_ENCODER=codemlm/default_model/search_encoder
+SHIPPED_CROSS=codemlm/default_model/search_cross
 if [ "$gpu" = 1 ] && [ -f "$SHIPPED_ENCODER/tokenizer.json" ] && \
     { [ "$dry" = 1 ] || cmp -s "$SHIPPED_ENCODER/tokenizer.json" "$MODEL/tokenizer.json"; }; then
   echo "+ cp -r $SHIPPED_ENCODER $MODEL/search_encoder  (same tokenizer: the shipped compact search encoder)"
   if [ "$dry" = 0 ]; then rm -rf "$MODEL/search_encoder"; cp -r "$SHIPPED_ENCODER" "$MODEL/search_encoder"; fi
+  if [ -d "$SHIPPED_CROSS" ]; then
+    echo "+ cp -r $SHIPPED_CROSS $MODEL/search_cross  (and its cross-encoder, trained against it)"
+    if [ "$dry" = 0 ]; then rm -rf "$MODEL/search_cross"; cp -r "$SHIPPED_CROSS" "$MODEL/search_cross"; fi
+  fi
 else
   train --config training/configs/search-compact-more.yaml --data "$DATA" --out "$RUNS/search-compact-more" \
     --no-progress --init-from "$MODEL"
@@ -119,6 +126,15 @@ else
   if ! step "$PY" -m training.search_encoder --encoder "$encoder/model" --model-dir "$MODEL" \
       --threads "$threads"; then
     echo "train_default_model: the search encoder did not help on validation; the model ships without it" >&2
+  else
+    # then the cross-encoder, trained as a correction to the installed encoder's cosine, which
+    # reads the top few last (installed as $MODEL/search_cross only if it helps on validation)
+    train --config training/configs/search-cross.yaml --data "$DATA" --out "$RUNS/search-cross" --no-progress \
+      --init-from "$MODEL/search_encoder" --set "task_options.residual_to=$MODEL/search_encoder"
+    if ! step "$PY" -m training.search_cross --cross "$RUNS/search-cross/model" --model-dir "$MODEL" \
+        --threads "$threads"; then
+      echo "train_default_model: the cross-encoder did not help on validation; the model ships without it" >&2
+    fi
   fi
 fi
 

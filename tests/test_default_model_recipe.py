@@ -35,10 +35,10 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
     assert run.returncode == 0, run.stderr
     steps = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
     # fetch, corpus build, one step per phase, the ranker fit, the static table, the contrastive
-    # stage, its four continuations and the search encoder's install (on a GPU: the shipped compact
-    # encoder copied), the export
+    # stage, its four continuations, the search encoder's install, the cross-encoder and its install
+    # (on a GPU: the shipped compact encoder and cross-encoder copied), the export
     gpu = flag == "--gpu"
-    assert len(steps) == 2 + len(phases) + (4 if gpu else 9)
+    assert len(steps) == 2 + len(phases) + (5 if gpu else 11)
     assert "corpus build" in steps[1] and "--vocab-size 8192" in steps[1]
     for index, phase in enumerate(phases):
         assert f"training/configs/{phase}.yaml" in steps[2 + index]
@@ -46,10 +46,14 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
             assert f"--init-from {tmp_path}/runs/{phases[index - 1]}/model" in steps[2 + index]
     last_model = f"{tmp_path}/runs/{phases[-1]}/model"
     if gpu:
-        ranker, table, copy, export = steps[-4:]
+        ranker, table, copy, copy_cross, export = steps[-5:]
         assert copy.startswith("+ cp -r codemlm/default_model/search_encoder") and f"{last_model}/search_encoder" in copy
+        assert copy_cross.startswith("+ cp -r codemlm/default_model/search_cross") and f"{last_model}/search_cross" in copy_cross
     else:
-        ranker, table, contrastive, *continued, install, export = steps[-9:]
+        ranker, table, contrastive, *continued, install, cross, cross_install, export = steps[-11:]
+        assert "search-cross.yaml" in cross and f"--init-from {last_model}/search_encoder" in cross
+        assert f"task_options.residual_to={last_model}/search_encoder" in cross
+        assert "training.search_cross" in cross_install and f"--cross {tmp_path}/runs/search-cross/model" in cross_install
         assert "search-compact-more.yaml" in contrastive and f"--init-from {last_model}" in contrastive
         previous = f"{tmp_path}/runs/search-compact-more"
         for round_, step in enumerate(continued, start=1):  # each continuation starts from the one before

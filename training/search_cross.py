@@ -10,7 +10,7 @@ on a held-out set. Weight 0 is the search encoder alone. The cross-encoder is in
 written and the exit is 1. ``--library`` gives the second opinion (measures only).
 
     nice python -m training.search_cross --cross runs/search-cross/model --model-dir codemlm/default_model
-        [--weights 0 0.05 0.1 0.2 0.5 1] [--depths 5 10 20] [--threads 2] [--dry-run] [--library DIR ...]
+        [--weights 0 0.05 0.1 0.2 0.3 0.5] [--depths 5 10 20] [--threads 2] [--dry-run] [--library DIR ...]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cross", type=Path, required=True, help="the cross task's model directory")
     parser.add_argument("--model-dir", type=Path, required=True,
                         help="the model directory to install it into (it must ship a search encoder)")
-    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.5, 1.0])
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5])
     parser.add_argument("--depths", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dry-run", action="store_true", help="measure, install nothing")
