@@ -335,7 +335,7 @@ def test_resolve_model_dir_falls_back_to_the_shipped_model(monkeypatch):
 
 
 def test_every_file_of_the_shipped_model_is_package_data() -> None:
-    """A non-editable install carries the whole shipped model, search encoder included."""
+    """A non-editable install carries the whole shipped model, search encoder and cross-encoder included."""
     import tomllib
 
     root = Path(__file__).resolve().parents[1]
