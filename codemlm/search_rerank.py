@@ -14,8 +14,9 @@ because the contrastive stage trades away masked-token prediction, which complet
 
 Chunk vectors are cached by text, so an editor's repeated searches embed only code they have
 not seen. When the model directory also ships a cross-encoder (``codemlm.search_cross``), it
-reads the very top of the encoder's order last. Loading torch and the weights takes a second or two, so the language server (its
-model is warm anyway) uses it by default and ``codemlm search`` only with ``--rerank``.
+reads the very top of the encoder's order last. Loading torch and the weights takes a second
+or two, so the language server (its model is warm anyway) uses them by default and ``codemlm
+search`` only with ``--rerank``.
 """
 
 from __future__ import annotations

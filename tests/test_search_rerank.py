@@ -275,3 +275,14 @@ def test_cli_rerank_with_a_broken_cross_encoder_is_one_line_and_a_working_one_is
     assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "cross_head.weight" in errors[0]
+
+
+def test_choosing_a_cross_encoder_for_a_model_without_a_search_encoder_is_one_line(
+    cross_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codemlm.search_cross import SEARCH_CROSS_DIR
+    from training.search_cross import main
+
+    assert main(["--cross", str(cross_dir / SEARCH_CROSS_DIR), "--model-dir", str(tmp_path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no search encoder" in err[0]

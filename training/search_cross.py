@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from codemlm.errors import CodemlmError
+from codemlm.errors import CheckpointError, CodemlmError
 from codemlm.search_cross import SEARCH_CROSS_DIR, CrossScorer, CrossSettings
-from codemlm.search_rerank import EncoderReranker, rescore
+from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, has_search_encoder, rescore
 from training.search_encoder import (
     choose,
     labelled_grid,
@@ -44,8 +44,10 @@ def cross_grid(model_dir: Path, cross: Path, weights: Sequence[float], depths: S
     """MRR@10 for every (weight, depth) of the cross-encoder after MODEL's search encoder."""
     from codemlm.checkpoint import load_model_dir
 
-    reranker = EncoderReranker.from_model_dir(model_dir)  # the installed search encoder, no cross stage
-    reranker.cross = None
+    if not has_search_encoder(model_dir):
+        raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/): the cross-encoder reads "
+                              "after one; install it first (python -m training.search_encoder)")
+    reranker = EncoderReranker(load_model_dir(model_dir / SEARCH_ENCODER_DIR))  # the installed encoder alone
     scorer = CrossScorer(load_model_dir(cross))
     deepest = max(depths)
     reciprocal: dict[tuple[float, int], list[float]] = {(w, d): [] for w in weights for d in depths}

@@ -28,6 +28,7 @@ import numpy as np
 
 from codemlm.errors import CodemlmError
 from codemlm.eval_search import DEPTH, answer_chunk, read_search_cases
+from codemlm.search_cross import SEARCH_CROSS_DIR, has_cross_encoder
 from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings, rescore
 
 if TYPE_CHECKING:
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                           "mrr": round(best, 4), "mrr_without": round(baseline, 4)}
             path = install(args.encoder, args.model_dir, RerankSettings(weight=weight, depth=depth), validation)
             print(f"search_encoder: installed {path}", file=sys.stderr)
+            if has_cross_encoder(args.model_dir):  # it was trained and weighed against the encoder just replaced
+                print(f"search_encoder: {args.model_dir / SEARCH_CROSS_DIR} was trained against the previous search "
+                      "encoder; train it again (search-cross.yaml) and rerun training.search_cross", file=sys.stderr)
     except CodemlmError as exc:
         print(f"search_encoder: {exc}", file=sys.stderr)
         return 2
