@@ -14,6 +14,7 @@ export interface ServerSettings {
   indexPath: string | null;
   languages: string[] | null;
   repositoryContext: boolean;
+  searchRerank: boolean;
 }
 
 /** The subset of vscode.WorkspaceConfiguration used here. */
@@ -66,6 +67,7 @@ export function serverSettings(config: ConfigReader, expand: (path: string) => s
     indexPath: indexPath === null ? null : expand(indexPath),
     languages: languages(config.get('languages')),
     repositoryContext: flag(config.get('repositoryContext'), false),
+    searchRerank: flag(config.get('searchRerank'), true),
   };
 }
 

@@ -42,6 +42,7 @@ describe('settings in the Settings UI', () => {
       indexPath: null,
       languages: null,
       repositoryContext: false,
+      searchRerank: true,
     });
   });
 });

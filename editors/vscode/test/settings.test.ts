@@ -17,6 +17,7 @@ describe('settings → server settings', () => {
       indexPath: null,
       languages: null,
       repositoryContext: false,
+      searchRerank: true,
     });
   });
 
@@ -30,6 +31,7 @@ describe('settings → server settings', () => {
         indexPath: '/tmp/idx.sqlite',
         languages: ['python', 'go'],
         repositoryContext: true,
+        searchRerank: false,
         interpreter: '/usr/bin/python3',
       }),
     );
@@ -41,6 +43,7 @@ describe('settings → server settings', () => {
       indexPath: '/tmp/idx.sqlite',
       languages: ['python', 'go'],
       repositoryContext: true,
+      searchRerank: false,
     });
     // The interpreter is the client's business; the server never sees it.
     assert.ok(!('interpreter' in settings));
@@ -56,6 +59,7 @@ describe('settings → server settings', () => {
     assert.equal(serverSettings(config({ maxCandidates: 2.6 })).maxCandidates, 3);
     assert.equal(serverSettings(config({ maxCandidates: 'many' })).maxCandidates, 5);
     assert.equal(serverSettings(config({ 'completion.enabled': 'no' })).completion.enabled, true);
+    assert.equal(serverSettings(config({ searchRerank: 'off' })).searchRerank, true);
   });
 
   it('expands paths with the given expander', () => {
