@@ -15,9 +15,10 @@ The loss is cross-entropy over the group (the answer is the right class). The pa
 the contrastive stage's loader (``training.contrastive.load_pairs``, doc pairs only: the data
 directory, ``extra_repos``, ``exclude_search_validation``). Validation: each validation query
 against its answer and ``validation_candidates - 1`` BM25-mined codes of the validation files;
-MRR and recall@1 of the answer in that group (``val/mrr``). Starts from ``init_from`` (a model directory:
-the search encoder is a good start, it already matches docstrings to code); the head starts at
-zero (or at ``init_from``'s own head, continuing a cross-encoder). The exported model directory carries the head in its summary (``cross_head``).
+MRR and recall@1 of the answer in that group (``val/mrr``). Starts from ``init_from`` (a model
+directory: the search encoder is a good start, it already matches docstrings to code); the head
+starts at zero (or at ``init_from``'s own head, continuing a cross-encoder). The exported model
+directory carries the head in its summary (``cross_head``).
 
 ``task_options`` (all optional): ``repos``, ``extra_repos``, ``skip_missing_packages``,
 ``exclude_search_validation``, ``max_validation_pairs`` (1000), ``validation_fraction`` (0.1),
