@@ -59,24 +59,15 @@ def copy_companion(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def search_encoder_summary(path: Path) -> dict[str, Any] | None:
-    """The search encoder's rerank settings and where they were chosen, for the card."""
+def reranker_summary(path: Path, settings_key: str) -> dict[str, Any] | None:
+    """A reranking companion's settings (``settings_key``: ``search_rerank`` for the search
+    encoder, ``cross_rerank`` for the cross-encoder) and where they were chosen, for the card."""
     if not (path / "config.json").is_file():
         return None
-    encoder = read_model_summary(path)
-    return {"directory": path.name, "rerank": encoder.get("search_rerank"),
-            "validation": encoder.get("search_rerank_validation"), "steps": encoder.get("steps"),
-            "command": encoder.get("command")}
-
-
-def cross_encoder_summary(path: Path) -> dict[str, Any] | None:
-    """The cross-encoder's settings and where they were chosen, for the card."""
-    if not (path / "config.json").is_file():
-        return None
-    cross = read_model_summary(path)
-    return {"directory": path.name, "rerank": cross.get("cross_rerank"),
-            "validation": cross.get("cross_rerank_validation"), "steps": cross.get("steps"),
-            "command": cross.get("command")}
+    summary = read_model_summary(path)
+    return {"directory": path.name, "rerank": summary.get(settings_key),
+            "validation": summary.get(f"{settings_key}_validation"), "steps": summary.get("steps"),
+            "command": summary.get("command")}
 
 
 def static_table_summary(path: Path) -> dict[str, Any] | None:
@@ -215,11 +206,11 @@ def refresh_search(model_dir: Path, search_repo: Path, note: str | None) -> int:
     written back as they were read (float16 to float32 and back is exact)."""
     loaded = load_model_dir(model_dir)
     summary = dict(loaded.summary)
-    encoder = search_encoder_summary(model_dir / "search_encoder")
+    encoder = reranker_summary(model_dir / "search_encoder", "search_rerank")
     if encoder is not None and note:
         encoder["note"] = note
     summary["search_encoder"] = encoder
-    summary["search_cross"] = cross_encoder_summary(model_dir / "search_cross")
+    summary["search_cross"] = reranker_summary(model_dir / "search_cross", "cross_rerank")
     metrics = {k: v for k, v in (summary.get("metrics") or {}).items()
                if k not in ("search_heldout", "search_heldout_reranked")}
     metrics.update(heldout_search(model_dir, search_repo))
@@ -329,8 +320,8 @@ def main() -> int:
         # dense side, and the search encoder rereads the top at query time.
         "search_dense_weight": 0.0,
         "search_static_table": static_table_summary(args.source / "static.safetensors"),
-        "search_encoder": search_encoder_summary(args.source / "search_encoder"),
-        "search_cross": cross_encoder_summary(args.source / "search_cross"),
+        "search_encoder": reranker_summary(args.source / "search_encoder", "search_rerank"),
+        "search_cross": reranker_summary(args.source / "search_cross", "cross_rerank"),
         "metrics": metrics,
     }
     boundaries, total = [], 0.0

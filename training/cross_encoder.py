@@ -330,7 +330,11 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
                        [p.code for p in train_pairs] + [c for g in groups for c in g.codes])
         print(f"cross: {options.residual_to}'s vectors of {len(bi.queries)} queries and {len(bi.codes)} codes "
               f"({time.perf_counter() - began:.0f} s)", file=sys.stderr)
-    floor = _bi_encoder_floor(config.init_from, groups)
+    # init_from read apart (its own cosine) is the floor; the residual encoder, usually the same
+    # directory, has embedded the validation groups already.
+    reader = bi if bi is not None and options.residual_to == config.init_from else \
+        BiCosines(config.init_from, [g.query for g in groups], [c for g in groups for c in g.codes])
+    floor = _group_cosines(reader, groups)
     print(f"cross: init_from as a bi-encoder (cosine) on the validation groups: {floor}", file=sys.stderr)
 
     seed_everything(config.trainer.seed, workers=True, verbose=False)
@@ -381,10 +385,9 @@ def train_cross(config: TrainConfig, *, command: Sequence[str] | None = None, ca
     )
 
 
-def _bi_encoder_floor(model_dir: str, groups: Sequence[Group]) -> dict[str, float]:
-    """The validation groups ranked by ``model_dir``'s cosine of query and code read apart, as
-    search reads them: the search encoder's own answer, which a cross-encoder must beat."""
-    bi = BiCosines(model_dir, [g.query for g in groups], [c for g in groups for c in g.codes])
+def _group_cosines(bi: BiCosines, groups: Sequence[Group]) -> dict[str, float]:
+    """The validation groups ranked by a search encoder's cosine of query and code read apart:
+    its own answer, which a cross-encoder must beat."""
     return group_metrics([bi.cosines([g.query] * len(g.codes), g.codes) for g in groups])
 
 
