@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _random_start import STDLIB_PACKAGES, random_start
 
 from training.config import config_from_dict
 from training.contrastive import (
@@ -95,18 +96,8 @@ def test_same_file_runs_sampler_keeps_files_adjacent_and_shards() -> None:
 
 @pytest.mark.parametrize("miner", ["bm25", "encoder", "encoder+bm25"])
 def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: Path, miner: str) -> None:
-    from codemlm.checkpoint import save_model_dir
-    from codemlm.config import ModelConfig
-    from codemlm.model import CodeEncoder
-    from codemlm.tokenizer import CodeTokenizer
-
-    torch.set_num_threads(1)
-    repos = [STDLIB / "json", STDLIB / "logging", STDLIB / "email"]
-    texts = [p.read_text(encoding="utf-8") for r in repos for p in r.glob("*.py")]
-    tokenizer = CodeTokenizer.train_from_iterator(texts, vocab_size=2000)
-    torch.manual_seed(0)
-    encoder = CodeEncoder(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size))
-    start = save_model_dir(tmp_path / "mlm", encoder, tokenizer, summary={"test": "random init"})
+    repos = STDLIB_PACKAGES
+    start = random_start(tmp_path / "mlm")
 
     config = config_from_dict(
         {

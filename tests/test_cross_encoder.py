@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _random_start import STDLIB_PACKAGES, random_start
 
 from codemlm.errors import CheckpointError, ConfigError
 from codemlm.search_cross import SEARCH_CROSS_DIR, CrossScorer, CrossSettings, encode_pairs, has_cross_encoder
@@ -23,19 +24,9 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A random-init tiny encoder, then 40 steps of the cross task on three stdlib packages."""
-    from codemlm.checkpoint import save_model_dir
-    from codemlm.config import ModelConfig
-    from codemlm.model import CodeEncoder
-    from codemlm.tokenizer import CodeTokenizer
-
     tmp = tmp_path_factory.mktemp("cross")
-    torch.set_num_threads(1)
-    repos = [STDLIB / "json", STDLIB / "logging", STDLIB / "email"]
-    texts = [p.read_text(encoding="utf-8") for r in repos for p in r.glob("*.py")]
-    tokenizer = CodeTokenizer.train_from_iterator(texts, vocab_size=2000)
-    torch.manual_seed(0)
-    encoder = CodeEncoder(ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size))
-    start = save_model_dir(tmp / "start", encoder, tokenizer, summary={"test": "random init"})
+    repos = STDLIB_PACKAGES
+    start = random_start(tmp / "start")
     config = config_from_dict({
         "task": "cross",
         "init_from": str(start),
