@@ -191,3 +191,36 @@ def test_fsdp_on_a_cpu_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="fsdp needs GPUs"):
         build_trainer(config)
+
+
+def test_a_config_extends_another_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(
+        "task: contrastive\noptim: {lr: 0.001, max_steps: 400, batch_size: 8}\n"
+        "task_options: {extra_repos: [a, b], temperature: 0.05}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: parent.yaml\noptim: {lr: 0.0003}\ntask_options: {extra_repos: [c]}\n")
+    config = load_config(child, ["optim.max_steps=9"])
+    assert config.task == "contrastive"
+    assert (config.optim.lr, config.optim.max_steps, config.optim.batch_size) == (0.0003, 9, 8)
+    # A list replaces the parent's whole; the parent's other keys stay.
+    assert config.task_options == {"extra_repos": ["c"], "temperature": 0.05}
+
+
+def test_a_shipped_config_can_be_extended_by_name(tmp_path: Path) -> None:
+    child = tmp_path / "mine.yaml"
+    child.write_text("extends: tiny\noptim: {max_steps: 7}\n")
+    parent, config = load_config("tiny"), load_config(child)
+    assert config.optim.max_steps == 7
+    assert config.model == parent.model and config.optim.lr == parent.optim.lr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("extends: child.yaml\n", "extends itself"),
+    ("extends: nowhere\n", "extends 'nowhere', which was not found"),
+    ("extends: [a, b]\n", "must name one config"),
+])
+def test_a_bad_extends_is_named(tmp_path: Path, text: str, message: str) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(child)

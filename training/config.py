@@ -37,6 +37,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "load_config",
+    "read_config_data",
     "resolve_config_path",
     "set_dotted",
     "shipped_configs",
@@ -452,6 +453,20 @@ def load_config(
     """Read a YAML config (default: the shipped ``default.yaml``), then apply ``overrides``
     (``key=value`` strings) and ``values`` (typed, by dotted key)."""
     file = resolve_config_path(path if path is not None else "default")
+    data = read_config_data(file)
+    try:
+        return config_from_dict(apply_overrides(data, overrides, values))
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+
+
+def read_config_data(file: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's plain data, with ``extends: NAME`` resolved: the named config (a shipped
+    config's name, or a path beside this file) is read first and this file's sections are merged
+    over it, key by key; a list or a value replaces the parent's whole."""
+    if file.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, file.resolve()))
+        raise ConfigError(f"config extends itself: {chain}")
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -462,7 +477,24 @@ def load_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping of sections, not {type(data).__name__}")
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data
+    if not isinstance(parent_name, str) or not parent_name.strip():
+        raise ConfigError(f"{file}: 'extends' must name one config")
+    beside = file.parent / parent_name
     try:
-        return config_from_dict(apply_overrides(data, overrides, values))
+        parent_file = beside if beside.is_file() else resolve_config_path(parent_name)
     except ConfigError as exc:
-        raise ConfigError(f"{file}: {exc}") from exc
+        raise ConfigError(f"{file}: extends {parent_name!r}, which was not found") from exc
+    return _merged(read_config_data(parent_file, (*_seen, file.resolve())), data)
+
+
+def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
