@@ -106,10 +106,18 @@ def read_cross_head(summary: dict[str, Any], dim: int) -> np.ndarray:
 class CrossScorer:
     """Scores (query, chunk) pairs with a cross-encoder: ``head · embed(<cls> q <sep> c <sep>)``."""
 
-    def __init__(self, loaded: LoadedModel, settings: CrossSettings | None = None, *, batch_size: int = 16) -> None:
+    def __init__(self, loaded: LoadedModel, settings: CrossSettings | None = None, *, batch_size: int = 16,
+                 precision: str = "auto") -> None:
         import torch
 
+        from codemlm.hardware import native_bf16_available
+
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
         self.loaded = loaded
+        # bf16 autocast where the CPU runs it natively, as the search encoder (codemlm.embedder)
+        self._device_type = next(loaded.model.parameters()).device.type
+        self._bf16 = precision == "bf16" or (precision == "auto" and native_bf16_available(self._device_type))
         self.settings = settings or CrossSettings.from_summary(loaded.summary)
         self._head = torch.from_numpy(read_cross_head(loaded.summary, int(loaded.config.dim)))
         self._batch_size = batch_size
@@ -134,7 +142,7 @@ class CrossScorer:
         ids, mask = encode_pairs(self.loaded.tokenizer, [query] * len(texts), list(texts), s.max_query_tokens,
                                  s.max_code_tokens)
         order = mask.sum(dim=1).argsort().tolist()  # similar lengths together: less padding
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), torch.autocast(self._device_type, dtype=torch.bfloat16, enabled=self._bf16):
             was_training = model.training
             model.eval()
             try:
@@ -142,7 +150,7 @@ class CrossScorer:
                     rows = order[start : start + self._batch_size]
                     width = int(mask[rows].sum(dim=1).max())
                     pooled = model.embed(ids[rows, :width], mask[rows, :width])  # [b, D]
-                    out[rows] = (pooled.float() @ self._head).numpy()
+                    out[rows] = (pooled.float() @ self._head).float().numpy()  # autocast makes @ bf16
             finally:
                 model.train(was_training)
         return out

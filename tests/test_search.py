@@ -281,7 +281,7 @@ def test_model_embedder_batches_normalizes_and_fingerprints(tiny_model_dir: Path
 
     torch.set_num_threads(1)
     loaded = load_model_dir(tiny_model_dir)
-    embedder = ModelEmbedder(loaded, batch_size=2, max_tokens=32)
+    embedder = ModelEmbedder(loaded, batch_size=2, max_tokens=32, precision="fp32")  # exact: bf16 rounds per batch
     assert isinstance(embedder, Embedder) and embedder.dim == loaded.config.dim
     texts = ["def area(r):\n    return 3.14 * r * r", "x", "class Polygon:\n    pass\n" * 20, "bad \udcff bytes"]
     together = embedder.embed_code(texts)

@@ -286,3 +286,22 @@ def test_choosing_a_cross_encoder_for_a_model_without_a_search_encoder_is_one_li
     assert main(["--cross", str(cross_dir / SEARCH_CROSS_DIR), "--model-dir", str(tmp_path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no search encoder" in err[0]
+
+
+def test_bf16_reads_agree_with_fp32_and_a_bad_precision_is_refused(cross_dir: Path) -> None:
+    """Where the CPU has native bf16 the rerank forwards run under autocast: the same order as fp32."""
+    from codemlm.search_cross import SEARCH_CROSS_DIR, CrossScorer
+
+    texts = [(FIXTURE_REPO / name).read_text() for name in ("src/geometry/shapes.py", "config/settings.py", "web/api.ts")]
+    loaded = load_model_dir(cross_dir / SEARCH_ENCODER_DIR)
+    exact, fast = (ModelEmbedder(loaded, max_tokens=128, precision=p) for p in ("fp32", "bf16"))
+    assert not exact.autocast_bf16 and fast.autocast_bf16
+    agreement = (exact.embed_code(texts) * fast.embed_code(texts)).sum(axis=1)
+    assert agreement.min() > 0.99
+    cross = load_model_dir(cross_dir / SEARCH_CROSS_DIR)
+    scores = [CrossScorer(cross, precision=p).scores("area of a circle", texts) for p in ("fp32", "bf16")]
+    assert scores[1] == pytest.approx(scores[0], abs=0.05 * float(np.abs(scores[0]).max()))
+    with pytest.raises(ValueError, match="precision"):
+        ModelEmbedder(loaded, precision="fp8")
+    with pytest.raises(ValueError, match="precision"):
+        CrossScorer(cross, precision="half")
