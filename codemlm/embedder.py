@@ -127,8 +127,6 @@ class ModelEmbedder:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -137,10 +135,10 @@ class ModelEmbedder:
         self.query_prefix = query_prefix
         self.device = device or str(next(self.model.parameters()).device)
         # As for completion (codemlm.infill): bf16 autocast only where the hardware runs it natively.
-        from codemlm.hardware import native_bf16_available
+        from codemlm.hardware import use_bf16
 
         self.device_type = self.device.split(":")[0]  # "cuda:0" -> "cuda", as autocast wants it
-        self.autocast_bf16 = precision == "bf16" or (precision == "auto" and native_bf16_available(self.device_type))
+        self.autocast_bf16 = use_bf16(precision, self.device_type)
         self.dim = int(loaded.config.dim)
         self.model_id = model_fingerprint(loaded)
         self.dense_weight = dense_weight_for(loaded.summary)

@@ -7,7 +7,9 @@ lazily so the CLI can ask without paying for it.
 
 from __future__ import annotations
 
-__all__ = ["cpu_has_native_bf16", "native_bf16_available"]
+__all__ = ["PRECISIONS", "cpu_has_native_bf16", "native_bf16_available", "use_bf16"]
+
+PRECISIONS = ("auto", "fp32", "bf16")  # an inference setting: auto = bf16 where it is native
 
 
 def cpu_has_native_bf16() -> bool:
@@ -33,3 +35,13 @@ def native_bf16_available(device_type: str = "cpu") -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and cpu_has_native_bf16()
     except (AttributeError, RuntimeError):
         return False
+
+
+def use_bf16(precision: str, device_type: str = "cpu") -> bool:
+    """Whether inference at ``precision`` runs under bf16 autocast on ``device_type`` (``auto``:
+    only where bf16 is native; emulated bf16 is slower than fp32). Unknown names: ValueError."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    return native_bf16_available(device_type)

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from codemlm.errors import ConfigError, InputError, PositionError
-from codemlm.hardware import native_bf16_available
+from codemlm.hardware import PRECISIONS, use_bf16
 
 if TYPE_CHECKING:
     from codemlm.candidates import HoleContext, Repository
@@ -142,7 +142,7 @@ class InfillConfig:
                 raise ConfigError(f"infill.{name} must be positive token counts, got {lengths}")
         if self.rounds < 1 or self.refine_lengths < 0 or self.branches < 1:
             raise ConfigError("infill.rounds and infill.branches must be >= 1, refine_lengths >= 0")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"infill.precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.sources not in SOURCE_MODES:
             raise ConfigError(f"infill.sources must be one of {', '.join(SOURCE_MODES)}, got {self.sources!r}")
@@ -228,7 +228,7 @@ class InfillEngine:
         self.max_seq_len = loaded.config.max_seq_len
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.autocast_bf16 = self._use_bf16(config.precision)
+        self.autocast_bf16 = use_bf16(config.precision, self.device.type)
         # Predicting specials (<pad>, <mask>, ...) is never a completion.
         self._special = torch.tensor(sorted(self.tokenizer.special_ids), dtype=torch.long)
         self._vocab_bytes: list[bytes] | None = None  # token bytes, built on first typed-word hole
@@ -678,14 +678,6 @@ class InfillEngine:
         # Stable: within each group the score order is kept.
         flagged.sort(key=lambda c: not c.syntax_ok)
         return flagged[:k]
-
-    def _use_bf16(self, precision: str) -> bool:
-        if precision == "fp32":
-            return False
-        if precision == "bf16":
-            return True
-        # Native bf16 (AVX512-BF16 / AMX) makes CPU inference ~3x faster; emulated is slower.
-        return native_bf16_available(self.device.type)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -110,14 +110,12 @@ class CrossScorer:
                  precision: str = "auto") -> None:
         import torch
 
-        from codemlm.hardware import native_bf16_available
+        from codemlm.hardware import use_bf16
 
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
         self.loaded = loaded
         # bf16 autocast where the CPU runs it natively, as the search encoder (codemlm.embedder)
         self._device_type = next(loaded.model.parameters()).device.type
-        self._bf16 = precision == "bf16" or (precision == "auto" and native_bf16_available(self._device_type))
+        self._bf16 = use_bf16(precision, self._device_type)
         self.settings = settings or CrossSettings.from_summary(loaded.summary)
         self._head = torch.from_numpy(read_cross_head(loaded.summary, int(loaded.config.dim)))
         self._batch_size = batch_size
