@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, LightningDataModule, LightningModule
+from lightning.pytorch import Callback, LightningDataModule
 from torch.utils.data import DataLoader, Sampler
 
 from codemlm.config import ModelConfig
@@ -61,7 +61,7 @@ from codemlm.errors import ConfigError, CorpusError
 from codemlm.model import IGNORE_INDEX, CodeEncoder
 from codemlm.tokenizer import CodeTokenizer, padded_batch
 from training.config import OptimConfig, TrainConfig
-from training.mlm import lr_factor, parameter_groups
+from training.mlm import AdamWModule, adamw_with_schedule, parameter_groups
 
 if TYPE_CHECKING:
     from codemlm.sources import SourceFile
@@ -578,7 +578,7 @@ def retrieval_metrics(query: torch.Tensor, code: torch.Tensor) -> dict[str, floa
 
 
 # --------------------------------------------------------------------------- the module
-class ContrastiveModule(LightningModule):
+class ContrastiveModule(AdamWModule):
     def __init__(self, model_config: ModelConfig, optim: OptimConfig, options: ContrastiveOptions, *, mask_id: int,
                  special_ids: Sequence[int]) -> None:
         super().__init__()
@@ -604,14 +604,7 @@ class ContrastiveModule(LightningModule):
         groups = parameter_groups(self.encoder, opt.weight_decay)
         if self.log_scale.requires_grad:
             groups.append({"params": [self.log_scale], "weight_decay": 0.0})
-        optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
-
-        def factor(step: int) -> float:
-            return lr_factor(step, warmup_steps=opt.warmup_steps, max_steps=opt.max_steps,
-                             schedule=opt.schedule, min_ratio=opt.min_lr_ratio)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_schedule(self, groups, opt)
 
     def _mlm_term(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         chosen = (torch.rand(ids.shape, device=ids.device) < self.options.mlm_rate) & mask

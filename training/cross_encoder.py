@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, LightningDataModule, LightningModule
+from lightning.pytorch import Callback, LightningDataModule
 from torch.utils.data import DataLoader
 
 from codemlm.config import ModelConfig
@@ -57,7 +57,7 @@ from codemlm.search_cross import encode_pairs
 from codemlm.tokenizer import CodeTokenizer
 from training.config import OptimConfig, TrainConfig
 from training.contrastive import ContrastiveOptions, Pair, load_pairs, options_from_dict
-from training.mlm import lr_factor, parameter_groups
+from training.mlm import AdamWModule, adamw_with_schedule, parameter_groups
 
 __all__ = ["CrossEncoderModule", "CrossOptions", "Group", "group_metrics", "train_cross"]
 
@@ -236,7 +236,7 @@ def group_metrics(scores: Sequence[torch.Tensor]) -> dict[str, float]:
     return {"mrr": float((1.0 / ranks).mean()), "recall_at_1": float((ranks == 1).float().mean())}
 
 
-class CrossEncoderModule(LightningModule):
+class CrossEncoderModule(AdamWModule):
     def __init__(self, model_config: ModelConfig, optim: OptimConfig, options: CrossOptions, *,
                  bi_scale: float = 20.0) -> None:
         super().__init__()
@@ -269,14 +269,7 @@ class CrossEncoderModule(LightningModule):
         opt = self.optim
         groups = parameter_groups(self.encoder, opt.weight_decay)
         groups.append({"params": [*self.head.parameters(), self.log_bi_scale], "weight_decay": 0.0})
-        optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
-
-        def factor(step: int) -> float:
-            return lr_factor(step, warmup_steps=opt.warmup_steps, max_steps=opt.max_steps,
-                             schedule=opt.schedule, min_ratio=opt.min_lr_ratio)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_schedule(self, groups, opt)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         size = 1 + self.options.lexical_negatives + self.options.batch_negatives

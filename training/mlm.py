@@ -26,7 +26,7 @@ from codemlm.kinds import SpanKind
 from codemlm.model import CodeEncoder
 from training.config import OptimConfig, TrainConfig
 
-__all__ = ["MLMModule", "lr_factor", "parameter_groups", "train_mlm"]
+__all__ = ["AdamWModule", "MLMModule", "adamw_with_schedule", "lr_factor", "parameter_groups", "train_mlm"]
 
 _NUM_KINDS = max(SpanKind) + 1
 
@@ -60,7 +60,46 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     ]
 
 
-class MLMModule(LightningModule):
+def adamw_with_schedule(module: LightningModule, groups: list[dict[str, Any]], opt: OptimConfig) -> dict[str, Any]:
+    """What every task's ``configure_optimizers`` returns: AdamW over ``groups`` and the
+    warm-up + decay schedule of :func:`lr_factor`, stepped per optimizer step."""
+    # A fused AdamW updates every parameter in one vectorized pass (CPU and CUDA). Under fp16
+    # AMP it unscales the gradients inside its step, after clipping would have had to see
+    # them, so there it stays unfused when clipping; bf16 and fp32 scale nothing.
+    try:
+        precision = str(module.trainer.precision)
+    except RuntimeError:  # not attached to a Trainer (a module built by hand): nothing is scaled
+        precision = "32"
+    scaled = precision.startswith("16")
+    fused = module.device.type in ("cpu", "cuda") and not (scaled and opt.grad_clip > 0)
+    optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps, fused=fused)
+
+    def factor(step: int) -> float:
+        return lr_factor(step, warmup_steps=opt.warmup_steps, max_steps=opt.max_steps, schedule=opt.schedule,
+                         min_ratio=opt.min_lr_ratio)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class AdamWModule(LightningModule):
+    """A task's LightningModule whose ``configure_optimizers`` is :func:`adamw_with_schedule`:
+    gradient clipping that works with the fused AdamW it chooses."""
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        if gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False):
+            # Lightning's AMP plugin refuses to clip for any optimizer that could unscale itself;
+            # this one was fused only where nothing is scaled (adamw_with_schedule), so the
+            # gradients here are the true ones and clipping them is what the plugin would do.
+            torch.nn.utils.clip_grad_norm_(self.parameters(), float(gradient_clip_val))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+class MLMModule(AdamWModule):
     """The encoder under masked-language-model training."""
 
     tokens_seen: torch.Tensor
@@ -94,47 +133,7 @@ class MLMModule(LightningModule):
             self._compiled = True
 
     def configure_optimizers(self) -> Any:
-        opt = self.optim
-        # A fused AdamW updates every parameter in one vectorized pass (CPU and CUDA). Under fp16
-        # AMP it unscales the gradients inside its step, after clipping would have had to see
-        # them, so there it stays unfused when clipping; bf16 and fp32 scale nothing.
-        try:
-            precision = str(self.trainer.precision)
-        except RuntimeError:  # not attached to a Trainer (a module built by hand): nothing is scaled
-            precision = "32"
-        scaled = precision.startswith("16")
-        fused = self.device.type in ("cpu", "cuda") and not (scaled and opt.grad_clip > 0)
-        optimizer = torch.optim.AdamW(
-            parameter_groups(self.encoder, opt.weight_decay),
-            lr=opt.lr,
-            betas=opt.betas,
-            eps=opt.eps,
-            fused=fused,
-        )
-
-        def factor(step: int) -> float:
-            return lr_factor(
-                step,
-                warmup_steps=opt.warmup_steps,
-                max_steps=opt.max_steps,
-                schedule=opt.schedule,
-                min_ratio=opt.min_lr_ratio,
-            )
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def configure_gradient_clipping(
-        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        if gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False):
-            # Lightning's AMP plugin refuses to clip for any optimizer that could unscale itself;
-            # this one was fused only where nothing is scaled (configure_optimizers), so the
-            # gradients here are the true ones and clipping them is what the plugin would do.
-            torch.nn.utils.clip_grad_norm_(self.parameters(), float(gradient_clip_val))
-            return
-        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        return adamw_with_schedule(self, parameter_groups(self.encoder, self.optim.weight_decay), self.optim)
 
     # ------------------------------------------------------------------ metrics
     def _accuracy_by_kind(
