@@ -142,17 +142,29 @@ def run(model_dir: str | None, random_init: str | None, threads: int, repo: Path
             # validation by training.search_encoder); alone over a full index it is "full dense".
             reranker = EncoderReranker.from_model_dir(resolved)
             settings = reranker.settings
-            cross = reranker.cross
-            if cross is not None:
-                # The cross-encoder reads the very top last (training.search_cross chose it on
-                # validation); the row without it is the same reranker with the cross stage off.
-                add(f"{name} + BM25 hybrid, search encoder (top {settings.depth}, weight {settings.weight}), "
-                    f"cross-encoder (top {cross.settings.depth}, weight {cross.settings.weight})",
+
+            def stages() -> str:
+                said = [f"search encoder rereads the top {settings.depth} (weight {settings.weight:g})"]
+                if reranker.second is not None:
+                    s2 = reranker.second.settings
+                    said.append(f"second encoder the top {s2.depth} (weight {s2.weight:g})")
+                if reranker.cross is not None:
+                    said.append(f"cross-encoder the top {reranker.cross.settings.depth} "
+                                f"(weight {reranker.cross.settings.weight:g})")
+                return ", ".join(said)
+
+            # Every stage the model ships (each chosen on validation by training.search_encoder /
+            # search_cross), then the same reranker with the last stages turned off one by one.
+            while True:
+                add(f"{name} + BM25 hybrid, {stages()}",
                     evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index,
                                     reranker=reranker))
-                reranker.cross = None
-            add(f"{name} + BM25 hybrid, search encoder rereads the top {settings.depth} (weight {settings.weight})",
-                evaluate_search(repo, cases, embedder=static, mode="hybrid", index_path=static_index, reranker=reranker))
+                if reranker.cross is not None:
+                    reranker.cross = None
+                elif reranker.second is not None:
+                    reranker.second = None
+                else:
+                    break
             encoder = ModelEmbedder(load_model_dir(resolved / SEARCH_ENCODER_DIR), max_tokens=settings.max_tokens)
             add("codemlm search encoder dense (every chunk embedded)",
                 evaluate_search(repo, cases, embedder=encoder, mode="dense", index_path=tmp / "encoder.sqlite"))

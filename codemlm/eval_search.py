@@ -166,6 +166,8 @@ def evaluate_search(
             "mode": effective_mode,
             "model": model_label,
             "encoder_rerank": None if reranker is None else {"weight": reranker.settings.weight, "depth": reranker.depth},
+            "second_rerank": None if reranker is None or reranker.second is None
+            else {"weight": reranker.second.settings.weight, "depth": reranker.second.depth},
             "cross_rerank": None if reranker is None or reranker.cross is None
             else {"weight": reranker.cross.settings.weight, "depth": reranker.cross.settings.depth},
             "chunks": chunks,

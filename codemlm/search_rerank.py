@@ -13,8 +13,10 @@ the contrastive stage (``codemlm train --config search-compact``). It is a copy 
 because the contrastive stage trades away masked-token prediction, which completion needs.
 
 Chunk vectors are cached by text, so an editor's repeated searches embed only code they have
-not seen. When the model directory also ships a cross-encoder (``codemlm.search_cross``), it
-reads the very top of the encoder's order last. Loading torch and the weights takes a second
+not seen. A model directory may ship more stages, each chosen on validation given the ones
+before it: a second, larger search encoder (``search_encoder2/``, the `small` shape started from
+the MLM) rereads the top few of the first one's order the same way, and a cross-encoder
+(``codemlm.search_cross``) reads the very top last. Loading torch and the weights takes a second
 or two, so the language server (its model is warm anyway) uses them by default and ``codemlm
 search`` only with ``--rerank``.
 """
@@ -39,9 +41,13 @@ if TYPE_CHECKING:
     from codemlm.search import SearchResult
     from codemlm.search_cross import CrossScorer
 
-__all__ = ["SEARCH_ENCODER_DIR", "EncoderReranker", "RerankSettings", "has_search_encoder", "rescore"]
+__all__ = ["SEARCH_ENCODER2_DIR", "SEARCH_ENCODER_DIR", "EncoderReranker", "RerankSettings", "has_search_encoder",
+           "rescore"]
 
 SEARCH_ENCODER_DIR = "search_encoder"  # a model directory's second encoder, for reranking search
+# A larger search encoder (the `small` shape) that rereads the top of the first one's order: it
+# costs ~6x more per chunk, so it reads fewer of them (its own depth).
+SEARCH_ENCODER2_DIR = "search_encoder2"
 
 
 @dataclass(frozen=True)
@@ -83,27 +89,32 @@ class EncoderReranker:
     """Reorders search results by ``score + weight * cosine(query, chunk)`` under one encoder."""
 
     def __init__(self, loaded: LoadedModel, settings: RerankSettings | None = None, *, cache_size: int = 50_000,
-                 cross: CrossScorer | None = None) -> None:
+                 second: EncoderReranker | None = None, cross: CrossScorer | None = None) -> None:
         from codemlm.embedder import ModelEmbedder
 
         self.settings = settings or RerankSettings.from_summary(loaded.summary)
-        self.cross = cross  # reads the top cross.settings.depth of the encoder's order, last
+        self.second = second  # rereads the top second.depth of this encoder's order
+        self.cross = cross  # reads the top cross.settings.depth of the encoders' order, last
         self._embedder = ModelEmbedder(loaded, max_tokens=self.settings.max_tokens)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one forward at a time; the cache is shared
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path) -> EncoderReranker:
-        """The search encoder of ``model_dir``, and its cross-encoder when it ships one (a
-        CheckpointError when there is no search encoder or either is broken)."""
+    def from_model_dir(cls, model_dir: str | Path, *, second: bool = True, cross: bool = True) -> EncoderReranker:
+        """The search encoder of ``model_dir``, with the second encoder and the cross-encoder it
+        ships (unless turned off here: a tool weighing a new one reads the stages before it).
+        A CheckpointError when there is no search encoder or any stage is broken."""
         from codemlm.checkpoint import load_model_dir
         from codemlm.search_cross import CrossScorer, has_cross_encoder
 
         if not has_search_encoder(model_dir):
             raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/); search without reranking")
-        cross = CrossScorer.from_model_dir(model_dir) if has_cross_encoder(model_dir) else None
-        return cls(load_model_dir(Path(model_dir) / SEARCH_ENCODER_DIR), cross=cross)
+        root = Path(model_dir)
+        reader = cls(load_model_dir(root / SEARCH_ENCODER2_DIR)) \
+            if second and (root / SEARCH_ENCODER2_DIR / "config.json").is_file() else None
+        scorer = CrossScorer.from_model_dir(model_dir) if cross and has_cross_encoder(model_dir) else None
+        return cls(load_model_dir(root / SEARCH_ENCODER_DIR), second=reader, cross=scorer)
 
     @property
     def depth(self) -> int:
@@ -117,17 +128,28 @@ class EncoderReranker:
         return self.rerank(index, query, results, k=k)
 
     def rerank(self, index: RepoIndex, query: str, results: Sequence[SearchResult], *, k: int) -> list[SearchResult]:
-        head, tail = list(results[: self.depth]), list(results[self.depth :])
+        head = list(results[: self.depth])
         if len(head) < 2 or self.settings.weight == 0:
-            return (head + tail)[:k]
+            return list(results)[:k]
         rows = index.chunk_rows([r.chunk_id for r in head])
         text = {r.chunk_id: rows[r.chunk_id].text if r.chunk_id in rows else r.snippet for r in head}
+        return self.reorder(query, results, text)[:k]
+
+    def reorder(self, query: str, results: Sequence[SearchResult], text: dict[int, str]) -> list[SearchResult]:
+        """``results`` after every stage: this encoder over the top ``depth``, the second encoder
+        over the top of that order, the cross-encoder last; ``text`` holds each chunk id's code
+        down to ``depth``. Below a stage's depth the order it was given stands."""
+        head, tail = list(results[: self.depth]), list(results[self.depth :])
+        if len(head) < 2 or self.settings.weight == 0:
+            return head + tail
         reread = rescore(head, self.cosines(query, [text[r.chunk_id] for r in head]), self.settings.weight)
+        if self.second is not None:
+            reread = self.second.reorder(query, reread, text)
         if self.cross is not None and self.cross.settings.weight > 0:
             top, rest = reread[: self.cross.settings.depth], reread[self.cross.settings.depth :]
             scores = self.cross.scores(query, [text[r.chunk_id] for r in top])
             reread = rescore(top, scores, self.cross.settings.weight) + rest
-        return (reread + tail)[:k]
+        return reread + tail
 
     def cosines(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """The encoder's cosine between ``query`` and each text ([len(texts)])."""

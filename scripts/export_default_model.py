@@ -42,8 +42,9 @@ CACHE = Path.home() / ".cache/codemlm/bench"
 # Held-out code for masked-token accuracy (benchmarks/data/HELDOUT.md): boltons 25.0.0 (Python)
 # and dayjs 1.11.13's ES modules (JavaScript), unpacked by benchmarks/fetch_heldout_mlm.sh.
 # Files fitted to one model's outputs (completion ranker, static search table, the search
-# encoder and the cross-encoder: directories, codemlm/search_rerank.py, codemlm/search_cross.py).
-COMPANIONS = ("ranker.json", "static.safetensors", "search_encoder", "search_cross")
+# encoder, the second search encoder and the cross-encoder: directories, codemlm/search_rerank.py,
+# codemlm/search_cross.py).
+COMPANIONS = ("ranker.json", "static.safetensors", "search_encoder", "search_encoder2", "search_cross")
 DEFAULT_HELDOUT = [CACHE / "heldout_mlm/boltons", CACHE / "heldout_mlm/dayjs"]
 
 
@@ -178,7 +179,8 @@ def heldout_search(model_dir: Path, search_repo: Path) -> dict[str, Any]:
     if has_search_encoder(model_dir):
         reread = evaluate_search(search_repo, SEARCH_CASES, model_dir=str(model_dir),
                                  reranker=EncoderReranker.from_model_dir(model_dir))
-        out["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank", "cross_rerank") if k in reread}
+        out["search_heldout_reranked"] = {k: reread[k] for k in (*keep, "encoder_rerank", "second_rerank", "cross_rerank")
+                                          if k in reread}
     return out
 
 
@@ -210,6 +212,7 @@ def refresh_search(model_dir: Path, search_repo: Path, note: str | None) -> int:
     if encoder is not None and note:
         encoder["note"] = note
     summary["search_encoder"] = encoder
+    summary["search_encoder2"] = reranker_summary(model_dir / "search_encoder2", "search_rerank")
     summary["search_cross"] = reranker_summary(model_dir / "search_cross", "cross_rerank")
     metrics = {k: v for k, v in (summary.get("metrics") or {}).items()
                if k not in ("search_heldout", "search_heldout_reranked")}
@@ -321,6 +324,7 @@ def main() -> int:
         "search_dense_weight": 0.0,
         "search_static_table": static_table_summary(args.source / "static.safetensors"),
         "search_encoder": reranker_summary(args.source / "search_encoder", "search_rerank"),
+        "search_encoder2": reranker_summary(args.source / "search_encoder2", "search_rerank"),
         "search_cross": reranker_summary(args.source / "search_cross", "cross_rerank"),
         "metrics": metrics,
     }

@@ -305,3 +305,69 @@ def test_bf16_reads_agree_with_fp32_and_a_bad_precision_is_refused(cross_dir: Pa
         ModelEmbedder(loaded, precision="fp8")
     with pytest.raises(ValueError, match="precision"):
         CrossScorer(cross, precision="half")
+
+
+@pytest.fixture(scope="module")
+def second_dir(cross_dir: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """``cross_dir`` plus a search_encoder2/: a second (differently initialised) tiny encoder reading the top 2."""
+    import shutil
+
+    import torch
+
+    from codemlm.model import CodeEncoder
+    from codemlm.search_cross import SEARCH_CROSS_DIR
+    from codemlm.search_rerank import SEARCH_ENCODER2_DIR
+
+    loaded = load_model_dir(tiny_model_dir)
+    root = tmp_path_factory.mktemp("with-second")
+    for folder in (SEARCH_ENCODER_DIR, SEARCH_CROSS_DIR):
+        shutil.copytree(cross_dir / folder, root / folder)
+    torch.manual_seed(7)
+    other = CodeEncoder(loaded.config)
+    summary = {"task": "contrastive", "search_rerank": {"weight": 5.0, "depth": 2}}
+    save_model_dir(root / SEARCH_ENCODER2_DIR, other, loaded.tokenizer, summary=summary)
+    return root
+
+
+def test_a_second_encoder_rereads_the_top_of_the_first_ones_order_before_the_cross_encoder(
+    encoder_dir: Path, second_dir: Path, index: RepoIndex
+) -> None:
+    from codemlm.search_rerank import SEARCH_ENCODER2_DIR
+
+    query = "area of a shape"
+    plain = search(index, query, k=20, mode="dense")
+    by_first = EncoderReranker.from_model_dir(encoder_dir).rerank(index, query, plain, k=20)
+    without_cross = EncoderReranker.from_model_dir(second_dir, cross=False)
+    assert without_cross.second is not None and without_cross.cross is None
+    assert without_cross.second.settings == RerankSettings(weight=5.0, depth=2)
+    final = without_cross.rerank(index, query, plain, k=20)
+    top = by_first[:2]
+    rows = index.chunk_rows([r.chunk_id for r in top])
+    second = ModelEmbedder(load_model_dir(second_dir / SEARCH_ENCODER2_DIR), max_tokens=128)
+    cosines = second.embed_code([rows[r.chunk_id].text for r in top]) @ second.embed_query([query])[0]
+    expected = {r.chunk_id: r.score + 5.0 * c for r, c in zip(top, cosines, strict=True)}
+    assert [r.chunk_id for r in final[:2]] == sorted(expected, key=lambda cid: -expected[cid])
+    assert final[2:] == by_first[2:]  # below the second encoder's depth, the first one's order stands
+    everything = EncoderReranker.from_model_dir(second_dir)
+    assert everything.second is not None and everything.cross is not None
+    assert EncoderReranker.from_model_dir(second_dir, second=False).second is None
+
+
+def test_a_second_encoder_is_weighed_after_the_installed_one_and_installed_beside_it(
+    second_dir: Path, encoder_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from codemlm.errors import CodemlmError
+    from codemlm.search_rerank import SEARCH_ENCODER2_DIR
+    from training.search_encoder import install, rerank_grid
+
+    with pytest.raises(CodemlmError, match="within the first one's depth"):
+        rerank_grid(encoder_dir, second_dir / SEARCH_ENCODER2_DIR, [0.0, 1.0], [5], tmp_path / "w", second=True)
+    target = tmp_path / "model"
+    shutil.copytree(encoder_dir, target)
+    install(second_dir / SEARCH_ENCODER2_DIR, target, RerankSettings(weight=6.0, depth=3), {"mrr": 0.6}, second=True)
+    reranker = EncoderReranker.from_model_dir(target)
+    assert reranker.second is not None and reranker.second.settings == RerankSettings(weight=6.0, depth=3)
+    assert reranker.settings == RerankSettings(weight=2.0, depth=4)  # the first encoder is untouched
+    assert load_model_dir(target / SEARCH_ENCODER2_DIR).summary["search_rerank_validation"] == {"mrr": 0.6}

@@ -4,7 +4,7 @@ After the ``cross`` task (``codemlm train --config search-cross``), the cross-en
 top ``depth`` of the search encoder's order and adds ``weight`` times its score
 (``codemlm.search_cross``). Both are measured here exactly as ``training.search_encoder``
 measures the search encoder: on the stdlib validation set, MODEL's own search underneath and
-MODEL's installed search encoder (at its installed weight and depth) rereading it first, never
+MODEL's installed search encoders (at their installed weights and depths) rereading it first, never
 on a held-out set. Weight 0 is the search encoder alone. The cross-encoder is installed as
 ``MODEL/search_cross`` (float16) only when its best setting beats weight 0; otherwise nothing is
 written and the exit is 1. ``--library`` gives the second opinion (measures only).
@@ -47,13 +47,13 @@ def cross_grid(model_dir: Path, cross: Path, weights: Sequence[float], depths: S
     if not has_search_encoder(model_dir):
         raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/): the cross-encoder reads "
                               "after one; install it first (python -m training.search_encoder)")
-    reranker = EncoderReranker(load_model_dir(model_dir / SEARCH_ENCODER_DIR))  # the installed encoder alone
+    reranker = EncoderReranker.from_model_dir(model_dir, cross=False)  # the installed encoders, not the cross
     scorer = CrossScorer(load_model_dir(cross))
     deepest = max(depths)
     reciprocal: dict[tuple[float, int], list[float]] = {(w, d): [] for w in weights for d in depths}
     for query, answer, results, texts in validation_searches(model_dir, work, reranker.depth, library):
         text = {r.chunk_id: t for r, t in zip(results, texts, strict=True)}
-        reread = rescore(results, reranker.cosines(query, texts), reranker.settings.weight)
+        reread = reranker.reorder(query, results, text)
         scores = dict(zip((r.chunk_id for r in reread[:deepest]),
                           scorer.scores(query, [text[r.chunk_id] for r in reread[:deepest]]).tolist(), strict=True))
         for (weight, depth), ranks in reciprocal.items():

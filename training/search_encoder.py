@@ -29,7 +29,13 @@ import numpy as np
 from codemlm.errors import CodemlmError
 from codemlm.eval_search import DEPTH, answer_chunk, read_search_cases
 from codemlm.search_cross import SEARCH_CROSS_DIR, has_cross_encoder
-from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings, rescore
+from codemlm.search_rerank import (
+    SEARCH_ENCODER2_DIR,
+    SEARCH_ENCODER_DIR,
+    EncoderReranker,
+    RerankSettings,
+    rescore,
+)
 
 if TYPE_CHECKING:
     from codemlm.search import SearchResult
@@ -67,18 +73,28 @@ def reciprocal_rank(results: Sequence[SearchResult], answer: int | None) -> floa
 
 
 def rerank_grid(model_dir: Path, encoder: Path, weights: Sequence[float], depths: Sequence[int],
-                work: Path, library: Path | None = None) -> dict[tuple[float, int], float]:
+                work: Path, library: Path | None = None, *, second: bool = False) -> dict[tuple[float, int], float]:
     """MRR@10 on the stdlib validation set (or the same kind of set built from ``library``, a
-    second opinion) for every (weight, depth), MODEL's search underneath."""
+    second opinion) for every (weight, depth), MODEL's search underneath. With ``second`` the
+    encoder rereads the top of MODEL's installed search encoder's order (at its installed
+    weight and depth), as ``MODEL/search_encoder2`` does."""
     from codemlm.checkpoint import load_model_dir
 
     deepest = max(depths)
+    first = EncoderReranker.from_model_dir(model_dir, second=False, cross=False) if second else None
+    if first is not None and deepest > first.depth:
+        raise CodemlmError(f"a second encoder reads within the first one's depth ({first.depth}), not {deepest}")
     reranker = EncoderReranker(load_model_dir(encoder), RerankSettings(weight=1.0, depth=deepest))
     reciprocal: dict[tuple[float, int], list[float]] = {(w, d): [] for w in weights for d in depths}
-    for query, answer, results, texts in validation_searches(model_dir, work, deepest, library):
-        cosines = reranker.cosines(query, texts)
+    searched = first.depth if first is not None else deepest
+    for query, answer, results, texts in validation_searches(model_dir, work, searched, library):
+        if first is not None:
+            text = {r.chunk_id: t for r, t in zip(results, texts, strict=True)}
+            results = first.reorder(query, results, text)
+            texts = [text[r.chunk_id] for r in results]
+        cosines = reranker.cosines(query, texts[:deepest])
         for (weight, depth), ranks in reciprocal.items():
-            # The reranker's own rescoring of its top `depth`; the rest keep the search's order.
+            # The reranker's own rescoring of its top `depth`; the rest keep the order it was given.
             reread = rescore(results[:depth], cosines[:depth], weight) + list(results[depth:])
             ranks.append(reciprocal_rank(reread, answer))
     return {key: float(np.mean(values)) for key, values in reciprocal.items()}
@@ -92,8 +108,10 @@ def choose(grid: dict[tuple[float, int], float]) -> tuple[tuple[float, int], flo
     return key, best, baseline
 
 
-def install(encoder: Path, model_dir: Path, settings: RerankSettings, validation: dict[str, Any]) -> Path:
-    """Write ``encoder`` into ``model_dir/search_encoder`` (float16) with its rerank settings."""
+def install(encoder: Path, model_dir: Path, settings: RerankSettings, validation: dict[str, Any], *,
+            second: bool = False) -> Path:
+    """Write ``encoder`` into ``model_dir/search_encoder`` (``search_encoder2`` with ``second``),
+    float16, with its rerank settings."""
     from codemlm.checkpoint import load_model_dir, save_model_dir
 
     loaded = load_model_dir(encoder)
@@ -102,7 +120,8 @@ def install(encoder: Path, model_dir: Path, settings: RerankSettings, validation
         "search_rerank": {"weight": settings.weight, "depth": settings.depth, "max_tokens": settings.max_tokens},
         "search_rerank_validation": validation,
     }
-    return save_model_dir(model_dir / SEARCH_ENCODER_DIR, loaded.model, loaded.tokenizer, summary=summary, dtype="float16")
+    folder = SEARCH_ENCODER2_DIR if second else SEARCH_ENCODER_DIR
+    return save_model_dir(model_dir / folder, loaded.model, loaded.tokenizer, summary=summary, dtype="float16")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depths", type=int, nargs="+", default=[20, 30, 50])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dry-run", action="store_true", help="measure, install nothing")
+    parser.add_argument("--second", action="store_true",
+                        help="weigh the encoder as a second look after MODEL's installed search encoder and install it "
+                             "as MODEL/search_encoder2")
     parser.add_argument("--library", type=Path, action="append", default=[],
                         help="a second opinion: the same kind of set from this library's docstrings instead of the "
                              "stdlib's (repeatable; measures only, installs nothing)")
@@ -125,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.library:
             return second_opinion(lambda work, library: rerank_grid(
-                args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, work, library), args.library)
+                args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, work, library,
+                second=args.second), args.library)
         with tempfile.TemporaryDirectory(prefix="codemlm-search-encoder-") as tmp:
-            grid = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, Path(tmp))
+            grid = rerank_grid(args.model_dir, args.encoder, sorted({0.0, *args.weights}), args.depths, Path(tmp),
+                               second=args.second)
         (weight, depth), best, baseline = choose(grid)
         table = labelled_grid(grid)
         print(json.dumps({"validation_mrr": table, "chosen": {"weight": weight, "depth": depth, "mrr": round(best, 4)},
@@ -139,9 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dry_run:
             validation = {"set": "CPython stdlib docstring queries (60 modules, left out of the contrastive pairs)",
                           "mrr": round(best, 4), "mrr_without": round(baseline, 4)}
-            path = install(args.encoder, args.model_dir, RerankSettings(weight=weight, depth=depth), validation)
+            if args.second:
+                validation["after"] = "the installed search encoder"
+            path = install(args.encoder, args.model_dir, RerankSettings(weight=weight, depth=depth), validation,
+                           second=args.second)
             print(f"search_encoder: installed {path}", file=sys.stderr)
-            if has_cross_encoder(args.model_dir):  # it was trained and weighed against the encoder just replaced
+            if has_cross_encoder(args.model_dir) and args.second:  # its weight was chosen on the old order
+                print(f"search_encoder: {args.model_dir / SEARCH_CROSS_DIR} was weighed on the order before this "
+                      "second encoder; rerun training.search_cross", file=sys.stderr)
+            elif has_cross_encoder(args.model_dir):  # it was trained and weighed against the encoder just replaced
                 print(f"search_encoder: {args.model_dir / SEARCH_CROSS_DIR} was trained against the previous search "
                       "encoder; train it again (search-cross.yaml) and rerun training.search_cross", file=sys.stderr)
     except CodemlmError as exc:
