@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the model shipped in codemlm/default_model with the project's own pipeline.
 #
-#   bash scripts/train_default_model.sh              # 2 CPU cores, ~5.5 hours
-#   bash scripts/train_default_model.sh --gpu        # one H100/H200, ~10 minutes of training, >= 300M tokens
+#   bash scripts/train_default_model.sh              # 2 CPU cores, ~6.5 hours
+#   bash scripts/train_default_model.sh --gpu        # one H100/H200, ~10 minutes of MLM training (>= 300M tokens), then the search stages
 #   bash scripts/train_default_model.sh [--gpu] --dry-run   # print and validate every step, train nothing
 #
 # 1. corpus: the Python standard library + the sources of fetch_default_corpus.sh, 8k vocabulary
@@ -15,10 +15,11 @@
 #    needs the all-MiniLM-L6-v2 teacher of the `train` extra)
 # 6. the search encoder: the contrastive stage (search-compact-more.yaml, then four rounds of
 #    search-compact-continue.yaml on more installed libraries), installed with the rerank
-#    weight chosen on the stdlib validation set (training.search_encoder), then a cross-encoder
-#    trained against it (search-cross.yaml, training.search_cross); with --gpu the shipped
-#    compact encoder and its cross-encoder are kept when the tokenizer is the same (they run on
-#    the user's CPU)
+#    weight chosen on the stdlib validation set (training.search_encoder); then a second, larger
+#    encoder from a `small` MLM that rereads its top 10 (search-small-second.yaml,
+#    training.search_encoder --second), then a cross-encoder trained against the first
+#    (search-cross.yaml, training.search_cross); with --gpu the shipped compact encoder and its
+#    cross-encoder are kept when the tokenizer is the same (they run on the user's CPU)
 # 7. export (float16) into codemlm/default_model with its card, evaluated on held-out code
 # Training continues an earlier run when INIT_FROM names a model directory (cumulative
 # tokens are recorded in the card). Nothing is overwritten before the export of step 7.
@@ -109,10 +110,7 @@ if [ "$gpu" = 1 ] && [ -f "$SHIPPED_ENCODER/tokenizer.json" ] && \
     { [ "$dry" = 1 ] || cmp -s "$SHIPPED_ENCODER/tokenizer.json" "$MODEL/tokenizer.json"; }; then
   echo "+ cp -r $SHIPPED_ENCODER $MODEL/search_encoder  (same tokenizer: the shipped compact search encoder)"
   if [ "$dry" = 0 ]; then rm -rf "$MODEL/search_encoder"; cp -r "$SHIPPED_ENCODER" "$MODEL/search_encoder"; fi
-  if [ -d "$SHIPPED_CROSS" ]; then
-    echo "+ cp -r $SHIPPED_CROSS $MODEL/search_cross  (and its cross-encoder, trained against it)"
-    if [ "$dry" = 0 ]; then rm -rf "$MODEL/search_cross"; cp -r "$SHIPPED_CROSS" "$MODEL/search_cross"; fi
-  fi
+  cross="$SHIPPED_CROSS"  # and its cross-encoder, trained against it (weighed again below)
 else
   train --config training/configs/search-compact-more.yaml --data "$DATA" --out "$RUNS/search-compact-more" \
     --no-progress --init-from "$MODEL"
@@ -126,13 +124,35 @@ else
   if ! step "$PY" -m training.search_encoder --encoder "$encoder/model" --model-dir "$MODEL" \
       --threads "$threads"; then
     echo "train_default_model: the search encoder did not help on validation; the model ships without it" >&2
+  fi
+  cross=
+fi
+
+if [ "$dry" = 1 ] || [ -f "$MODEL/search_encoder/config.json" ]; then
+  # The second search encoder: the same contrastive stage from a `small` MLM (with --gpu the one
+  # just trained; on the CPU path the shipped default model, when the tokenizer is the same), which
+  # rereads the top of the first encoder's order (installed as $MODEL/search_encoder2 if it helps).
+  if [ "$gpu" = 1 ]; then small_mlm="$MODEL"; else small_mlm=codemlm/default_model; fi
+  if [ "$dry" = 1 ] || cmp -s "$small_mlm/tokenizer.json" "$MODEL/tokenizer.json"; then
+    train --config training/configs/search-small-second.yaml --data "$DATA" --out "$RUNS/search-small" --no-progress \
+      --init-from "$small_mlm"
+    if ! step "$PY" -m training.search_encoder --second --encoder "$RUNS/search-small/model" --model-dir "$MODEL" \
+        --weights 0 8 10 12 16 20 --depths 10 20 30 --threads "$threads"; then
+      echo "train_default_model: the second search encoder did not help on validation; the model ships without it" >&2
+    fi
   else
-    # then the cross-encoder, trained as a correction to the installed encoder's cosine, which
-    # reads the top few last (installed as $MODEL/search_cross only if it helps on validation)
+    echo "train_default_model: no small MLM with this tokenizer to start a second search encoder from; skipped" >&2
+  fi
+  # then the cross-encoder, trained as a correction to the installed encoder's cosine, which
+  # reads the top few last (installed as $MODEL/search_cross only if it helps on validation,
+  # weighed after every installed encoder)
+  if [ -z "$cross" ]; then
     train --config training/configs/search-cross.yaml --data "$DATA" --out "$RUNS/search-cross" --no-progress \
       --init-from "$MODEL/search_encoder" --set "task_options.residual_to=$MODEL/search_encoder"
-    if ! step "$PY" -m training.search_cross --cross "$RUNS/search-cross/model" --model-dir "$MODEL" \
-        --threads "$threads"; then
+    cross="$RUNS/search-cross/model"
+  fi
+  if [ "$dry" = 1 ] || [ -d "$cross" ]; then
+    if ! step "$PY" -m training.search_cross --cross "$cross" --model-dir "$MODEL" --threads "$threads"; then
       echo "train_default_model: the cross-encoder did not help on validation; the model ships without it" >&2
     fi
   fi
