@@ -371,3 +371,34 @@ def test_a_second_encoder_is_weighed_after_the_installed_one_and_installed_besid
     assert reranker.second is not None and reranker.second.settings == RerankSettings(weight=6.0, depth=3)
     assert reranker.settings == RerankSettings(weight=2.0, depth=4)  # the first encoder is untouched
     assert load_model_dir(target / SEARCH_ENCODER2_DIR).summary["search_rerank_validation"] == {"mrr": 0.6}
+
+
+def test_a_broken_second_encoder_fails_the_load_in_one_line(
+    second_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from codemlm.cli import main
+    from codemlm.search_rerank import SEARCH_ENCODER2_DIR
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE_REPO, repo)
+    model = tmp_path / "model"
+    shutil.copytree(second_dir / SEARCH_ENCODER_DIR, model)  # the main model: the same tiny encoder
+    shutil.copytree(second_dir, model, dirs_exist_ok=True)  # + all three stages
+    common = ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+    assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 0
+    capsys.readouterr()
+    config_file = model / SEARCH_ENCODER2_DIR / "config.json"
+    data = json.loads(config_file.read_text())
+    data["summary"]["search_rerank"] = {"weight": -1.0, "depth": 3}
+    config_file.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="weight >= 0"):
+        EncoderReranker.from_model_dir(model)
+    assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "search_rerank" in errors[0]
+    (model / SEARCH_ENCODER2_DIR / "model.safetensors").write_bytes(b"not weights")
+    config_file.write_text(json.dumps({**data, "summary": {**data["summary"], "search_rerank": {"weight": 1.0}}}))
+    with pytest.raises(CheckpointError):
+        EncoderReranker.from_model_dir(model)
