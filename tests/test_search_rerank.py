@@ -37,6 +37,20 @@ def index(indexed: RepoIndex) -> RepoIndex:  # noqa: F811
     return indexed
 
 
+def _cli_model(tmp_path: Path, main_model: Path, stages: Path | None = None) -> tuple[Path, Path, list[str]]:
+    """A copy of the fixture repository, a model directory (``main_model``, plus the stage
+    folders of ``stages``) and the CLI arguments that search the one with the other."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE_REPO, repo)
+    model = tmp_path / "model"
+    shutil.copytree(main_model, model)
+    if stages is not None:
+        shutil.copytree(stages, model, dirs_exist_ok=True)
+    return repo, model, ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+
+
 def _cosines(encoder_dir: Path, index: RepoIndex, query: str, ids: list[int]) -> np.ndarray:
     """The encoder's cosines computed independently of the reranker."""
     embedder = ModelEmbedder(load_model_dir(encoder_dir / SEARCH_ENCODER_DIR), max_tokens=128)
@@ -150,11 +164,7 @@ def test_cli_rerank_uses_the_models_search_encoder_and_refuses_a_model_without_o
 
     from codemlm.cli import main
 
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE_REPO, repo)
-    model = tmp_path / "model"
-    shutil.copytree(encoder_dir / SEARCH_ENCODER_DIR, model)  # the main model: the same tiny encoder
-    common = ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+    repo, model, common = _cli_model(tmp_path, encoder_dir / SEARCH_ENCODER_DIR)  # the main model: the tiny encoder
     assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 1  # no search_encoder/
     assert "--rerank needs a model with a search encoder" in capsys.readouterr().err
     shutil.copytree(encoder_dir / SEARCH_ENCODER_DIR, model / SEARCH_ENCODER_DIR)
@@ -255,17 +265,11 @@ def test_install_writes_a_float16_cross_encoder_with_the_chosen_settings(cross_d
 def test_cli_rerank_with_a_broken_cross_encoder_is_one_line_and_a_working_one_is_used(
     cross_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import shutil
 
     from codemlm.cli import main
     from codemlm.search_cross import SEARCH_CROSS_DIR
 
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE_REPO, repo)
-    model = tmp_path / "model"
-    shutil.copytree(cross_dir / SEARCH_ENCODER_DIR, model)  # the main model: the same tiny encoder
-    shutil.copytree(cross_dir, model, dirs_exist_ok=True)  # + search_encoder/ and search_cross/
-    common = ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+    repo, model, common = _cli_model(tmp_path, cross_dir / SEARCH_ENCODER_DIR, cross_dir)  # + encoder and cross
     assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 0
     assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]) == 3
     config_file = model / SEARCH_CROSS_DIR / "config.json"
@@ -376,17 +380,11 @@ def test_a_second_encoder_is_weighed_after_the_installed_one_and_installed_besid
 def test_a_broken_second_encoder_fails_the_load_in_one_line(
     second_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import shutil
 
     from codemlm.cli import main
     from codemlm.search_rerank import SEARCH_ENCODER2_DIR
 
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE_REPO, repo)
-    model = tmp_path / "model"
-    shutil.copytree(second_dir / SEARCH_ENCODER_DIR, model)  # the main model: the same tiny encoder
-    shutil.copytree(second_dir, model, dirs_exist_ok=True)  # + all three stages
-    common = ["--model", str(model), "--index-path", str(tmp_path / "idx.sqlite"), "--json", "-k", "3"]
+    repo, model, common = _cli_model(tmp_path, second_dir / SEARCH_ENCODER_DIR, second_dir)  # + all three stages
     assert main(["search", "polygon area", str(repo), *common, "--rerank"]) == 0
     capsys.readouterr()
     config_file = model / SEARCH_ENCODER2_DIR / "config.json"
