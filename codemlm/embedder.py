@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from codemlm.hardware import use_bf16
+
 if TYPE_CHECKING:  # torch and the checkpoint module stay out of a lexical-only CLI run
     from codemlm.checkpoint import LoadedModel
 
@@ -135,8 +137,6 @@ class ModelEmbedder:
         self.query_prefix = query_prefix
         self.device = device or str(next(self.model.parameters()).device)
         # As for completion (codemlm.infill): bf16 autocast only where the hardware runs it natively.
-        from codemlm.hardware import use_bf16
-
         self.device_type = self.device.split(":")[0]  # "cuda:0" -> "cuda", as autocast wants it
         self.autocast_bf16 = use_bf16(precision, self.device_type)
         self.dim = int(loaded.config.dim)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codemlm.errors import CheckpointError
+from codemlm.hardware import use_bf16
 
 if TYPE_CHECKING:
     import torch
@@ -108,16 +109,13 @@ class CrossScorer:
 
     def __init__(self, loaded: LoadedModel, settings: CrossSettings | None = None, *, batch_size: int = 16,
                  precision: str = "auto") -> None:
-        import torch
-
-        from codemlm.hardware import use_bf16
 
         self.loaded = loaded
         # bf16 autocast where the CPU runs it natively, as the search encoder (codemlm.embedder)
         self._device_type = next(loaded.model.parameters()).device.type
         self._bf16 = use_bf16(precision, self._device_type)
         self.settings = settings or CrossSettings.from_summary(loaded.summary)
-        self._head = torch.from_numpy(read_cross_head(loaded.summary, int(loaded.config.dim)))
+        self._head = read_cross_head(loaded.summary, int(loaded.config.dim))  # [D], applied in fp32
         self._batch_size = batch_size
         self._lock = threading.Lock()  # one forward at a time
 
@@ -148,7 +146,7 @@ class CrossScorer:
                     rows = order[start : start + self._batch_size]
                     width = int(mask[rows].sum(dim=1).max())
                     pooled = model.embed(ids[rows, :width], mask[rows, :width])  # [b, D]
-                    out[rows] = (pooled.float() @ self._head).float().numpy()  # autocast makes @ bf16
+                    out[rows] = pooled.float().numpy() @ self._head  # outside autocast: an fp32 dot product
             finally:
                 model.train(was_training)
         return out

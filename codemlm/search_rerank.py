@@ -73,9 +73,10 @@ class RerankSettings:
         return cls(weight, depth, max_tokens)
 
 
-def has_search_encoder(model_dir: str | Path) -> bool:
-    """Whether ``model_dir`` ships a search encoder (a cheap check: nothing is loaded)."""
-    return (Path(model_dir) / SEARCH_ENCODER_DIR / "config.json").is_file()
+def has_search_encoder(model_dir: str | Path, folder: str = SEARCH_ENCODER_DIR) -> bool:
+    """Whether ``model_dir`` ships a search encoder (``folder``: the first, or ``SEARCH_ENCODER2_DIR``);
+    a cheap check: nothing is loaded."""
+    return (Path(model_dir) / folder / "config.json").is_file()
 
 
 def rescore(results: Sequence[SearchResult], cosines: Sequence[float] | np.ndarray, weight: float) -> list[SearchResult]:
@@ -112,7 +113,7 @@ class EncoderReranker:
             raise CheckpointError(f"{model_dir} has no search encoder ({SEARCH_ENCODER_DIR}/); search without reranking")
         root = Path(model_dir)
         reader = cls(load_model_dir(root / SEARCH_ENCODER2_DIR)) \
-            if second and (root / SEARCH_ENCODER2_DIR / "config.json").is_file() else None
+            if second and has_search_encoder(root, SEARCH_ENCODER2_DIR) else None
         scorer = CrossScorer.from_model_dir(model_dir) if cross and has_cross_encoder(model_dir) else None
         return cls(load_model_dir(root / SEARCH_ENCODER_DIR), second=reader, cross=scorer)
 

@@ -61,7 +61,7 @@ from codemlm.errors import ConfigError, CorpusError
 from codemlm.model import IGNORE_INDEX, CodeEncoder
 from codemlm.tokenizer import CodeTokenizer, padded_batch
 from training.config import OptimConfig, TrainConfig
-from training.mlm import AdamWModule, adamw_with_schedule, parameter_groups
+from training.mlm import AdamWModule, parameter_groups
 
 if TYPE_CHECKING:
     from codemlm.sources import SourceFile
@@ -604,7 +604,7 @@ class ContrastiveModule(AdamWModule):
         groups = parameter_groups(self.encoder, opt.weight_decay)
         if self.log_scale.requires_grad:
             groups.append({"params": [self.log_scale], "weight_decay": 0.0})
-        return adamw_with_schedule(self, groups, opt)
+        return self.adamw_with_schedule(groups)
 
     def _mlm_term(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         chosen = (torch.rand(ids.shape, device=ids.device) < self.options.mlm_rate) & mask

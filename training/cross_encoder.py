@@ -57,7 +57,7 @@ from codemlm.search_cross import encode_pairs
 from codemlm.tokenizer import CodeTokenizer
 from training.config import OptimConfig, TrainConfig
 from training.contrastive import ContrastiveOptions, Pair, load_pairs, options_from_dict
-from training.mlm import AdamWModule, adamw_with_schedule, parameter_groups
+from training.mlm import AdamWModule, parameter_groups
 
 __all__ = ["CrossEncoderModule", "CrossOptions", "Group", "group_metrics", "train_cross"]
 
@@ -269,7 +269,7 @@ class CrossEncoderModule(AdamWModule):
         opt = self.optim
         groups = parameter_groups(self.encoder, opt.weight_decay)
         groups.append({"params": [*self.head.parameters(), self.log_bi_scale], "weight_decay": 0.0})
-        return adamw_with_schedule(self, groups, opt)
+        return self.adamw_with_schedule(groups)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         size = 1 + self.options.lexical_negatives + self.options.batch_negatives

@@ -26,7 +26,7 @@ from codemlm.kinds import SpanKind
 from codemlm.model import CodeEncoder
 from training.config import OptimConfig, TrainConfig
 
-__all__ = ["AdamWModule", "MLMModule", "adamw_with_schedule", "lr_factor", "parameter_groups", "train_mlm"]
+__all__ = ["AdamWModule", "MLMModule", "lr_factor", "parameter_groups", "train_mlm"]
 
 _NUM_KINDS = max(SpanKind) + 1
 
@@ -60,31 +60,34 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     ]
 
 
-def adamw_with_schedule(module: LightningModule, groups: list[dict[str, Any]], opt: OptimConfig) -> dict[str, Any]:
-    """What every task's ``configure_optimizers`` returns: AdamW over ``groups`` and the
-    warm-up + decay schedule of :func:`lr_factor`, stepped per optimizer step."""
-    # A fused AdamW updates every parameter in one vectorized pass (CPU and CUDA). Under fp16
-    # AMP it unscales the gradients inside its step, after clipping would have had to see
-    # them, so there it stays unfused when clipping; bf16 and fp32 scale nothing.
-    try:
-        precision = str(module.trainer.precision)
-    except RuntimeError:  # not attached to a Trainer (a module built by hand): nothing is scaled
-        precision = "32"
-    scaled = precision.startswith("16")
-    fused = module.device.type in ("cpu", "cuda") and not (scaled and opt.grad_clip > 0)
-    optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps, fused=fused)
-
-    def factor(step: int) -> float:
-        return lr_factor(step, warmup_steps=opt.warmup_steps, max_steps=opt.max_steps, schedule=opt.schedule,
-                         min_ratio=opt.min_lr_ratio)
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
 class AdamWModule(LightningModule):
-    """A task's LightningModule whose ``configure_optimizers`` is :func:`adamw_with_schedule`:
-    gradient clipping that works with the fused AdamW it chooses."""
+    """A task's LightningModule optimised by AdamW under the warm-up + decay schedule of
+    :func:`lr_factor` (``self.optim``), fused where nothing is scaled, with clipping that works
+    with the fused optimizer."""
+
+    optim: OptimConfig
+
+    def adamw_with_schedule(self, groups: list[dict[str, Any]]) -> dict[str, Any]:
+        """What ``configure_optimizers`` returns: AdamW over ``groups``, the schedule stepped per
+        optimizer step."""
+        opt = self.optim
+        # A fused AdamW updates every parameter in one vectorized pass (CPU and CUDA). Under fp16
+        # AMP it unscales the gradients inside its step, after clipping would have had to see
+        # them, so there it stays unfused when clipping; bf16 and fp32 scale nothing.
+        try:
+            precision = str(self.trainer.precision)
+        except RuntimeError:  # not attached to a Trainer (a module built by hand): nothing is scaled
+            precision = "32"
+        scaled = precision.startswith("16")
+        fused = self.device.type in ("cpu", "cuda") and not (scaled and opt.grad_clip > 0)
+        optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps, fused=fused)
+
+        def factor(step: int) -> float:
+            return lr_factor(step, warmup_steps=opt.warmup_steps, max_steps=opt.max_steps, schedule=opt.schedule,
+                             min_ratio=opt.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_gradient_clipping(
         self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
@@ -133,7 +136,7 @@ class MLMModule(AdamWModule):
             self._compiled = True
 
     def configure_optimizers(self) -> Any:
-        return adamw_with_schedule(self, parameter_groups(self.encoder, self.optim.weight_decay), self.optim)
+        return self.adamw_with_schedule(parameter_groups(self.encoder, self.optim.weight_decay))
 
     # ------------------------------------------------------------------ metrics
     def _accuracy_by_kind(
