@@ -217,3 +217,40 @@ def test_embed_texts_reads_each_text_as_one_row_would() -> None:
         alone = embed_texts(encoder, tokenizer, [text], 16)[0]
         assert abs(float(vectors[i] @ alone) - 1.0) < 1e-4
     assert (vectors[0] == vectors[2]).all()
+
+
+def test_a_continuation_starts_from_the_temperature_its_encoder_learned(tmp_path: Path) -> None:
+    from codemlm.checkpoint import load_model_dir, save_model_dir
+    from training.contrastive import continued_temperature
+
+    learning = ContrastiveOptions()
+    contrastive = {"task": "contrastive", "temperature": 0.03}
+    assert continued_temperature(contrastive, learning) == 0.03
+    assert continued_temperature({"task": "mlm", "temperature": 0.03}, learning) is None  # not a contrastive run
+    assert continued_temperature({"task": "contrastive"}, learning) is None
+    assert continued_temperature({"task": "contrastive", "temperature": 2.0}, learning) is None
+    assert continued_temperature({"task": "contrastive", "temperature": True}, learning) is None
+    assert continued_temperature(contrastive, ContrastiveOptions(learn_temperature=False)) is None
+
+    # A contrastive encoder (its summary says what it learned), continued for two steps at a rate
+    # too small to move the temperature far: it starts at 0.03, not at the option's 0.05.
+    start = load_model_dir(random_start(tmp_path / "mlm"))
+    init = save_model_dir(tmp_path / "contrastive", start.model, start.tokenizer, summary=contrastive)
+    config = config_from_dict(
+        {
+            "task": "contrastive",
+            "init_from": str(init),
+            "optim": {"lr": 1e-6, "warmup_steps": 0, "max_steps": 2, "batch_size": 8, "schedule": "constant"},
+            "trainer": {
+                "accelerator": "cpu", "devices": 1, "val_check_interval": 0, "checkpoint_every": 0,
+                "progress": False, "out_dir": str(tmp_path / "run"), "log_every": 1,
+            },
+            "task_options": {
+                "repos": [str(STDLIB_PACKAGES[0])], "max_query_tokens": 16, "max_code_tokens": 32,
+                "validation_fraction": 0.3, "max_validation_pairs": 20, "hard_negatives": False,
+            },
+        }
+    )
+    summary = run(config).summary
+    assert summary["temperature_from_init"] == 0.03
+    assert summary["temperature"] == pytest.approx(0.03, rel=1e-3)

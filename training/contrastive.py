@@ -18,7 +18,8 @@ and exports a model directory like every task.
 
 ``task_options`` (all optional): ``repos`` (list of source roots, used instead of the data
 directory), ``max_query_tokens`` (64), ``max_code_tokens`` (256), ``temperature`` (0.05,
-initial), ``learn_temperature`` (true), ``same_file_run`` (4, pairs per file kept adjacent),
+initial; a continuation from a contrastive run starts from the temperature that run learned),
+``learn_temperature`` (true), ``same_file_run`` (4, pairs per file kept adjacent),
 ``code_views`` (true), ``code_view_ratio`` (1.0: at most this many code->code pairs per
 doc->code pair, so the views that search does not ask for cannot swamp the ones it does), ``mlm_weight`` (0.0), ``mlm_rate`` (0.15), ``max_validation_pairs``
 (2000), ``validation_fraction`` (0.1, for ``repos``), ``exclude_search_validation`` (false: true
@@ -74,6 +75,7 @@ __all__ = [
     "Pair",
     "PairDataModule",
     "TeacherTable",
+    "continued_temperature",
     "embed_texts",
     "info_nce",
     "options_from_dict",
@@ -690,8 +692,13 @@ def train_contrastive(
     seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = ContrastiveModule(model_config, config.optim, options, mask_id=tokenizer.mask_id,
                                special_ids=sorted(tokenizer.special_ids))
+    temperature_from = None
     if loaded is not None:
         module.encoder.load_state_dict(loaded.model.state_dict())
+        temperature_from = continued_temperature(loaded.summary, options)
+        if temperature_from is not None:
+            with torch.no_grad():
+                module.log_scale.fill_(math.log(1.0 / temperature_from))
     negatives, mined = None, None
     if options.hard_negatives:
         if options.hard_negative_miner != "bm25" and loaded is None:
@@ -742,6 +749,7 @@ def train_contrastive(
         "train_probe_before": {k: round(v, 4) for k, v in probe_before.items()},
         "train_probe_after": {k: round(v, 4) for k, v in probe_after.items()},
         "temperature": round(float(1.0 / module.scale().detach()), 5),
+        "temperature_from_init": temperature_from,
         "metrics": metrics,
         "config": config.to_dict(),
     }
@@ -750,6 +758,19 @@ def train_contrastive(
         model_dir=model_dir, checkpoint_dir=run_lib.checkpoint_dir(config), global_step=int(trainer.global_step),
         tokens=0, seconds=seconds, metrics=metrics, summary=summary,
     )
+
+
+def continued_temperature(init_summary: dict[str, Any], options: ContrastiveOptions) -> float | None:
+    """The temperature a continuation starts from: the one ``init_from`` learned, when it was a
+    contrastive run and this one learns its temperature too (restarting at ``temperature`` made a
+    continued encoder's validation fall for hundreds of steps before it recovered); else None,
+    and ``options.temperature`` stands."""
+    learned = init_summary.get("temperature")
+    if not options.learn_temperature or init_summary.get("task") != "contrastive":
+        return None
+    if not isinstance(learned, (int, float)) or isinstance(learned, bool) or not 0.0 < learned < 1.0:
+        return None
+    return float(learned)
 
 
 def _mine(pairs: list[Pair], options: ContrastiveOptions, encoder: CodeEncoder,
