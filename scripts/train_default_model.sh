@@ -136,10 +136,14 @@ if [ "$dry" = 1 ] || [ -f "$MODEL/search_encoder/config.json" ]; then
   if [ "$dry" = 1 ] || cmp -s "$small_mlm/tokenizer.json" "$MODEL/tokenizer.json"; then
     train --config training/configs/search-small-second.yaml --data "$DATA" --out "$RUNS/search-small" --no-progress \
       --init-from "$small_mlm"
-    # and one continuation of 1,500 steps from it (the shipped second encoder is this round)
-    train --config training/configs/search-small-second.yaml --data "$DATA" --out "$RUNS/search-small2" --no-progress \
-      --init-from "$RUNS/search-small/model" --set optim.max_steps=1500 --set optim.warmup_steps=50
-    if ! step "$PY" -m training.search_encoder --second --encoder "$RUNS/search-small2/model" --model-dir "$MODEL" \
+    # and two continuations of 1,500 steps, each from the last (the shipped second encoder is the second)
+    second="$RUNS/search-small"
+    for round in 2 3; do
+      train --config training/configs/search-small-second.yaml --data "$DATA" --out "$RUNS/search-small$round" \
+        --no-progress --init-from "$second/model" --set optim.max_steps=1500 --set optim.warmup_steps=50
+      second="$RUNS/search-small$round"
+    done
+    if ! step "$PY" -m training.search_encoder --second --encoder "$second/model" --model-dir "$MODEL" \
         --weights 0 8 10 12 16 20 --depths 10 20 30 --threads "$threads"; then
       echo "train_default_model: the second search encoder did not help on validation; the model ships without it" >&2
     fi

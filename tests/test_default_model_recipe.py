@@ -36,10 +36,10 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
     steps = [line for line in run.stdout.splitlines() if line.startswith("+ ")]
     # fetch, corpus build, one step per phase, the ranker fit, the static table, the contrastive
     # stage, its four continuations, the search encoder's install (on a GPU: the shipped compact
-    # encoder copied), the second encoder, its continuation and its install, the cross-encoder (on a GPU the shipped
+    # encoder copied), the second encoder, its two continuations and its install, the cross-encoder (on a GPU the shipped
     # one) and its install after both encoders, the export
     gpu = flag == "--gpu"
-    assert len(steps) == 2 + len(phases) + (8 if gpu else 14)
+    assert len(steps) == 2 + len(phases) + (9 if gpu else 15)
     assert "corpus build" in steps[1] and "--vocab-size 8192" in steps[1]
     for index, phase in enumerate(phases):
         assert f"training/configs/{phase}.yaml" in steps[2 + index]
@@ -47,13 +47,13 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
             assert f"--init-from {tmp_path}/runs/{phases[index - 1]}/model" in steps[2 + index]
     last_model = f"{tmp_path}/runs/{phases[-1]}/model"
     if gpu:
-        ranker, table, copy, second, second_more, second_install, cross_install, export = steps[-8:]
+        ranker, table, copy, second, second_more, second_last, second_install, cross_install, export = steps[-9:]
         assert copy.startswith("+ cp -r codemlm/default_model/search_encoder") and f"{last_model}/search_encoder" in copy
         assert "--cross codemlm/default_model/search_cross" in cross_install  # the shipped one, weighed again
         assert f"--init-from {last_model}" in second  # from the small MLM just trained
     else:
-        ranker, table, contrastive, *continued, install, second, second_more, second_install, cross, cross_install, export = \
-            steps[-14:]
+        ranker, table, contrastive, *continued, install, second, second_more, second_last, second_install, cross, \
+            cross_install, export = steps[-15:]
         assert "search-cross.yaml" in cross and f"--init-from {last_model}/search_encoder" in cross
         assert f"task_options.residual_to={last_model}/search_encoder" in cross
         assert f"--cross {tmp_path}/runs/search-cross/model" in cross_install
@@ -68,7 +68,8 @@ def test_dry_run_validates_every_step_and_writes_nothing(flag: str, phases: list
         assert f"--encoder {previous}/model" in install
     assert "search-small-second.yaml" in second and f"--out {tmp_path}/runs/search-small " in second
     assert "search-small-second.yaml" in second_more and f"--init-from {tmp_path}/runs/search-small/model" in second_more
-    assert f"--encoder {tmp_path}/runs/search-small2/model" in second_install
+    assert "search-small-second.yaml" in second_last and f"--init-from {tmp_path}/runs/search-small2/model" in second_last
+    assert f"--encoder {tmp_path}/runs/search-small3/model" in second_install
     assert "training.search_encoder --second" in second_install and f"--model-dir {last_model}" in second_install
     assert "training.search_cross" in cross_install and f"--model-dir {last_model}" in cross_install
     assert "infill_fit_ranker.py" in ranker and f"--out {last_model}/ranker.json" in ranker
