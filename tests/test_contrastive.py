@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -94,26 +95,31 @@ def test_same_file_runs_sampler_keeps_files_adjacent_and_shards() -> None:
         ContrastiveOptions.from_task_options({"hard_negative_miner": "bm52"})
 
 
+def _few_steps(init: Path, out: Path, optim: dict[str, object], task_options: dict[str, object]) -> Any:
+    """A contrastive run config from ``init`` on the CPU: no checkpoints, no mid-run validation."""
+    return config_from_dict(
+        {
+            "task": "contrastive",
+            "init_from": str(init),
+            "optim": {"schedule": "constant", **optim},
+            "trainer": {
+                "accelerator": "cpu", "devices": 1, "val_check_interval": 0, "checkpoint_every": 0,
+                "progress": False, "out_dir": str(out), "log_every": 1,
+            },
+            "task_options": task_options,
+        }
+    )
+
+
 @pytest.mark.parametrize("miner", ["bm25", "encoder", "encoder+bm25"])
 def test_a_few_steps_through_the_task_registry_fit_the_training_pairs(tmp_path: Path, miner: str) -> None:
     repos = STDLIB_PACKAGES
     start = random_start(tmp_path / "mlm")
 
-    config = config_from_dict(
-        {
-            "task": "contrastive",
-            "init_from": str(start),
-            "optim": {"lr": 3e-3, "warmup_steps": 5, "max_steps": 25, "batch_size": 16, "schedule": "constant"},
-            "trainer": {
-                "accelerator": "cpu", "devices": 1, "val_check_interval": 0, "checkpoint_every": 0,
-                "progress": False, "out_dir": str(tmp_path / "run"), "log_every": 5,
-            },
-            "task_options": {
-                "repos": [str(r) for r in repos], "max_query_tokens": 24, "max_code_tokens": 48,
-                "validation_fraction": 0.3, "max_validation_pairs": 200, "mlm_weight": 0.1,
-                "hard_negatives": True, "hard_negative_miner": miner,
-            },
-        }
+    config = _few_steps(
+        start, tmp_path / "run", {"lr": 3e-3, "warmup_steps": 5, "max_steps": 25, "batch_size": 16},
+        {"repos": [str(r) for r in repos], "max_query_tokens": 24, "max_code_tokens": 48, "validation_fraction": 0.3,
+         "max_validation_pairs": 200, "mlm_weight": 0.1, "hard_negatives": True, "hard_negative_miner": miner},
     )
     result = run(config)  # the "contrastive" task of training.run
     summary = result.summary
@@ -236,20 +242,10 @@ def test_a_continuation_starts_from_the_temperature_its_encoder_learned(tmp_path
     # too small to move the temperature far: it starts at 0.03, not at the option's 0.05.
     start = load_model_dir(random_start(tmp_path / "mlm"))
     init = save_model_dir(tmp_path / "contrastive", start.model, start.tokenizer, summary=contrastive)
-    config = config_from_dict(
-        {
-            "task": "contrastive",
-            "init_from": str(init),
-            "optim": {"lr": 1e-6, "warmup_steps": 0, "max_steps": 2, "batch_size": 8, "schedule": "constant"},
-            "trainer": {
-                "accelerator": "cpu", "devices": 1, "val_check_interval": 0, "checkpoint_every": 0,
-                "progress": False, "out_dir": str(tmp_path / "run"), "log_every": 1,
-            },
-            "task_options": {
-                "repos": [str(STDLIB_PACKAGES[0])], "max_query_tokens": 16, "max_code_tokens": 32,
-                "validation_fraction": 0.3, "max_validation_pairs": 20, "hard_negatives": False,
-            },
-        }
+    config = _few_steps(
+        init, tmp_path / "run", {"lr": 1e-6, "warmup_steps": 0, "max_steps": 2, "batch_size": 8},
+        {"repos": [str(STDLIB_PACKAGES[0])], "max_query_tokens": 16, "max_code_tokens": 32, "validation_fraction": 0.3,
+         "max_validation_pairs": 20, "hard_negatives": False},
     )
     summary = run(config).summary
     assert summary["temperature_from_init"] == 0.03
