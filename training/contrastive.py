@@ -762,9 +762,10 @@ def train_contrastive(
 
 def continued_temperature(init_summary: dict[str, Any], options: ContrastiveOptions) -> float | None:
     """The temperature a continuation starts from: the one ``init_from`` learned, when it was a
-    contrastive run and this one learns its temperature too (a continuation restarted at
-    ``temperature`` recovered from its learning-rate restart more slowly: pair validation 0.601
-    against 0.629 at step 1,000, BENCHMARKS.md); else None, and ``options.temperature`` stands."""
+    contrastive run and this one learns its temperature too (restarting at ``temperature`` threw
+    away what the run learned; the first round that carried it recovered from its learning-rate
+    restart faster than the round before, pair validation 0.629 against 0.601 at step 1,000 —
+    rounds, not a controlled comparison, BENCHMARKS.md); else None, and ``options.temperature`` stands."""
     learned = init_summary.get("temperature")
     if not options.learn_temperature or init_summary.get("task") != "contrastive":
         return None
