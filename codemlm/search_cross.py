@@ -109,7 +109,6 @@ class CrossScorer:
 
     def __init__(self, loaded: LoadedModel, settings: CrossSettings | None = None, *, batch_size: int = 16,
                  precision: str = "auto") -> None:
-
         self.loaded = loaded
         # bf16 autocast where the CPU runs it natively, as the search encoder (codemlm.embedder)
         self._device_type = next(loaded.model.parameters()).device.type

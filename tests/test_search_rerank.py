@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from codemlm.embedder import ModelEmbedder
 from codemlm.errors import CheckpointError
 from codemlm.eval_search import evaluate_search
 from codemlm.index import RepoIndex
-from codemlm.search import search
+from codemlm.search import SearchResult, search
 from codemlm.search_rerank import SEARCH_ENCODER_DIR, EncoderReranker, RerankSettings, has_search_encoder
 
 FIXTURE_REPO = Path(__file__).parent / "fixtures" / "multilang_repo"
@@ -213,6 +214,15 @@ def test_refreshing_the_card_for_a_new_search_encoder_keeps_the_weights_and_the_
     assert refused.returncode == 2 and "is not a model directory" in refused.stderr
 
 
+def _stage_scores(index: RepoIndex, top: list[SearchResult], weight: float,
+                  score: Callable[[list[str]], np.ndarray]) -> dict[int, float]:
+    """What one rerank stage should give ``top``: each chunk id's score plus ``weight`` times the
+    stage's own score of its indexed text, computed here from the stage's public API."""
+    rows = index.chunk_rows([r.chunk_id for r in top])
+    scores = score([rows[r.chunk_id].text for r in top])
+    return {r.chunk_id: r.score + weight * float(s) for r, s in zip(top, scores, strict=True)}
+
+
 @pytest.fixture(scope="module")
 def cross_dir(encoder_dir: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
     """``encoder_dir`` plus a search_cross/: the tiny encoder with a random head (a real scorer)."""
@@ -240,10 +250,8 @@ def test_a_shipped_cross_encoder_rescores_the_top_of_the_encoders_order_last(
     reranker = EncoderReranker.from_model_dir(cross_dir)
     assert reranker.cross is not None and reranker.cross.settings.depth == 3
     final = reranker.rerank(index, query, plain, k=20)
-    top = by_encoder[:3]
-    rows = index.chunk_rows([r.chunk_id for r in top])
-    scores = CrossScorer.from_model_dir(cross_dir).scores(query, [rows[r.chunk_id].text for r in top])
-    expected = {r.chunk_id: r.score + 1.5 * s for r, s in zip(top, scores, strict=True)}
+    cross = CrossScorer.from_model_dir(cross_dir)
+    expected = _stage_scores(index, by_encoder[:3], 1.5, lambda texts: cross.scores(query, texts))
     assert [r.chunk_id for r in final[:3]] == sorted(expected, key=lambda cid: -expected[cid])
     assert [r.score for r in final[:3]] == pytest.approx(sorted(expected.values(), reverse=True), abs=1e-4)
     assert final[3:] == by_encoder[3:]  # below the cross-encoder's depth, the encoder's order stands
@@ -345,11 +353,9 @@ def test_a_second_encoder_rereads_the_top_of_the_first_ones_order_before_the_cro
     assert without_cross.second is not None and without_cross.cross is None
     assert without_cross.second.settings == RerankSettings(weight=5.0, depth=2)
     final = without_cross.rerank(index, query, plain, k=20)
-    top = by_first[:2]
-    rows = index.chunk_rows([r.chunk_id for r in top])
     second = ModelEmbedder(load_model_dir(second_dir / SEARCH_ENCODER2_DIR), max_tokens=128)
-    cosines = second.embed_code([rows[r.chunk_id].text for r in top]) @ second.embed_query([query])[0]
-    expected = {r.chunk_id: r.score + 5.0 * c for r, c in zip(top, cosines, strict=True)}
+    expected = _stage_scores(index, by_first[:2], 5.0,
+                             lambda texts: second.embed_code(texts) @ second.embed_query([query])[0])
     assert [r.chunk_id for r in final[:2]] == sorted(expected, key=lambda cid: -expected[cid])
     assert final[2:] == by_first[2:]  # below the second encoder's depth, the first one's order stands
     everything = EncoderReranker.from_model_dir(second_dir)
