@@ -8,7 +8,8 @@
    of the shipped embedder's width (what a query costs does not depend on the values). Queries
    are embedded for real, as ``codemlm search`` embeds them (the model's static table when it
    has one, else the encoder), so query latency includes it. p50/p95 over warm queries (the matrix is loaded once, first query
-   excluded), per mode.
+   excluded), per mode; then again with the lexical side's postings held in memory, as the
+   language server holds them (``held``: load time, size, p50/p95 and the FTS5/held ratio).
 3. Query latency on real code (``--real-repo DIR``, e.g. the installed torch package, 2,285
    Python files, ~94k chunks): indexed as ``codemlm search`` indexes a repository with the
    shipped model (its static table, if it has one, as the dense side), then the same warm
@@ -126,7 +127,29 @@ def indexing_speed(embedder: Any, label: str, tmp: Path, repo: Path, embed: bool
 
 
 def warm_query_times(index: Any, modes: Sequence[str], repeats: int) -> dict[str, Any]:
-    """p50/p95 per mode over ``repeats`` rounds of QUERIES, after one query that loads the matrix."""
+    """p50/p95 per mode over ``repeats`` rounds of QUERIES, after one query that loads the matrix:
+    first with the lexical side answered by FTS5 (what one CLI search does), then, under
+    ``held``, by the postings held in memory (``codemlm.search.hold_postings``, what the
+    language server does), with what loading them cost."""
+    from codemlm.search import hold_postings
+
+    out: dict[str, Any] = _timed_modes(index, modes, repeats)
+    started = time.perf_counter()
+    held = hold_postings(index)
+    loaded = time.perf_counter() - started
+    if held:
+        postings, nbytes = index.postings_size()
+        out["held"] = {
+            "load_seconds": round(loaded, 2), "postings": postings, "megabytes": round(nbytes / 1e6, 1),
+            **_timed_modes(index, [m for m in modes if m != "dense"], repeats),
+        }
+        for mode in out["held"]:
+            if mode in out and isinstance(out["held"][mode], dict):
+                out["held"][mode]["p95_fts5_over_held"] = round(out[mode]["p95_ms"] / out["held"][mode]["p95_ms"], 1)
+    return out
+
+
+def _timed_modes(index: Any, modes: Sequence[str], repeats: int) -> dict[str, Any]:
     from codemlm.search import search
 
     out: dict[str, Any] = {}

@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["GLUED_MIN_LENGTH", "glued_words", "identifier_terms", "spelled_out_words", "split_glued", "terms_text"]
+__all__ = ["GLUED_MIN_LENGTH", "MAX_TERM_CHARS", "glued_words", "identifier_terms", "spelled_out_words", "split_glued", "terms_text"]
 
 _IDENTIFIER = re.compile(r"[^\W\d]\w*|\d+")
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 GLUED_MIN_LENGTH = 5  # shorter glued names rarely hide two words, and splitting them is mostly noise
 GLUED_MAX_LENGTH = 40  # the split is quadratic in the length; longer "names" are data, not words
 _PART_MIN_LENGTH = 2
+# Terms are cut to this many characters: longer runs are data (hashes, base64), and FTS5 cuts
+# tokens at 32 KiB of UTF-8 on its own, which would part the index from its in-memory postings.
+MAX_TERM_CHARS = 200
 
 
 def _parts(word: str) -> list[str]:
@@ -36,15 +39,17 @@ def identifier_terms(text: str) -> list[str]:
 
     ``parseHTTPResponse2`` -> ``parse http response 2 parsehttpresponse2``: the parts let a
     natural-language query match code, the joined form keeps exact identifier lookups sharp.
-    Single letters are dropped (loop variables are noise, not signal).
+    Single letters are dropped (loop variables are noise, not signal). Each term is one run of
+    word characters with no ``_`` and no ASCII capital, at most ``MAX_TERM_CHARS`` long: what
+    FTS5's ``ascii`` tokenizer keeps as one token, unchanged (see ``codemlm.bm25``).
     """
     terms: list[str] = []
     for word in _IDENTIFIER.findall(text):
         parts = _parts(word)
-        lowered = [p.lower() for p in parts if len(p) > 1 or p.isdigit()]
+        lowered = [p.lower()[:MAX_TERM_CHARS] for p in parts if len(p) > 1 or p.isdigit()]
         terms.extend(lowered)
         if len(parts) > 1:
-            terms.append("".join(parts).lower())
+            terms.append("".join(parts).lower()[:MAX_TERM_CHARS])
     return terms
 
 

@@ -8,6 +8,10 @@ identifier-split text), ``models`` and ``embeddings`` (vectors keyed by the mode
 them, so two models never mix and a run without a model discards nobody's vectors) and
 ``vocabulary`` (the repository's own words, for splitting glued names).
 
+Lexical search is FTS5's ``bm25()``; a long-lived reader (the language server) may instead hold
+every term's postings in memory (``hold_postings``, ``codemlm.bm25``), which gives the same
+scores without FTS5 walking every matching row, and catches up on each write by itself.
+
 Updates are lexical first, vectors after: each file's rows commit in one transaction
 (``BEGIN IMMEDIATE``, WAL, 30 s busy timeout), then every chunk without a vector for the
 current model is embedded in batches. A crash or Ctrl-C anywhere leaves each file fully old
@@ -32,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from codemlm import index_file
+from codemlm.bm25 import PostingsBM25, PostingsTooLarge
 from codemlm.cache import cache_dir
 from codemlm.chunking import chunk_source
 from codemlm.config import CorpusConfig
@@ -51,6 +56,7 @@ __all__ = [
     "UpdateStats",
     "default_index_path",
     "index_covering",
+    "match_expression",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,9 @@ log = logging.getLogger(__name__)
 EMBED_BATCH_CHUNKS = 64  # chunks per embedder call (and per vector transaction)
 SCAN_REPORT_EVERY = 100  # files walked between two "scanning" reports
 BUSY_TIMEOUT_SECONDS = index_file.BUSY_TIMEOUT_SECONDS
+# Postings held in memory at most (8 bytes each: ~200 MB, ~400k chunks of real code); past
+# it the index keeps answering from FTS5 alone.
+MAX_HELD_POSTINGS = 25_000_000
 
 # (done, total, what): files while the lexical rows are written, then chunks while embedding
 ProgressCallback = Callable[[int, int, str], None]
@@ -128,6 +137,11 @@ class IndexSnapshot:
     file_languages: list[str]
 
 
+def match_expression(terms: Sequence[str]) -> str:
+    """The FTS5 query matching any of ``terms``, each quoted as a phrase of its own."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms))
+
+
 def _content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
@@ -172,6 +186,9 @@ class RepoIndex:
         self._model_key: int | None = None
         self._snapshot: IndexSnapshot | None = None
         self._vocabulary: frozenset[str] | None = None
+        self._postings: PostingsBM25 | None = None  # see hold_postings
+        self._postings_weights: tuple[float, ...] | None = None
+        self._postings_at: tuple[str, int] | None = None  # (created, generation) they reflect
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -292,6 +309,8 @@ class RepoIndex:
             self.close()
             index_file.remove_index_file(self.path)
             self._snapshot, self._vocabulary = None, None
+            if self._postings is not None:
+                self._postings, self._postings_at = self._postings.emptied(), None
             self._connect(rebuild=False)
             self.rebuilt_reason = reason
             log.warning("rebuilding the search index %s: %s", self.path, reason)
@@ -342,17 +361,86 @@ class RepoIndex:
             row = self._db.execute("SELECT count(*) FROM embeddings WHERE model = ?", (self._model_key,)).fetchone()
         return int(row[0])
 
-    def lexical(self, expression: str, weights: Sequence[float], limit: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 relevance) of the chunks matching an FTS5 ``expression``, best first.
+    def lexical(self, terms: Sequence[str], weights: Sequence[float], limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 relevance) of the chunks matching any of ``terms``, best first.
         The relevance is FTS5's ``bm25()`` with column ``weights``, negated so that higher is
-        better (FTS5 gives better matches lower values)."""
-        columns = ", ".join(str(float(w)) for w in weights)
-        with self._lock, _sqlite_errors(self.path, "search"):
-            rows = self._db.execute(
-                f"SELECT rowid, bm25(chunks_fts, {columns}) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?",
-                (expression, limit),
-            ).fetchall()
+        better (FTS5 gives better matches lower values) — from the postings held in memory when
+        ``hold_postings`` was called with these weights, else from FTS5 itself."""
+        if not terms:
+            return []
+        with self._lock:
+            if self._postings_weights == tuple(float(w) for w in weights):
+                held = self._current_postings()
+                if held is not None:
+                    return held.top(terms, limit)
+            columns = ", ".join(str(float(w)) for w in weights)
+            with _sqlite_errors(self.path, "search"):
+                rows = self._db.execute(
+                    f"SELECT rowid, bm25(chunks_fts, {columns}) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?",
+                    (match_expression(terms), limit),
+                ).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def hold_postings(self, weights: Sequence[float], *, max_postings: int = MAX_HELD_POSTINGS) -> bool:
+        """Keep every term's postings in memory from now on, so ``lexical`` with these column
+        ``weights`` scores from numpy rather than FTS5 (same results; for a process that
+        searches many times: the first load reads and splits every chunk's indexed words,
+        seconds at 100k chunks; called again, it only catches up with the writes since). False,
+        and FTS5 stays in charge, past ``max_postings``."""
+        with self._lock:
+            held = self._postings
+            if held is None or held.weights != tuple(float(w) for w in weights) or held.max_postings != max_postings:
+                self._postings = PostingsBM25(weights, max_postings=max_postings)
+                self._postings_weights = self._postings.weights
+                self._postings_at = None
+            return self._current_postings() is not None  # held already: only catches up
+
+    @property
+    def holds_postings(self) -> bool:
+        return self._postings is not None
+
+    def postings_size(self) -> tuple[int, int]:
+        """(postings, bytes) held in memory; (0, 0) when none are."""
+        with self._lock:
+            held = self._postings
+            return (held.postings, held.nbytes()) if held is not None else (0, 0)
+
+    def _current_postings(self) -> PostingsBM25 | None:
+        """The held postings, brought up to the file's current generation: the chunks added
+        since (ids only grow) taken in, the removed ones dropped; all again if the file was
+        rebuilt since."""
+        held = self._postings
+        if held is None:
+            return None
+        if self._postings_at is not None and self._postings_at[1] == self.generation():
+            return held
+        started = time.perf_counter()
+        with _sqlite_errors(self.path, "read"):
+            conn = self._db
+            conn.execute("BEGIN")  # generation, ids and rows from one state of the file
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('created', 'generation')"))
+                created, generation = meta.get("created", ""), int(meta.get("generation", 0))
+                if self._postings_at is not None and self._postings_at[0] != created:
+                    held = held.emptied()  # the file was rebuilt: its chunk ids were issued anew
+                ids = conn.execute("SELECT group_concat(id) FROM chunks").fetchone()[0] or ""
+                held.keep_only(np.array(ids.split(","), dtype=np.int64) if ids else np.zeros(0, dtype=np.int64))
+                added = held.add(
+                    conn.execute(
+                        "SELECT rowid, coalesce(name, ''), coalesce(path, ''), coalesce(doc, ''), coalesce(body, '')"
+                        " FROM chunks_fts WHERE rowid > ? ORDER BY rowid",
+                        (held.max_id,),
+                    )
+                )
+            except PostingsTooLarge as exc:
+                log.info("search index %s: not holding its postings in memory (%s); FTS5 answers", self.path, exc)
+                self._postings = self._postings_weights = self._postings_at = None
+                return None
+            finally:
+                conn.execute("COMMIT")
+        self._postings, self._postings_at = held, (created, generation)
+        log.debug("postings of %s at generation %d: %d chunks added in %.3f s", self.path, generation, added, time.perf_counter() - started)
+        return held
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not chunk_ids:

@@ -27,7 +27,7 @@ __all__ = [
     "remove_index_file",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: chunk ids never reused, the ascii tokenizer, a creation stamp
 APPLICATION_ID = 0x636D6C6D  # "cmlm": PRAGMA application_id, stored in the file header
 BUSY_TIMEOUT_SECONDS = 30.0  # how long a writer waits for another process's write to finish
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -39,11 +39,11 @@ CREATE TABLE files(
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, language TEXT NOT NULL,
     content_hash TEXT NOT NULL, mtime REAL, size INTEGER NOT NULL);
 CREATE TABLE chunks(
-    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id),
+    id INTEGER PRIMARY KEY AUTOINCREMENT, file_id INTEGER NOT NULL REFERENCES files(id),
     name TEXT NOT NULL, kind TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
     start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE INDEX chunks_by_file ON chunks(file_id);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(name, path, doc, body, tokenize = 'unicode61');
+CREATE VIRTUAL TABLE chunks_fts USING fts5(name, path, doc, body, tokenize = 'ascii');
 CREATE TABLE models(id INTEGER PRIMARY KEY, model_id TEXT NOT NULL UNIQUE, dim INTEGER NOT NULL);
 CREATE TABLE embeddings(
     model INTEGER NOT NULL REFERENCES models(id), chunk_id INTEGER NOT NULL, vector BLOB NOT NULL,
@@ -205,8 +205,11 @@ def prepare_schema(
                 conn.execute(statement)
         # The generation starts at the clock, not 0: a reader that cached generation N of the
         # file before a rebuild must not mistake the rebuilt file's N for the same contents.
+        # ``created`` stays: a reader holding chunk ids learns from it that they were reissued.
         start = str(time.time_ns() // 1000)
-        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [*expected.items(), ("generation", start)])
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)", [*expected.items(), ("generation", start), ("created", start)]
+        )
         conn.execute("COMMIT")
         return reason
     except BaseException:
@@ -223,7 +226,7 @@ def _mismatch(conn: sqlite3.Connection, tables: set[str], expected: dict[str, st
         return "tables are missing"
     if meta.get("repo_root") != expected["repo_root"]:
         return f"it indexes another repository ({meta.get('repo_root')})"
-    if "generation" not in meta:
+    if "generation" not in meta or "created" not in meta:
         return "incomplete metadata"
     return None
 

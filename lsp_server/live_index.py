@@ -124,7 +124,21 @@ class LiveIndex:
             if _read_disk(root / rel_path) != text:
                 await self.update_buffer(rel_path, text)
         await self._note_our_write()
+        # Not awaited: the first search queues behind it on the search thread, nothing else does.
+        asyncio.get_running_loop().run_in_executor(self._reader, self._hold_postings, index)
         return stats
+
+    def _hold_postings(self, writer: RepoIndex) -> None:
+        """On the search thread: keep the lexical side's postings in memory (one pass over the
+        indexed words, seconds on a large workspace; after a walk, only what it changed)."""
+        from codemlm.search import hold_postings
+
+        if writer is not self._index:  # closed or reopened since the walk
+            return
+        try:
+            hold_postings(self._reading(writer))
+        except CodemlmError as exc:
+            logger.warning("search answers from the full-text index alone: %s", exc)
 
     # ------------------------------------------------------------------ editor buffers
     def buffer_opened(self, rel_path: str, text: str) -> None:

@@ -118,3 +118,18 @@ async def test_unsaved_buffers_come_back_after_another_process_reindexes(tmp_pat
         assert names[:1] == ["brand_new_unsaved_name"], names
     finally:
         live.shutdown()
+
+
+async def test_after_a_walk_the_search_thread_holds_the_postings(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    live = LiveIndex()
+    try:
+        await live.open(workspace, index_path=str(tmp_path / "index.sqlite"), embedder=None)
+        await live.update_all()
+        assert [r.name for r in await live.search("rb_push", k=3)][:1] == ["rb_push"]
+        assert live._read_index is not None and live._read_index.holds_postings
+        live.buffer_changed("fresh.py", "def freshly_typed_helper(x):\n    return x\n")
+        await asyncio.wait_for(live.flush(), 10)  # a write after the walk: taken in by the search
+        assert [r.name for r in await live.search("freshly_typed_helper", k=3)][:1] == ["freshly_typed_helper"]
+    finally:
+        live.shutdown()
