@@ -24,7 +24,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,8 +32,9 @@ __all__ = ["K1", "B", "PostingsBM25", "PostingsTooLarge"]
 
 K1 = 1.2  # FTS5's bm25() constants (fts5_aux.c)
 B = 0.75
-MAX_SEGMENTS = 8  # merge into one when a write makes more than this many
-DEAD_SHARE_TO_MERGE = 0.25  # ... or when this share of the postings belongs to removed chunks
+FLUSH_POSTINGS = 1_000_000  # postings per segment while loading: bounds the memory a load needs on top
+MAX_SMALL_SEGMENTS = 8  # smaller segments (left by edits) are merged into one past this many
+DEAD_SHARE_TO_MERGE = 0.25  # a segment is rewritten once this share of its postings is of removed chunks
 
 # (chunk id, name, path, doc, body): the four full-text columns, in the index's column order
 FullTextRow = tuple[int, str, str, str, str]
@@ -83,6 +84,28 @@ class _TermIds(dict[str, int]):
         return term
 
 
+@dataclass
+class _Batch:
+    """Rows being taken in, as flat arrays (a few bytes a posting, not a Python object)."""
+
+    terms: array[int] = field(default_factory=lambda: array("i"))
+    docs: array[int] = field(default_factory=lambda: array("i"))
+    freqs: array[float] = field(default_factory=lambda: array("f"))
+    ids: array[int] = field(default_factory=lambda: array("q"))
+    lengths: array[int] = field(default_factory=lambda: array("q"))
+    highest: int = 0
+
+
+def _merged(segments: Sequence[_Segment], alive: np.ndarray) -> _Segment:
+    """One segment holding the live postings of ``segments``."""
+    parts = [s.pairs() for s in segments]
+    terms = np.concatenate([p[0] for p in parts])
+    docs = np.concatenate([p[1] for p in parts])
+    freqs = np.concatenate([p[2] for p in parts])
+    live = alive[docs]
+    return _Segment.from_pairs(terms[live], docs[live], freqs[live])
+
+
 _NO_DOCS = np.zeros(0, dtype=np.int32)
 _NO_FREQS = np.zeros(0, dtype=np.float32)
 
@@ -92,9 +115,10 @@ class PostingsBM25:
 
     Not thread-safe: the owner (``RepoIndex``) calls it under its lock."""
 
-    def __init__(self, weights: Sequence[float], *, max_postings: int) -> None:
+    def __init__(self, weights: Sequence[float], *, max_postings: int, flush_postings: int = FLUSH_POSTINGS) -> None:
         self.weights = tuple(float(w) for w in weights)
         self.max_postings = max_postings
+        self.flush_postings = flush_postings
         self._term_ids = _TermIds()
         self._segments: list[_Segment] = []
         self._length = np.zeros(0, dtype=np.float64)  # tokens in all columns, by chunk id
@@ -107,7 +131,7 @@ class PostingsBM25:
 
     def emptied(self) -> PostingsBM25:
         """A holder like this one, holding nothing."""
-        return PostingsBM25(self.weights, max_postings=self.max_postings)
+        return PostingsBM25(self.weights, max_postings=self.max_postings, flush_postings=self.flush_postings)
 
     # ------------------------------------------------------------------ size
     @property
@@ -126,17 +150,16 @@ class PostingsBM25:
     # ------------------------------------------------------------------ writing
     def add(self, rows: Iterable[FullTextRow]) -> int:
         """Take in chunks with ids above every id held; returns how many. Raises
-        ``PostingsTooLarge`` past ``max_postings`` (the holder is then to be dropped)."""
+        ``PostingsTooLarge`` past ``max_postings`` (the holder is then to be dropped). Rows are
+        taken in batches of ``flush_postings``, each whole: what a failure leaves is consistent,
+        and ``max_id`` says where to go on."""
         w_name, w_path, w_doc, w_body = self.weights
         term_ids = self._term_ids
-        terms, docs, freqs = array("i"), array("i"), array("f")
-        lengths: list[tuple[int, int]] = []
-        budget = self.max_postings - self._postings
-        highest = self.max_id
+        batch = _Batch()
+        added = 0
         for chunk_id, name, path, doc, body in rows:
-            if chunk_id <= highest:
-                raise ValueError(f"chunk {chunk_id} is not above the highest held ({highest})")
-            highest = chunk_id
+            if chunk_id <= max(self.max_id, batch.highest):
+                raise ValueError(f"chunk {chunk_id} is not above the highest held ({max(self.max_id, batch.highest)})")
             name_words, path_words, doc_words, body_words = name.split(), path.split(), doc.split(), body.split()
             # Counted in C; the sums are FTS5's exactly while the weights are sums of powers of
             # two (search's are), whatever order FTS5 adds them in.
@@ -145,29 +168,40 @@ class PostingsBM25:
             for words, weight in ((name_words, w_name), (path_words, w_path), (doc_words, w_doc)):
                 for word in words:
                     weighted[word] = weighted.get(word, 0.0) + weight
-            terms.fromlist(list(map(term_ids.__getitem__, weighted)))  # new words get the next id
-            freqs.fromlist(list(weighted.values()))
-            docs.fromlist([chunk_id] * len(weighted))
-            lengths.append((chunk_id, len(name_words) + len(path_words) + len(doc_words) + len(body_words)))
-            if len(terms) > budget:
+            batch.terms.fromlist(list(map(term_ids.__getitem__, weighted)))  # new words get the next id
+            batch.freqs.fromlist(list(weighted.values()))
+            batch.docs.fromlist([chunk_id] * len(weighted))
+            batch.ids.append(chunk_id)
+            batch.lengths.append(len(name_words) + len(path_words) + len(doc_words) + len(body_words))
+            batch.highest = chunk_id
+            if self._postings + len(batch.terms) > self.max_postings:
                 raise PostingsTooLarge(f"more than {self.max_postings:,} postings")
-        if not lengths:
+            if len(batch.terms) >= self.flush_postings:
+                added += self._take(batch)
+                batch = _Batch()
+        added += self._take(batch)
+        self._maybe_merge()
+        return added
+
+    def _take(self, batch: _Batch) -> int:
+        if not batch.ids:
             return 0
-        ids = np.fromiter((c for c, _ in lengths), dtype=np.int64, count=len(lengths))
-        sizes = np.fromiter((n for _, n in lengths), dtype=np.float64, count=len(lengths))
-        self._grow(highest + 1)
+        ids = np.frombuffer(batch.ids, dtype=np.int64)
+        sizes = np.frombuffer(batch.lengths, dtype=np.int64).astype(np.float64)
+        self._grow(batch.highest + 1)
         self._length[ids] = sizes
         self._alive[ids] = True
-        self._rows += len(lengths)
+        self._rows += ids.size
         self._tokens += int(sizes.sum())
-        self.max_id = highest
+        self.max_id = batch.highest
         segment = _Segment.from_pairs(
-            np.frombuffer(terms, dtype=np.int32), np.frombuffer(docs, dtype=np.int32), np.frombuffer(freqs, dtype=np.float32)
+            np.frombuffer(batch.terms, dtype=np.int32),
+            np.frombuffer(batch.docs, dtype=np.int32),
+            np.frombuffer(batch.freqs, dtype=np.float32),
         )
         self._segments.append(segment)
         self._postings += segment.docs.size
-        self._maybe_merge()
-        return len(lengths)
+        return int(ids.size)
 
     def keep_only(self, chunk_ids: np.ndarray) -> int:
         """Mark every held chunk not in ``chunk_ids`` removed; returns how many were."""
@@ -180,7 +214,6 @@ class PostingsBM25:
         self._alive[gone] = False
         self._rows -= int(gone.size)
         self._tokens -= int(self._length[gone].sum())
-        self._dead_postings = sum(int(np.count_nonzero(~self._alive[s.docs])) for s in self._segments)
         self._maybe_merge()
         return int(gone.size)
 
@@ -192,17 +225,22 @@ class PostingsBM25:
         self._alive = np.concatenate([self._alive, np.zeros(capacity - self._alive.size, dtype=bool)])
 
     def _maybe_merge(self) -> None:
-        if len(self._segments) <= MAX_SEGMENTS and self._dead_postings <= DEAD_SHARE_TO_MERGE * max(self._postings, 1):
-            return
-        parts = [s.pairs() for s in self._segments]
-        terms = np.concatenate([p[0] for p in parts])
-        docs = np.concatenate([p[1] for p in parts])
-        freqs = np.concatenate([p[2] for p in parts])
-        live = self._alive[docs]
-        merged = _Segment.from_pairs(terms[live], docs[live], freqs[live])
-        self._segments = [merged]
-        self._postings = int(merged.docs.size)
-        self._dead_postings = 0
+        """A segment mostly of removed chunks is rewritten without them; the small segments
+        that edits leave behind are merged into one once there are more than
+        ``MAX_SMALL_SEGMENTS``. Memory for either is that of the segments at hand, never all."""
+        segments = []
+        for segment in self._segments:
+            dead = int(np.count_nonzero(~self._alive[segment.docs]))
+            if dead > DEAD_SHARE_TO_MERGE * segment.docs.size:
+                segment = _merged([segment], self._alive)
+            if segment.docs.size:
+                segments.append(segment)
+        small = [s for s in segments if s.docs.size < self.flush_postings]
+        if len(small) > MAX_SMALL_SEGMENTS:
+            segments = [s for s in segments if s.docs.size >= self.flush_postings] + [_merged(small, self._alive)]
+        self._segments = segments
+        self._postings = sum(int(s.docs.size) for s in segments)
+        self._dead_postings = sum(int(np.count_nonzero(~self._alive[s.docs])) for s in segments)
 
     # ------------------------------------------------------------------ reading
     def top(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:

@@ -181,7 +181,9 @@ def prepare_schema(
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         reason = _mismatch(conn, tables, expected) if tables else "the index is empty"
         if reason:
-            raise IndexStoreError(f"the read-only index cannot be used as it is: {reason}")
+            raise IndexStoreError(
+                f"the read-only index cannot be used as it is: {reason}; run `codemlm index` on the repository to rebuild it"
+            )
         return None
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -221,7 +223,10 @@ def prepare_schema(
 def _mismatch(conn: sqlite3.Connection, tables: set[str], expected: dict[str, str]) -> str | None:
     meta = dict(conn.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
     if meta.get("schema_version") != expected["schema_version"]:
-        return f"schema version {meta.get('schema_version')} != {expected['schema_version']}"
+        return (
+            f"schema version {meta.get('schema_version')} != {expected['schema_version']}"
+            " (made by another version of codemlm)"
+        )
     if not set(TABLES) <= tables:
         return "tables are missing"
     if meta.get("repo_root") != expected["repo_root"]:

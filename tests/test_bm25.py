@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_index import write_repo
 
-from codemlm.bm25 import MAX_SEGMENTS, PostingsBM25
+from codemlm.bm25 import MAX_SMALL_SEGMENTS, PostingsBM25
 from codemlm.identifiers import MAX_TERM_CHARS, identifier_terms, terms_text
 from codemlm.index import RepoIndex, match_expression
 from codemlm.search import hold_postings, query_terms, search
@@ -48,13 +48,14 @@ row = st.tuples(column, column, column, column)
     weights=st.sampled_from([SEARCH_WEIGHTS, (1.0, 1.0, 1.0, 1.0), (2.0, 0.5, 1.0, 3.0)]),
     limit=st.integers(1, 12),
     batch=st.integers(1, 7),
+    flush=st.sampled_from([1, 5, 40, 1_000_000]),
 )
-def test_scores_are_fts5s_own_through_adds_and_removals(first, later, removed, queries, weights, limit, batch) -> None:
+def test_scores_are_fts5s_own_through_adds_and_removals(first, later, removed, queries, weights, limit, batch, flush) -> None:
     conn, columns = _fts_table(weights)
-    held = PostingsBM25(weights, max_postings=10_000)
+    held = PostingsBM25(weights, max_postings=10_000, flush_postings=flush)
     rows = [(i, *r) for i, r in enumerate(first, start=1)]
     conn.executemany("INSERT INTO t(rowid, name, path, doc, body) VALUES (?, ?, ?, ?, ?)", rows)
-    for start in range(0, len(rows), batch):  # several segments, merged past MAX_SEGMENTS
+    for start in range(0, len(rows), batch):  # several segments, small ones merged past MAX_SMALL_SEGMENTS
         held.add(rows[start : start + batch])
     conn.executemany("DELETE FROM t WHERE rowid = ?", [(i,) for i in removed])
     held.keep_only(np.array([r[0] for r in rows if r[0] not in removed], dtype=np.int64))
@@ -68,9 +69,9 @@ def test_scores_are_fts5s_own_through_adds_and_removals(first, later, removed, q
 
 def test_segments_merge_and_drop_the_removed() -> None:
     held = PostingsBM25(SEARCH_WEIGHTS, max_postings=10_000)
-    for i in range(1, MAX_SEGMENTS + 2):
+    for i in range(1, MAX_SMALL_SEGMENTS + 2):
         held.add([(i, "parse", "", "", "config file")])
-    assert held.postings == 3 * (MAX_SEGMENTS + 1)  # one segment now, all live
+    assert held.postings == 3 * (MAX_SMALL_SEGMENTS + 1)  # one segment now, all live
     held.keep_only(np.array([1, 2], dtype=np.int64))
     assert held.rows == 2 and held.postings == 6  # most postings were dead: merged away
     assert [c for c, _ in held.top(["parse"], 10)] == [1, 2]

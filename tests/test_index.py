@@ -446,6 +446,8 @@ def test_schema_version_and_repo_mismatches_rebuild(repo: Path, index_file: Path
         with contextlib.closing(inspect(index)) as conn:
             conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
             conn.commit()
+    with pytest.raises(IndexStoreError, match=r"another version of codemlm.*run `codemlm index`"):
+        RepoIndex.open(repo, index_path=index_file, read_only=True)  # --no-update: says how to mend it
     with RepoIndex.open(repo, index_path=index_file) as index:
         assert "schema version" in (index.rebuilt_reason or "")
         index.update()
