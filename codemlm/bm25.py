@@ -251,7 +251,7 @@ class PostingsBM25:
             return []
         n_rows, avgdl = float(self._rows), self._tokens / self._rows
         scores = np.zeros(self._alive.size, dtype=np.float64)
-        touched: list[np.ndarray] = []
+        matched = np.zeros(self._alive.size, dtype=bool)
         for word in dict.fromkeys(terms):
             term = self._term_ids.get(word)
             if term is None:
@@ -265,10 +265,10 @@ class PostingsBM25:
             # fts5_aux.c: score += aIDF[i] * ((aFreq[i] * (k1 + 1.0)) / (aFreq[i] + k1 * (1 - b + b * D / avgdl)))
             f = freqs.astype(np.float64)
             scores[docs] += idf * ((f * (K1 + 1.0)) / (f + K1 * (1 - B + B * self._length[docs] / avgdl)))
-            touched.append(docs)
-        if not touched:
+            matched[docs] = True
+        found = np.flatnonzero(matched)  # ascending chunk ids
+        if found.size == 0:
             return []
-        found = np.unique(np.concatenate(touched))
         found_scores = scores[found]
         if found.size > limit:
             keep = np.argpartition(-found_scores, limit - 1)[:limit]

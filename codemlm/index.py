@@ -442,14 +442,17 @@ class RepoIndex:
         log.debug("postings of %s at generation %d: %d chunks added in %.3f s", self.path, generation, added, time.perf_counter() - started)
         return held
 
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+    def chunk_rows(self, chunk_ids: Sequence[int], *, with_text: bool = True) -> dict[int, ChunkRow]:
+        """The rows of the chunks still there; ``with_text=False`` leaves every ``text`` empty
+        (ranking a search's candidates reads their names and paths only)."""
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
+        text = "chunks.text" if with_text else "''"
         with self._lock, _sqlite_errors(self.path, "read"):
             rows = self._db.execute(
                 "SELECT chunks.id, files.path, chunks.name, chunks.kind, files.language, chunks.start_line,"
-                " chunks.end_line, chunks.text FROM chunks JOIN files ON files.id = chunks.file_id"
+                f" chunks.end_line, {text} FROM chunks JOIN files ON files.id = chunks.file_id"
                 f" WHERE chunks.id IN ({marks})",
                 list(chunk_ids),
             ).fetchall()

@@ -15,8 +15,9 @@ held-out sets).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import PurePosixPath
 
 from codemlm.identifiers import identifier_terms
@@ -50,6 +51,21 @@ class Query:
     terms: tuple[str, ...]
     symbol: str | None  # the name a symbol query asks for, lower case, without qualifier
 
+    # Worked out once per query, not once per candidate (a search reranks 100-200).
+    @cached_property
+    def content(self) -> tuple[str, ...]:
+        """The terms but numbers."""
+        return tuple(t for t in self.terms if not t.isdigit())
+
+    @cached_property
+    def content_set(self) -> frozenset[str]:
+        return frozenset(self.content)
+
+    @cached_property
+    def cover_words(self) -> tuple[frozenset[str], frozenset[str]]:
+        """``name_cover``'s view of the content: its words of two letters or more, and their stems."""
+        return _cover_words(self.content)
+
 
 def classify_query(query: str) -> Query:
     """Symbol-like when the whole query is one identifier (optionally qualified, optionally with
@@ -63,7 +79,7 @@ def classify_query(query: str) -> Query:
 
 
 # The factors are pure functions of strings that recur in every query (each candidate's path
-# and name), so they are cached: reranking 100-200 candidates stays well under a millisecond.
+# and name), so they are cached.
 _CACHE = 1 << 16
 
 
@@ -109,11 +125,18 @@ def name_cover(query_terms: tuple[str, ...] | list[str], name: str) -> float:
     """The share of ``name``'s words (its identifier parts, stemmed) that the query holds; a
     glued word of the name (``isdown``, ``getencoding``) counts when it is made of query words,
     in any order (``encoding to get``)."""
+    return _cover_share(name, *_cover_words(query_terms))
+
+
+def _cover_words(query_terms: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    terms = frozenset(t for t in query_terms if len(t) > 1)
+    return terms, frozenset(stem(t) for t in terms)
+
+
+def _cover_share(name: str, terms: frozenset[str], said: frozenset[str]) -> float:
     parts = _name_words(name)
     if not parts:
         return 0.0
-    terms = {t for t in query_terms if len(t) > 1}
-    said = {stem(t) for t in terms}
     return sum(stem(w) in said or _made_of(w, terms) for w in parts) / len(parts)
 
 
@@ -132,10 +155,13 @@ def _name_words(name: str) -> tuple[str, ...]:
     return tuple(t for t in parts if not t.isdigit())
 
 
-def _made_of(word: str, terms: set[str]) -> bool:
+def _made_of(word: str, terms: frozenset[str]) -> bool:
     """Whether ``word`` is two or more of ``terms`` glued together (word-break over the query's
     own words)."""
     if len(word) < 4 or not terms:
+        return False
+    # Most words of most names start or end with no query word: answered without the table.
+    if not any(word.startswith(t) for t in terms) or not any(word.endswith(t) for t in terms):
         return False
     longest = max(map(len, terms))
     pieces = [0] * (len(word) + 1)  # pieces[i]: fewest terms that make word[:i] (0: none do, but pieces[0])
@@ -155,9 +181,8 @@ def rerank_factor(query: Query, path: str, kind: str, name: str) -> float:
     definition = kind != "block"
     if not definition:
         return factor * BLOCK_FACTOR
-    content = [t for t in query.terms if not t.isdigit()]
     if query.symbol is not None and name.lower() == query.symbol:
         factor *= EXACT_NAME_FACTOR
-    elif content and set(content) <= _name_terms(name):
+    elif query.content and query.content_set <= _name_terms(name):
         factor *= NAME_HAS_TERMS_FACTOR  # the name says all the query says ...
-    return factor * (1.0 + NAME_COVER_BOOST * name_cover(content, name))  # ... and the query all the name says
+    return factor * (1.0 + NAME_COVER_BOOST * _cover_share(name, *query.cover_words))  # ... and the query all the name says

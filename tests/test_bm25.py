@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_index import write_repo
+from test_index import HashingEmbedder, write_repo
 
 from codemlm.bm25 import MAX_SMALL_SEGMENTS, PostingsBM25
 from codemlm.identifiers import MAX_TERM_CHARS, identifier_terms, terms_text
@@ -162,3 +162,15 @@ def test_too_many_postings_leaves_fts5_in_charge(two_handles) -> None:
     _, writer, reader = two_handles
     assert reader.hold_postings(SEARCH_WEIGHTS, max_postings=5) is False
     _same_as_fts5(writer, reader)
+
+
+def test_hybrid_answers_the_same_from_held_postings(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path / "repo")
+    embedder = HashingEmbedder(dim=64)
+    with RepoIndex.open(repo, index_path=tmp_path / "index.sqlite", embedder=embedder) as writer:
+        writer.update()
+        with RepoIndex.open(repo, index_path=writer.path, embedder=embedder, embed=True, read_only=True) as reader:
+            plain = [search(reader, q) for q in QUERIES]
+            assert hold_postings(reader)
+            assert [search(reader, q) for q in QUERIES] == plain
+            assert any(r.dense_rank is not None for results in plain for r in results)
