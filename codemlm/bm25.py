@@ -34,6 +34,7 @@ K1 = 1.2  # FTS5's bm25() constants (fts5_aux.c)
 B = 0.75
 FLUSH_POSTINGS = 1_000_000  # postings per segment while loading: bounds the memory a load needs on top
 MAX_SMALL_SEGMENTS = 8  # smaller segments (left by edits) are merged into one past this many
+MAX_CHUNK_ID = 100_000_000  # ids only grow (every re-indexed file takes new ones); 9 bytes each are held
 DEAD_SHARE_TO_MERGE = 0.25  # a segment is rewritten once this share of its postings is of removed chunks
 
 # (chunk id, name, path, doc, body): the four full-text columns, in the index's column order
@@ -160,6 +161,8 @@ class PostingsBM25:
         for chunk_id, name, path, doc, body in rows:
             if chunk_id <= max(self.max_id, batch.highest):
                 raise ValueError(f"chunk {chunk_id} is not above the highest held ({max(self.max_id, batch.highest)})")
+            if chunk_id > MAX_CHUNK_ID:  # arrays are indexed by chunk id: a damaged file must not size them
+                raise PostingsTooLarge(f"chunk id {chunk_id} is above {MAX_CHUNK_ID:,}")
             name_words, path_words, doc_words, body_words = name.split(), path.split(), doc.split(), body.split()
             # Counted in C; the sums are FTS5's exactly while the weights are sums of powers of
             # two (search's are), whatever order FTS5 adds them in.

@@ -187,8 +187,8 @@ class RepoIndex:
         self._snapshot: IndexSnapshot | None = None
         self._vocabulary: frozenset[str] | None = None
         self._postings: PostingsBM25 | None = None  # see hold_postings
-        self._postings_weights: tuple[float, ...] | None = None
         self._postings_at: tuple[str, int] | None = None  # (created, generation) they reflect
+        self._postings_refused: tuple[tuple[float, ...], int] | None = None  # (weights, max_postings) found too many
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -369,7 +369,7 @@ class RepoIndex:
         if not terms:
             return []
         with self._lock:
-            if self._postings_weights == tuple(float(w) for w in weights):
+            if self._postings is not None and self._postings.weights == tuple(float(w) for w in weights):
                 held = self._current_postings()
                 if held is not None:
                     return held.top(terms, limit)
@@ -386,14 +386,18 @@ class RepoIndex:
         ``weights`` scores from numpy rather than FTS5 (same results; for a process that
         searches many times: the first load reads and splits every chunk's indexed words,
         seconds at 100k chunks; called again, it only catches up with the writes since). False,
-        and FTS5 stays in charge, past ``max_postings``."""
+        and FTS5 stays in charge, past ``max_postings`` (and from then on for this handle)."""
+        wanted = (tuple(float(w) for w in weights), max_postings)
         with self._lock:
+            if self._postings_refused == wanted:
+                return False  # once too many for this handle: not loaded again after every walk
             held = self._postings
-            if held is None or held.weights != tuple(float(w) for w in weights) or held.max_postings != max_postings:
-                self._postings = PostingsBM25(weights, max_postings=max_postings)
-                self._postings_weights = self._postings.weights
-                self._postings_at = None
-            return self._current_postings() is not None  # held already: only catches up
+            if held is None or (held.weights, held.max_postings) != wanted:
+                self._postings, self._postings_at = PostingsBM25(weights, max_postings=max_postings), None
+            if self._current_postings() is None:
+                self._postings_refused = wanted
+                return False
+            return True  # held already: it only caught up
 
     @property
     def holds_postings(self) -> bool:
@@ -434,7 +438,7 @@ class RepoIndex:
                 )
             except PostingsTooLarge as exc:
                 log.info("search index %s: not holding its postings in memory (%s); FTS5 answers", self.path, exc)
-                self._postings = self._postings_weights = self._postings_at = None
+                self._postings = self._postings_at = None
                 return None
             finally:
                 conn.execute("COMMIT")

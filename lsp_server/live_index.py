@@ -139,6 +139,8 @@ class LiveIndex:
             hold_postings(self._reading(writer))
         except CodemlmError as exc:
             logger.warning("search answers from the full-text index alone: %s", exc)
+        except Exception:  # MemoryError and the like: a speed-up lost, never the server
+            logger.exception("search answers from the full-text index alone")
 
     # ------------------------------------------------------------------ editor buffers
     def buffer_opened(self, rel_path: str, text: str) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_index import HashingEmbedder, write_repo
 
-from codemlm.bm25 import MAX_SMALL_SEGMENTS, PostingsBM25
+from codemlm.bm25 import MAX_CHUNK_ID, MAX_SMALL_SEGMENTS, PostingsBM25, PostingsTooLarge
 from codemlm.identifiers import MAX_TERM_CHARS, identifier_terms, terms_text
 from codemlm.index import RepoIndex, match_expression
 from codemlm.search import hold_postings, query_terms, search
@@ -82,6 +82,15 @@ def test_adding_an_id_at_or_below_the_held_ones_is_refused() -> None:
     held.add([(3, "a", "", "", "")])
     with pytest.raises(ValueError):
         held.add([(3, "b", "", "", "")])
+
+
+def test_limits_are_kept_before_anything_is_sized() -> None:
+    held = PostingsBM25(SEARCH_WEIGHTS, max_postings=3)
+    with pytest.raises(PostingsTooLarge):  # a damaged file's rowid must not size the arrays
+        held.add([(MAX_CHUNK_ID + 1, "a", "", "", "")])
+    with pytest.raises(PostingsTooLarge):
+        held.add([(1, "a b", "", "", "c d")])
+    assert held.rows == 0 and held.top(["a"], 5) == []
 
 
 @settings(max_examples=100, deadline=None)
@@ -161,7 +170,10 @@ def test_chunk_ids_are_never_reissued(two_handles) -> None:
 def test_too_many_postings_leaves_fts5_in_charge(two_handles) -> None:
     _, writer, reader = two_handles
     assert reader.hold_postings(SEARCH_WEIGHTS, max_postings=5) is False
+    assert not reader.holds_postings
     _same_as_fts5(writer, reader)
+    assert reader.hold_postings(SEARCH_WEIGHTS, max_postings=5) is False  # still refused, at once
+    assert reader.hold_postings(SEARCH_WEIGHTS) is True
 
 
 def test_hybrid_answers_the_same_from_held_postings(tmp_path: Path) -> None:
