@@ -383,6 +383,14 @@ def test_a_second_encoder_is_weighed_after_the_installed_one_and_installed_besid
     assert load_model_dir(target / SEARCH_ENCODER2_DIR).summary["search_rerank_validation"] == {"mrr": 0.6}
 
 
+def test_a_replaced_stage_names_the_later_ones_weighed_on_the_old_order(second_dir: Path) -> None:
+    from training.search_encoder import stale_stages
+
+    first = stale_stages(second_dir, second=False)  # the first encoder replaced: both later stages stale
+    assert len(first) == 2 and "--second" in first[0] and "train it again" in first[1]
+    assert [line.split()[-1] for line in stale_stages(second_dir, second=True)] == ["training.search_cross"]
+
+
 def test_a_broken_second_encoder_fails_the_load_in_one_line(
     second_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

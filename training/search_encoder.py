@@ -34,6 +34,7 @@ from codemlm.search_rerank import (
     SEARCH_ENCODER_DIR,
     EncoderReranker,
     RerankSettings,
+    has_search_encoder,
     rescore,
 )
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from codemlm.search import SearchResult
 
 __all__ = ["choose", "install", "labelled_grid", "main", "reciprocal_rank", "rerank_grid", "second_opinion",
-           "validation_searches"]
+           "stale_stages", "validation_searches"]
 
 
 def validation_searches(model_dir: Path, work: Path, depth: int,
@@ -124,6 +125,22 @@ def install(encoder: Path, model_dir: Path, settings: RerankSettings, validation
     return save_model_dir(model_dir / folder, loaded.model, loaded.tokenizer, summary=summary, dtype="float16")
 
 
+def stale_stages(model_dir: Path, *, second: bool) -> list[str]:
+    """What the model directory ships after the stage just installed, each chosen on the order
+    before it, and so to be weighed (or trained) again: one line each."""
+    stale = []
+    if not second and has_search_encoder(model_dir, SEARCH_ENCODER2_DIR):  # weighed after the encoder just replaced
+        stale.append(f"{model_dir / SEARCH_ENCODER2_DIR} was weighed on the order of the search encoder just replaced; "
+                     "rerun training.search_encoder --second")
+    if has_cross_encoder(model_dir) and second:  # its weight was chosen on the old order
+        stale.append(f"{model_dir / SEARCH_CROSS_DIR} was weighed on the order before this second encoder; "
+                     "rerun training.search_cross")
+    elif has_cross_encoder(model_dir):  # it was trained and weighed against the encoder just replaced
+        stale.append(f"{model_dir / SEARCH_CROSS_DIR} was trained against the previous search encoder; "
+                     "train it again (search-cross.yaml) and rerun training.search_cross")
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.search_encoder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", type=Path, required=True, help="the contrastive stage's model directory")
@@ -168,12 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             path = install(args.encoder, args.model_dir, RerankSettings(weight=weight, depth=depth), validation,
                            second=args.second)
             print(f"search_encoder: installed {path}", file=sys.stderr)
-            if has_cross_encoder(args.model_dir) and args.second:  # its weight was chosen on the old order
-                print(f"search_encoder: {args.model_dir / SEARCH_CROSS_DIR} was weighed on the order before this "
-                      "second encoder; rerun training.search_cross", file=sys.stderr)
-            elif has_cross_encoder(args.model_dir):  # it was trained and weighed against the encoder just replaced
-                print(f"search_encoder: {args.model_dir / SEARCH_CROSS_DIR} was trained against the previous search "
-                      "encoder; train it again (search-cross.yaml) and rerun training.search_cross", file=sys.stderr)
+            for stale in stale_stages(args.model_dir, second=args.second):
+                print(f"search_encoder: {stale}", file=sys.stderr)
     except CodemlmError as exc:
         print(f"search_encoder: {exc}", file=sys.stderr)
         return 2
