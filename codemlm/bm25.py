@@ -55,6 +55,9 @@ class _Segment:
     offsets: np.ndarray  # Int64[T + 1]
     docs: np.ndarray  # Int32[P], chunk ids
     freqs: np.ndarray  # Float32[P]: sums of column weights, exact in float32
+    lo: int = 0  # the lowest and highest chunk id in it: a removal elsewhere leaves it alone
+    hi: int = -1
+    dead: int = 0  # postings of removed chunks
 
     @classmethod
     def from_pairs(cls, terms: np.ndarray, docs: np.ndarray, freqs: np.ndarray) -> _Segment:
@@ -63,7 +66,9 @@ class _Segment:
         terms, docs, freqs = terms[order], docs[order], freqs[order]
         starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]]) if terms.size else np.zeros(0, np.int64)
         offsets = np.r_[starts, terms.size].astype(np.int64)
-        return cls(terms[starts].astype(np.int32), offsets, docs.astype(np.int32, copy=False), freqs.astype(np.float32, copy=False))
+        docs, freqs = docs.astype(np.int32, copy=False), freqs.astype(np.float32, copy=False)
+        lo, hi = (int(docs.min()), int(docs.max())) if docs.size else (0, -1)
+        return cls(terms[starts].astype(np.int32), offsets, docs, freqs, lo, hi)
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         i = int(np.searchsorted(self.terms, term))
@@ -127,7 +132,6 @@ class PostingsBM25:
         self._rows = 0  # live chunks
         self._tokens = 0  # tokens of the live chunks
         self._postings = 0  # held, live or dead
-        self._dead_postings = 0
         self.max_id = 0
 
     def emptied(self) -> PostingsBM25:
@@ -217,6 +221,9 @@ class PostingsBM25:
         self._alive[gone] = False
         self._rows -= int(gone.size)
         self._tokens -= int(self._length[gone].sum())
+        for segment in self._segments:
+            if np.searchsorted(gone, segment.hi, "right") > np.searchsorted(gone, segment.lo, "left"):
+                segment.dead = int(np.count_nonzero(~self._alive[segment.docs]))
         self._maybe_merge()
         return int(gone.size)
 
@@ -233,8 +240,7 @@ class PostingsBM25:
         ``MAX_SMALL_SEGMENTS``. Memory for either is that of the segments at hand, never all."""
         segments = []
         for segment in self._segments:
-            dead = int(np.count_nonzero(~self._alive[segment.docs]))
-            if dead > DEAD_SHARE_TO_MERGE * segment.docs.size:
+            if segment.dead > DEAD_SHARE_TO_MERGE * segment.docs.size:
                 segment = _merged([segment], self._alive)
             if segment.docs.size:
                 segments.append(segment)
@@ -243,7 +249,6 @@ class PostingsBM25:
             segments = [s for s in segments if s.docs.size >= self.flush_postings] + [_merged(small, self._alive)]
         self._segments = segments
         self._postings = sum(int(s.docs.size) for s in segments)
-        self._dead_postings = sum(int(np.count_nonzero(~self._alive[s.docs])) for s in segments)
 
     # ------------------------------------------------------------------ reading
     def top(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
@@ -283,12 +288,15 @@ class PostingsBM25:
         return [(int(found[i]), float(found_scores[i])) for i in order]
 
     def _live_postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
-        parts = [s.postings(term) for s in self._segments]
+        parts = []
+        for segment in self._segments:
+            docs, freqs = segment.postings(term)
+            if segment.dead and docs.size:
+                live = self._alive[docs]
+                docs, freqs = docs[live], freqs[live]
+            parts.append((docs, freqs))
+        if len(parts) == 1:
+            return parts[0]
         if not parts:
             return _NO_DOCS, _NO_FREQS
-        docs = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        freqs = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        if self._dead_postings:
-            live = self._alive[docs]
-            docs, freqs = docs[live], freqs[live]
-        return docs, freqs
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -142,6 +142,16 @@ def match_expression(terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms))
 
 
+def _id_array(listed: str) -> np.ndarray:
+    """``"1,2,5"`` as an Int64 array: numpy's text parser, ~10x ``int()`` over 100k ids."""
+    if not listed:
+        return np.zeros(0, dtype=np.int64)
+    ids = np.fromstring(listed, dtype=np.int64, sep=",")
+    if ids.size != listed.count(",") + 1:  # it stops at what it cannot read
+        raise IndexDamagedError(f"a chunk id that is not a number in {listed[:40]!r}…")
+    return ids
+
+
 def _content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
@@ -427,8 +437,7 @@ class RepoIndex:
                 created, generation = meta.get("created", ""), int(meta.get("generation", 0))
                 if self._postings_at is not None and self._postings_at[0] != created:
                     held = held.emptied()  # the file was rebuilt: its chunk ids were issued anew
-                ids = conn.execute("SELECT group_concat(id) FROM chunks").fetchone()[0] or ""
-                held.keep_only(np.array(ids.split(","), dtype=np.int64) if ids else np.zeros(0, dtype=np.int64))
+                held.keep_only(_id_array(conn.execute("SELECT group_concat(id) FROM chunks").fetchone()[0] or ""))
                 added = held.add(
                     conn.execute(
                         "SELECT rowid, coalesce(name, ''), coalesce(path, ''), coalesce(doc, ''), coalesce(body, '')"
