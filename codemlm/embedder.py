@@ -159,8 +159,8 @@ class ModelEmbedder:
         # Lone surrogates (undecodable bytes from a command line or a broken file) cannot be tokenized.
         texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         ids = [
-            [self.tokenizer.cls_id, *enc[:body].tolist(), self.tokenizer.sep_id]
-            for enc in self.tokenizer.encode_ids_batch(texts)
+            [self.tokenizer.cls_id, *enc.tolist(), self.tokenizer.sep_id]
+            for enc in self.tokenizer.encode_ids_heads(texts, body)  # a long chunk's head only: same ids
         ]
         # Batch similar lengths together so short chunks do not pay for a long neighbour's padding.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))

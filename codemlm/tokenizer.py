@@ -15,6 +15,7 @@ module guarantees two things for any text:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,23 @@ PRETOKENIZE_PATTERN = (
     r"|\s+(?!\S)"
     r"|\s+"
 )
+
+# A line start whose indentation is spaces and tabs only and whose line is not blank: every
+# piece of PRETOKENIZE_PATTERN ends at or before it, in any text that goes on from there (the
+# newline group before it cannot reach past the indentation, nothing else crosses a newline),
+# so a text cut there tokenizes to the whole text's first tokens. tests/test_tokenizer.py
+# holds encode_ids_heads to that.
+_SAFE_CUT = re.compile(r"\n(?=[ \t]*[^\s])")
+_HEAD_CHARS_PER_TOKEN = 8  # code runs ~4 bytes a token here: a head this long rarely falls short
+
+
+def _head(text: str, chars: int) -> str:
+    """``text`` cut at the first safe line start at or after ``chars`` characters (whole if none)."""
+    if len(text) <= chars:
+        return text
+    found = _SAFE_CUT.search(text, chars - 1)
+    return text if found is None else text[: found.end()]
+
 
 # The printable stand-ins ByteLevel uses for the 256 byte values (GPT-2's table).
 _BYTE_ALPHABET = "".join(sorted(pre_tokenizers.ByteLevel.alphabet()))
@@ -176,6 +194,19 @@ class CodeTokenizer:
     def encode_ids_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids only (Int32 arrays): the fast path for building datasets."""
         return [np.asarray(e.ids, dtype=np.int32) for e in self._encode_batch(texts)]
+
+    def encode_ids_heads(self, texts: Sequence[str], max_tokens: int) -> list[np.ndarray]:
+        """``encode_ids_batch(texts)[i][:max_tokens]`` for each text, tokenizing only a head of
+        each long one: cut where no pre-tokenizer piece can cross (``_head``), so the head's
+        tokens are the whole text's first tokens; a head that holds too few is redone whole."""
+        if max_tokens < 1:
+            return [np.zeros(0, dtype=np.int32) for _ in texts]
+        heads = [_head(text, max_tokens * _HEAD_CHARS_PER_TOKEN) for text in texts]
+        encoded = self.encode_ids_batch(heads)
+        short = [i for i, ids in enumerate(encoded) if len(ids) < max_tokens and len(heads[i]) < len(texts[i])]
+        for i, ids in zip(short, self.encode_ids_batch([texts[i] for i in short]), strict=True):
+            encoded[i] = ids
+        return [ids[:max_tokens] for ids in encoded]
 
     def _encode_batch(self, texts: Sequence[str]) -> list[Any]:
         # Offsets come from byte lengths, so tokenizers' own (character) offsets are not

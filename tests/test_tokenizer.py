@@ -232,3 +232,45 @@ def test_name_ids_map_a_leading_space_away(tokenizer: CodeTokenizer) -> None:
     # Every mapping drops exactly one leading space.
     for token_id in np.flatnonzero(names != np.arange(tokenizer.vocab_size)).tolist():
         assert tokenizer.token_bytes(token_id) == b" " + tokenizer.token_bytes(int(names[token_id]))
+
+
+# Longer texts with indented lines, blank lines of spaces, CRLF and odd whitespace around the
+# newlines: where a head could be cut.
+line_texts = st.lists(
+    st.tuples(st.sampled_from(["", " ", "    ", "\t", "  \t", "\u00a0", "\x1c", " \r"]), texts,
+              st.sampled_from(["\n", "\r\n", "\n\n", "  \n", "\n \n"])).map("".join),
+    max_size=30,
+).map("".join)
+SHIPPED_TOKENIZER = Path(__file__).parent.parent / "codemlm" / "default_model" / "tokenizer.json"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(line_texts, min_size=1, max_size=4), max_tokens=st.integers(0, 40), shipped=st.booleans())
+def test_heads_are_the_first_tokens_of_the_whole_text(
+    tokenizer: CodeTokenizer, batch: list[str], max_tokens: int, shipped: bool
+) -> None:
+    used = CodeTokenizer.from_file(SHIPPED_TOKENIZER) if shipped else tokenizer
+    whole = [ids[:max_tokens].tolist() for ids in used.encode_ids_batch(batch)]
+    assert [ids.tolist() for ids in used.encode_ids_heads(batch, max_tokens)] == whole
+
+
+def test_heads_of_real_code_are_the_first_tokens(tokenizer: CodeTokenizer) -> None:
+    shipped = CodeTokenizer.from_file(SHIPPED_TOKENIZER)
+    sources = fixture_texts() + [p.read_text(encoding="utf-8") for p in sorted(Path(np.__file__).parent.glob("*.py"))]
+    for max_tokens in (8, 126, 500):
+        heads = shipped.encode_ids_heads(sources, max_tokens)
+        assert [h.tolist() for h in heads] == [ids[:max_tokens].tolist() for ids in shipped.encode_ids_batch(sources)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=line_texts, shipped=st.booleans())
+def test_every_head_cut_keeps_the_whole_texts_first_tokens(tokenizer: CodeTokenizer, text: str, shipped: bool) -> None:
+    """The invariant itself, at every place ``_head`` may cut (a head near max_tokens long is
+    where a wrong cut would show)."""
+    from codemlm.tokenizer import _head
+
+    used = CodeTokenizer.from_file(SHIPPED_TOKENIZER) if shipped else tokenizer
+    whole = used.encode(text).ids
+    heads = sorted({_head(text, chars) for chars in range(1, len(text) + 1)}, key=len)
+    for head, ids in zip(heads, used.encode_ids_batch(heads), strict=True):
+        assert ids.tolist() == whole[: len(ids)], repr(head[-12:])

@@ -429,9 +429,8 @@ def teacher_table(pairs: Sequence[Pair], teacher: Teacher, tokenizer: CodeTokeni
 
 # --------------------------------------------------------------------------- batches
 def _encode(tokenizer: CodeTokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    body = max_tokens - 2
-    rows = [[tokenizer.cls_id, *ids[:body].tolist(), tokenizer.sep_id] for ids in tokenizer.encode_ids_batch(texts)]
-    return padded_batch(rows, tokenizer.pad_id)
+    heads = tokenizer.encode_ids_heads(texts, max_tokens - 2)  # the same ids as cutting whole texts
+    return padded_batch([[tokenizer.cls_id, *ids.tolist(), tokenizer.sep_id] for ids in heads], tokenizer.pad_id)
 
 
 class _Collate:
