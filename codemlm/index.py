@@ -42,7 +42,7 @@ from codemlm.chunking import chunk_source
 from codemlm.config import CorpusConfig
 from codemlm.embedder import Embedder
 from codemlm.errors import IndexStoreError, InputError
-from codemlm.identifiers import glued_words, identifier_terms, spelled_out_words, terms_text
+from codemlm.identifiers import MAX_TERM_CHARS, glued_words, identifier_terms, spelled_out_words, terms_text
 from codemlm.index_file import SCHEMA_VERSION
 from codemlm.vectors import ExactVectorStore
 
@@ -135,6 +135,12 @@ class IndexSnapshot:
     chunk_file: np.ndarray  # Int64[C], index into file_paths / file_languages
     file_paths: list[str]
     file_languages: list[str]
+
+
+# A term FTS5's ascii tokenizer keeps as one token, unchanged: lower-case ASCII letters and
+# digits, any other character, at most MAX_TERM_CHARS (what identifier_terms makes). Any
+# other term goes to FTS5 itself, which phrases, folds or cuts it.
+_ONE_TOKEN = re.compile(rf"(?:[a-z0-9]|[^\x00-\x7f]){{1,{MAX_TERM_CHARS}}}")
 
 
 def match_expression(terms: Sequence[str]) -> str:
@@ -379,7 +385,8 @@ class RepoIndex:
         if not terms:
             return []
         with self._lock:
-            if self._postings is not None and self._postings.weights == tuple(float(w) for w in weights):
+            held_ok = self._postings is not None and self._postings.weights == tuple(float(w) for w in weights)
+            if held_ok and all(_ONE_TOKEN.fullmatch(t) for t in terms):
                 held = self._current_postings()
                 if held is not None:
                     return held.top(terms, limit)

@@ -137,6 +137,13 @@ def _same_as_fts5(writer: RepoIndex, reader: RepoIndex) -> None:
         assert held == [(r.path, r.name, r.score) for r in search(writer, query, mode="lexical")], query
 
 
+def test_terms_that_are_not_one_token_go_to_fts5(two_handles) -> None:
+    _, writer, reader = two_handles
+    for terms in (["Circle", "area"], ["circle-area"], ["rectangle", "x" * 300]):
+        assert reader.lexical(terms, SEARCH_WEIGHTS, 20) == writer.lexical(terms, SEARCH_WEIGHTS, 20), terms
+    assert reader.lexical(["Circle"], SEARCH_WEIGHTS, 20)  # FTS5 folds ASCII case: found
+
+
 def test_held_postings_follow_every_write(two_handles) -> None:
     _, writer, reader = two_handles
     _same_as_fts5(writer, reader)
