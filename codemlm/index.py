@@ -458,8 +458,13 @@ class RepoIndex:
                 return None
             finally:
                 conn.execute("COMMIT")
+        first_load = self._postings_at is None or self._postings is not held
         self._postings, self._postings_at = held, (created, generation)
-        log.debug("postings of %s at generation %d: %d chunks added in %.3f s", self.path, generation, added, time.perf_counter() - started)
+        log.log(
+            logging.INFO if first_load else logging.DEBUG,
+            "search index %s: %d chunks' postings held in memory (%.0f MB; %d added in %.2f s)",
+            self.path, held.rows, held.nbytes() / 1e6, added, time.perf_counter() - started,
+        )
         return held
 
     def chunk_rows(self, chunk_ids: Sequence[int], *, with_text: bool = True) -> dict[int, ChunkRow]:
