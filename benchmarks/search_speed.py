@@ -143,8 +143,8 @@ def warm_query_times(index: Any, modes: Sequence[str], repeats: int) -> dict[str
             "load_seconds": round(loaded, 2), "postings": postings, "megabytes": round(nbytes / 1e6, 1),
             **_timed_modes(index, [m for m in modes if m != "dense"], repeats),
         }
-        for mode in out["held"]:
-            if mode in out and isinstance(out["held"][mode], dict):
+        for mode in modes:
+            if mode in out["held"]:
                 out["held"][mode]["p95_fts5_over_held"] = round(out[mode]["p95_ms"] / out["held"][mode]["p95_ms"], 1)
     return out
 

@@ -79,11 +79,9 @@ def encode_pairs(tokenizer: CodeTokenizer, queries: Sequence[str], codes: Sequen
 
     if len(queries) != len(codes):
         raise ValueError("one query per code")
-    def clean(texts: Sequence[str]) -> list[str]:
-        return [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
-
-    query_ids = tokenizer.encode_ids_heads(clean(queries), max(max_query_tokens - 2, 0))
-    code_ids = tokenizer.encode_ids_heads(clean(codes), max(max_code_tokens - 1, 0))  # a long chunk's head only: same ids
+    clean = [t.encode("utf-8", "replace").decode("utf-8") for t in [*queries, *codes]]
+    query_ids = tokenizer.encode_ids_heads(clean[: len(queries)], max(max_query_tokens - 2, 0))
+    code_ids = tokenizer.encode_ids_heads(clean[len(queries) :], max(max_code_tokens - 1, 0))  # a long chunk's head only: same ids
     rows = [
         [tokenizer.cls_id, *q.tolist(), tokenizer.sep_id, *c.tolist(), tokenizer.sep_id]
         for q, c in zip(query_ids, code_ids, strict=True)

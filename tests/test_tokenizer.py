@@ -244,18 +244,23 @@ line_texts = st.lists(
 SHIPPED_TOKENIZER = Path(__file__).parent.parent / "codemlm" / "default_model" / "tokenizer.json"
 
 
+@pytest.fixture(scope="module")
+def shipped_tokenizer() -> CodeTokenizer:
+    return CodeTokenizer.from_file(SHIPPED_TOKENIZER)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(line_texts, min_size=1, max_size=4), max_tokens=st.integers(0, 40), shipped=st.booleans())
 def test_heads_are_the_first_tokens_of_the_whole_text(
-    tokenizer: CodeTokenizer, batch: list[str], max_tokens: int, shipped: bool
+    tokenizer: CodeTokenizer, shipped_tokenizer: CodeTokenizer, batch: list[str], max_tokens: int, shipped: bool
 ) -> None:
-    used = CodeTokenizer.from_file(SHIPPED_TOKENIZER) if shipped else tokenizer
+    used = shipped_tokenizer if shipped else tokenizer
     whole = [ids[:max_tokens].tolist() for ids in used.encode_ids_batch(batch)]
     assert [ids.tolist() for ids in used.encode_ids_heads(batch, max_tokens)] == whole
 
 
-def test_heads_of_real_code_are_the_first_tokens(tokenizer: CodeTokenizer) -> None:
-    shipped = CodeTokenizer.from_file(SHIPPED_TOKENIZER)
+def test_heads_of_real_code_are_the_first_tokens(shipped_tokenizer: CodeTokenizer) -> None:
+    shipped = shipped_tokenizer
     sources = fixture_texts() + [p.read_text(encoding="utf-8") for p in sorted(Path(np.__file__).parent.glob("*.py"))]
     for max_tokens in (8, 126, 500):
         heads = shipped.encode_ids_heads(sources, max_tokens)
@@ -264,12 +269,14 @@ def test_heads_of_real_code_are_the_first_tokens(tokenizer: CodeTokenizer) -> No
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=line_texts, shipped=st.booleans())
-def test_every_head_cut_keeps_the_whole_texts_first_tokens(tokenizer: CodeTokenizer, text: str, shipped: bool) -> None:
+def test_every_head_cut_keeps_the_whole_texts_first_tokens(
+    tokenizer: CodeTokenizer, shipped_tokenizer: CodeTokenizer, text: str, shipped: bool
+) -> None:
     """The invariant itself, at every place ``_head`` may cut (a head near max_tokens long is
     where a wrong cut would show)."""
     from codemlm.tokenizer import _head
 
-    used = CodeTokenizer.from_file(SHIPPED_TOKENIZER) if shipped else tokenizer
+    used = shipped_tokenizer if shipped else tokenizer
     whole = used.encode(text).ids
     heads = sorted({_head(text, chars) for chars in range(1, len(text) + 1)}, key=len)
     for head, ids in zip(heads, used.encode_ids_batch(heads), strict=True):

@@ -132,12 +132,13 @@ def stale_stages(model_dir: Path, *, second: bool) -> list[str]:
     if not second and has_search_encoder(model_dir, SEARCH_ENCODER2_DIR):  # weighed after the encoder just replaced
         stale.append(f"{model_dir / SEARCH_ENCODER2_DIR} was weighed on the order of the search encoder just replaced; "
                      "rerun training.search_encoder --second")
-    if has_cross_encoder(model_dir) and second:  # its weight was chosen on the old order
-        stale.append(f"{model_dir / SEARCH_CROSS_DIR} was weighed on the order before this second encoder; "
-                     "rerun training.search_cross")
-    elif has_cross_encoder(model_dir):  # it was trained and weighed against the encoder just replaced
-        stale.append(f"{model_dir / SEARCH_CROSS_DIR} was trained against the previous search encoder; "
-                     "train it again (search-cross.yaml) and rerun training.search_cross")
+    if has_cross_encoder(model_dir):
+        stale.append(
+            f"{model_dir / SEARCH_CROSS_DIR} was weighed on the order before this second encoder; rerun training.search_cross"
+            if second  # its weight was chosen on the old order
+            else f"{model_dir / SEARCH_CROSS_DIR} was trained against the previous search encoder; "
+            "train it again (search-cross.yaml) and rerun training.search_cross"  # and weighed against it
+        )
     return stale
 
 
